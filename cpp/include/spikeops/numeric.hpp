@@ -1,0 +1,98 @@
+// Scalar helpers shared by the CPU and CUDA kernels: 16-bit float conversions and a vectorizable exp.
+// They are branch-free so that the compiler vectorizes the loops that call them on the CPU.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "spikeops/config.hpp"
+
+namespace spikeops {
+namespace detail {
+
+SPIKEOPS_HD uint32_t float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint32_t>(__float_as_uint(f));
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  return u;
+#endif
+}
+
+SPIKEOPS_HD float bits_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+#endif
+}
+
+// IEEE half -> float, exact for every input (normals, subnormals, inf, NaN).
+SPIKEOPS_HD float half_to_float(uint16_t h) {
+  const uint32_t sign = (static_cast<uint32_t>(h) & 0x8000u) << 16;
+  const uint32_t em = static_cast<uint32_t>(h) & 0x7fffu;
+  // Shifting exponent and mantissa into float position and scaling by 2^112 re-biases the exponent and
+  // turns half subnormals into float normals exactly.
+  const float scaled = bits_float(em << 13) * 0x1.0p112f;
+  const uint32_t inf_nan = (em << 13) | 0x7f800000u;
+  const uint32_t magnitude = em >= 0x7c00u ? inf_nan : float_bits(scaled);
+  return bits_float(sign | magnitude);
+}
+
+// float -> IEEE half, round to nearest even (M. Maratyszcza's FP16 algorithm; needs no FMA contraction).
+SPIKEOPS_HD uint16_t float_to_half(float f) {
+  const float abs_f = bits_float(float_bits(f) & 0x7fffffffu);
+  float base = (abs_f * 0x1.0p112f) * 0x1.0p-110f;
+  const uint32_t w = float_bits(f);
+  const uint32_t shl1_w = w + w;
+  const uint32_t sign = w & 0x80000000u;
+  uint32_t bias = shl1_w & 0xff000000u;
+  bias = bias < 0x71000000u ? 0x71000000u : bias;
+  base = bits_float((bias >> 1) + 0x07800000u) + base;
+  const uint32_t bits = float_bits(base);
+  const uint32_t exp_bits = (bits >> 13) & 0x00007c00u;
+  const uint32_t mantissa_bits = bits & 0x00000fffu;
+  const uint32_t nonsign = exp_bits + mantissa_bits;
+  return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xff000000u ? 0x7e00u : nonsign));
+}
+
+SPIKEOPS_HD float bfloat16_to_float(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }
+
+// float -> bfloat16, round to nearest even; NaN stays a (quiet) NaN.
+SPIKEOPS_HD uint16_t float_to_bfloat16(float f) {
+  const uint32_t u = float_bits(f);
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const bool is_nan = (u & 0x7fffffffu) > 0x7f800000u;
+  return static_cast<uint16_t>(is_nan ? ((u >> 16) | 0x0040u) : rounded);
+}
+
+// exp(x) for x <= 0 within 2 ulp (Cephes' expf polynomial). Branch-free so CPU loops vectorize; the
+// surrogates only ever need exp of a non-positive argument, so there is no overflow path.
+SPIKEOPS_HD float exp_nonpositive(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  // n = round(x / ln 2), computed as floor(x * log2(e) + 0.5) with a truncation that vectorizes.
+  const float fx = x * 1.44269504088896341f + 0.5f;
+  float n = static_cast<float>(static_cast<int32_t>(fx));
+  n = n > fx ? n - 1.0f : n;
+  // r = x - n ln 2 in two pieces, so r is exact enough for the polynomial.
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float r2 = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  const int32_t e = static_cast<int32_t>(n) + 127;  // n >= -126 after the clamp, so e >= 1
+  return p * bits_float(static_cast<uint32_t>(e) << 23);
+}
+
+SPIKEOPS_HD float abs_float(float x) { return bits_float(float_bits(x) & 0x7fffffffu); }
+
+}  // namespace detail
+}  // namespace spikeops

@@ -1,0 +1,9 @@
+// Umbrella header of the spikeops core library.
+#pragma once
+
+#include "spikeops/build_info.hpp"
+#include "spikeops/config.hpp"
+#include "spikeops/error.hpp"
+#include "spikeops/neuron.hpp"
+#include "spikeops/surrogate.hpp"
+#include "spikeops/tensor.hpp"

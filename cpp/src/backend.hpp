@@ -1,0 +1,29 @@
+// Internal: the device back ends behind the validated public entry points. Not installed.
+#pragma once
+
+#include "spikeops/neuron.hpp"
+#include "spikeops/surrogate.hpp"
+
+namespace spikeops {
+
+namespace cpu {
+void neuron_forward(const NeuronParams& p, const NeuronForwardArgs& a);
+void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a);
+void heaviside_forward(const TensorView& x, const TensorView& spike);
+void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const TensorView& x,
+                        const TensorView& grad_x);
+const char* simd_level();  // the clone the running CPU uses: "avx512", "avx2" or "baseline"
+int max_threads();
+}  // namespace cpu
+
+namespace cuda {
+bool compiled();
+const char* architectures();  // e.g. "80-real;90"
+void neuron_forward(const NeuronParams& p, const NeuronForwardArgs& a);
+void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a);
+void heaviside_forward(const TensorView& x, const TensorView& spike, void* stream);
+void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const TensorView& x,
+                        const TensorView& grad_x, void* stream);
+}  // namespace cuda
+
+}  // namespace spikeops

@@ -1,0 +1,83 @@
+// Runtime SIMD selection for the CPU kernels, and the row load/store helpers they share.
+//
+// Hot loops are function templates marked SPIKEOPS_CPU_CLONES: GCC and Clang compile each one for AVX-512
+// (x86-64-v4), AVX2 (x86-64-v3) and the baseline, and pick the best the running CPU supports when the library
+// is loaded. Nothing assumes the build machine's SIMD level.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "spikeops/numeric.hpp"
+#include "spikeops/tensor.hpp"
+
+#if defined(SPIKEOPS_ENABLE_CLONES) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    defined(__ELF__)
+#define SPIKEOPS_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define SPIKEOPS_CPU_HAS_CLONES 1
+#else
+#define SPIKEOPS_CPU_CLONES
+#define SPIKEOPS_CPU_HAS_CLONES 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SPIKEOPS_CPU_INLINE inline __attribute__((always_inline))
+#else
+#define SPIKEOPS_CPU_INLINE inline
+#endif
+
+namespace spikeops {
+namespace cpu {
+
+// Neurons are processed in blocks of this many: a block's state lives in L1 while the time loop runs.
+constexpr int kBlock = 512;
+
+// out[0:n] = float(row[offset : offset+n]) for a float32/float16/bfloat16 row.
+SPIKEOPS_CPU_INLINE void load_row(DType dtype, const void* base, int64_t offset, int n, float* out) {
+  switch (dtype) {
+    case DType::kFloat32:
+      std::memcpy(out, static_cast<const float*>(base) + offset, sizeof(float) * static_cast<size_t>(n));
+      return;
+    case DType::kFloat16: {
+      const uint16_t* in = static_cast<const uint16_t*>(base) + offset;
+      for (int i = 0; i < n; ++i) out[i] = detail::half_to_float(in[i]);
+      return;
+    }
+    case DType::kBFloat16: {
+      const uint16_t* in = static_cast<const uint16_t*>(base) + offset;
+      for (int i = 0; i < n; ++i) out[i] = detail::bfloat16_to_float(in[i]);
+      return;
+    }
+    default:
+      return;  // excluded by validation
+  }
+}
+
+// row[offset : offset+n] = in[0:n] converted to dtype (uint8 only ever receives spikes, 0 or 1).
+SPIKEOPS_CPU_INLINE void store_row(DType dtype, void* base, int64_t offset, int n, const float* in) {
+  switch (dtype) {
+    case DType::kFloat32:
+      std::memcpy(static_cast<float*>(base) + offset, in, sizeof(float) * static_cast<size_t>(n));
+      return;
+    case DType::kFloat16: {
+      uint16_t* out = static_cast<uint16_t*>(base) + offset;
+      for (int i = 0; i < n; ++i) out[i] = detail::float_to_half(in[i]);
+      return;
+    }
+    case DType::kBFloat16: {
+      uint16_t* out = static_cast<uint16_t*>(base) + offset;
+      for (int i = 0; i < n; ++i) out[i] = detail::float_to_bfloat16(in[i]);
+      return;
+    }
+    case DType::kUInt8: {
+      uint8_t* out = static_cast<uint8_t*>(base) + offset;
+      for (int i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(in[i]);
+      return;
+    }
+    default:
+      return;  // excluded by validation
+  }
+}
+
+}  // namespace cpu
+}  // namespace spikeops

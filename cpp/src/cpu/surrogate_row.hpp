@@ -1,0 +1,38 @@
+// out[i] = σ'(x[i] - shift) over a row, one vectorizable loop per surrogate kind.
+#pragma once
+
+#include "cpu/simd.hpp"
+#include "spikeops/surrogate.hpp"
+
+namespace spikeops {
+namespace cpu {
+
+template <SurrogateKind K>
+SPIKEOPS_CPU_INLINE void surrogate_row_kind(float alpha, float beta, const float* x, float shift, int n,
+                                            float* out) {
+  for (int i = 0; i < n; ++i) out[i] = surrogate_grad(K, alpha, beta, x[i] - shift);
+}
+
+// The switch runs once per row, so each loop body sees a constant kind and vectorizes.
+SPIKEOPS_CPU_INLINE void surrogate_row(const Surrogate& s, const float* x, float shift, int n, float* out) {
+  switch (s.kind) {
+#define SPIKEOPS_SURROGATE_CASE(KIND)                                 \
+  case SurrogateKind::KIND:                                           \
+    surrogate_row_kind<SurrogateKind::KIND>(s.alpha, s.beta, x, shift, n, out); \
+    return;
+    SPIKEOPS_SURROGATE_CASE(kSigmoid)
+    SPIKEOPS_SURROGATE_CASE(kATan)
+    SPIKEOPS_SURROGATE_CASE(kPiecewiseQuadratic)
+    SPIKEOPS_SURROGATE_CASE(kPiecewiseExp)
+    SPIKEOPS_SURROGATE_CASE(kSoftSign)
+    SPIKEOPS_SURROGATE_CASE(kSuperSpike)
+    SPIKEOPS_SURROGATE_CASE(kErf)
+    SPIKEOPS_SURROGATE_CASE(kRect)
+    SPIKEOPS_SURROGATE_CASE(kPiecewiseLeakyReLU)
+    SPIKEOPS_SURROGATE_CASE(kFastSigmoid)
+#undef SPIKEOPS_SURROGATE_CASE
+  }
+}
+
+}  // namespace cpu
+}  // namespace spikeops

@@ -1,0 +1,24 @@
+// Compiled instead of cuda/ when the library is built without CUDA: every CUDA entry point says so.
+#include "backend.hpp"
+#include "spikeops/error.hpp"
+
+namespace spikeops {
+namespace cuda {
+namespace {
+[[noreturn]] void no_cuda() {
+  throw Error("a tensor is on a CUDA device, but this spikeops was built without CUDA "
+              "(rebuild with nvcc on the PATH or -DSPIKEOPS_CUDA=ON)");
+}
+}  // namespace
+
+bool compiled() { return false; }
+const char* architectures() { return ""; }
+void neuron_forward(const NeuronParams&, const NeuronForwardArgs&) { no_cuda(); }
+void neuron_backward(const NeuronParams&, const NeuronBackwardArgs&) { no_cuda(); }
+void heaviside_forward(const TensorView&, const TensorView&, void*) { no_cuda(); }
+void surrogate_backward(const Surrogate&, const TensorView&, const TensorView&, const TensorView&, void*) {
+  no_cuda();
+}
+
+}  // namespace cuda
+}  // namespace spikeops

@@ -1,0 +1,97 @@
+// Public entry points of the standalone spike function: validation, then the CPU or CUDA kernel.
+#include "spikeops/surrogate.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "backend.hpp"
+#include "spikeops/error.hpp"
+#include "validate.hpp"
+
+namespace spikeops {
+
+const char* surrogate_name(SurrogateKind kind) {
+  switch (kind) {
+    case SurrogateKind::kSigmoid: return "Sigmoid";
+    case SurrogateKind::kATan: return "ATan";
+    case SurrogateKind::kPiecewiseQuadratic: return "PiecewiseQuadratic";
+    case SurrogateKind::kPiecewiseExp: return "PiecewiseExp";
+    case SurrogateKind::kSoftSign: return "SoftSign";
+    case SurrogateKind::kSuperSpike: return "SuperSpike";
+    case SurrogateKind::kErf: return "Erf";
+    case SurrogateKind::kRect: return "Rect";
+    case SurrogateKind::kPiecewiseLeakyReLU: return "PiecewiseLeakyReLU";
+    case SurrogateKind::kFastSigmoid: return "FastSigmoid";
+  }
+  return "unknown surrogate";
+}
+
+Surrogate default_surrogate(SurrogateKind kind) {
+  switch (kind) {
+    case SurrogateKind::kSigmoid: return {kind, 4.0f, 0.0f};
+    case SurrogateKind::kATan: return {kind, 2.0f, 0.0f};
+    case SurrogateKind::kSoftSign: return {kind, 2.0f, 0.0f};
+    case SurrogateKind::kErf: return {kind, 2.0f, 0.0f};
+    case SurrogateKind::kPiecewiseLeakyReLU: return {kind, 1.0f, 0.01f};
+    case SurrogateKind::kFastSigmoid: return {kind, 25.0f, 0.0f};
+    default: return {kind, 1.0f, 0.0f};
+  }
+}
+
+void validate_surrogate(const Surrogate& s, const char* arg_name) {
+  const int kind = static_cast<int>(s.kind);
+  const std::string name(arg_name);
+  if (kind < 0 || kind >= kNumSurrogateKinds) {
+    throw Error(name + ".kind must be a SurrogateKind in [0, " + std::to_string(kNumSurrogateKinds) + "), got " +
+                std::to_string(kind));
+  }
+  if (!(s.alpha > 0.0f) || !std::isfinite(s.alpha)) {
+    throw Error(name + ".alpha of " + surrogate_name(s.kind) + " must be a finite number > 0, got " +
+                std::to_string(s.alpha));
+  }
+  if (!std::isfinite(s.beta)) {
+    throw Error(name + ".beta of " + surrogate_name(s.kind) + " must be finite, got " + std::to_string(s.beta));
+  }
+}
+
+namespace {
+constexpr auto kFloat32 = DType::kFloat32;
+constexpr auto kFloat16 = DType::kFloat16;
+constexpr auto kBFloat16 = DType::kBFloat16;
+constexpr auto kUInt8 = DType::kUInt8;
+}  // namespace
+
+void heaviside_forward(const TensorView& x, const TensorView& spike, void* stream) {
+  validate::Checker check("heaviside_forward");
+  check.tensor(x, "x", x.ndim, {kFloat32, kFloat16, kBFloat16});
+  check.tensor(spike, "spike", x.ndim, {kFloat32, kFloat16, kBFloat16, kUInt8});
+  check.same_shape(spike, "spike", x, "x");
+  check.same_device(spike, "spike", x, "x");
+  if (x.numel() == 0) return;
+  if (x.device == Device::kCUDA) {
+    cuda::heaviside_forward(x, spike, stream);
+  } else {
+    cpu::heaviside_forward(x, spike);
+  }
+}
+
+void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const TensorView& x,
+                        const TensorView& grad_x, void* stream) {
+  validate::Checker check("surrogate_backward");
+  validate_surrogate(s);
+  check.tensor(x, "x", x.ndim, {kFloat32, kFloat16, kBFloat16});
+  check.tensor(grad_spike, "grad_spike", x.ndim, {kFloat32, kFloat16, kBFloat16});
+  check.tensor(grad_x, "grad_x", x.ndim, {kFloat32, kFloat16, kBFloat16});
+  check.same_shape(grad_spike, "grad_spike", x, "x");
+  check.same_shape(grad_x, "grad_x", x, "x");
+  check.same_device(grad_spike, "grad_spike", x, "x");
+  check.same_device(grad_x, "grad_x", x, "x");
+  if (x.numel() == 0) return;
+  if (x.device == Device::kCUDA) {
+    cuda::surrogate_backward(s, grad_spike, x, grad_x, stream);
+  } else {
+    cpu::surrogate_backward(s, grad_spike, x, grad_x);
+  }
+}
+
+}  // namespace spikeops

@@ -1,0 +1,34 @@
+"""spikeops: spiking neural networks for PyTorch on fused C++/CUDA kernels.
+
+SpikingJelly-style API::
+
+    from spikeops import neuron, surrogate, functional, layer
+    node = neuron.LIFNode(tau=2.0, surrogate_function=surrogate.ATan(), step_mode='m')
+    spikes = node(x_seq)          # x_seq: [T, N, *]
+    functional.reset_net(node)
+"""
+
+from __future__ import annotations
+
+from . import _C
+from . import _ops  # noqa: F401  (registers the torch.library ops)
+from . import base, functional, layer, neuron, surrogate
+
+__version__ = "0.1.0"
+
+__all__ = ["build_info", "neuron", "surrogate", "functional", "layer", "base", "__version__"]
+
+
+def build_info() -> dict:
+    """What this build contains.
+
+    Returns:
+        dict: ``version``, ``cpu_simd`` (the SIMD level the CPU kernels use on this machine: avx512, avx2 or
+        baseline), ``cpu_simd_compiled``, ``openmp``, ``openmp_threads``, ``cuda`` (compiled with CUDA),
+        ``cuda_architectures``, and ``cuda_available`` (compiled with CUDA and a GPU visible to torch).
+    """
+    import torch
+
+    info = dict(_C.build_info())
+    info["cuda_available"] = bool(info["cuda"] and torch.cuda.is_available())
+    return info

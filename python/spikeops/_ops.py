@@ -1,0 +1,265 @@
+"""torch.library custom ops over the C++/CUDA core.
+
+Every kernel is an op in the ``spikeops`` namespace with a fake implementation (shapes and dtypes only, so
+``torch.compile(fullgraph=True)`` traces through it) and, where it is differentiable, an autograd formula
+whose backward is itself a custom op. The ops take flat ``[T, N]`` tensors; the modules in
+:mod:`spikeops.neuron` and :mod:`spikeops.surrogate` do the reshaping and the friendly argument checks.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _C
+
+__all__ = ["neuron_forward", "neuron_backward", "spike_fn", "surrogate_backward", "CUDA_BUILT"]
+
+CUDA_BUILT: bool = bool(_C.build_info()["cuda"])
+_DEVICE_TYPES = ("cpu", "cuda") if CUDA_BUILT else ("cpu",)
+
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
+_CORE_DTYPE = {
+    torch.float32: _C.DType.float32,
+    torch.float16: _C.DType.float16,
+    torch.bfloat16: _C.DType.bfloat16,
+    torch.uint8: _C.DType.uint8,
+    torch.float64: _C.DType.float64,
+}
+
+
+def _view(t: Optional[Tensor]) -> "_C.TensorView":
+    """Describe a tensor to the core (pointer, dtype, shape, strides, device); None -> an absent view."""
+    if t is None:
+        return _C.TensorView()
+    if t.dtype not in _CORE_DTYPE:
+        raise TypeError(f"spikeops kernels do not take dtype {t.dtype}")
+    if t.device.type == "cuda":
+        device, index = _C.Device.cuda, t.device.index or 0
+    elif t.device.type == "cpu":
+        device, index = _C.Device.cpu, 0
+    else:
+        raise ValueError(f"spikeops kernels run on cpu or cuda tensors, got a tensor on {t.device}")
+    return _C.TensorView(t.data_ptr(), _CORE_DTYPE[t.dtype], list(t.shape), list(t.stride()), device, index)
+
+
+def _stream(t: Tensor) -> int:
+    # Read on every call: the caller may have switched streams since the last one.
+    return torch.cuda.current_stream(t.device).cuda_stream if t.device.type == "cuda" else 0
+
+
+def _neuron_params(neuron_kind: int, v_threshold: float, v_reset: Optional[float], tau: float,
+                   decay_input: bool, detach_reset: bool, surrogate_kind: int, alpha: float,
+                   beta: float) -> "_C.NeuronParams":
+    p = _C.NeuronParams()
+    p.kind = _C.NeuronKind(neuron_kind)
+    p.v_threshold = v_threshold
+    p.hard_reset = v_reset is not None
+    p.v_reset = 0.0 if v_reset is None else v_reset
+    p.tau = tau
+    p.decay_input = decay_input
+    p.detach_reset = detach_reset
+    p.surrogate = _C.Surrogate(_C.SurrogateKind(surrogate_kind), alpha, beta)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Multi-step neuron
+# ---------------------------------------------------------------------------------------------------------
+
+@torch.library.custom_op("spikeops::neuron_forward", mutates_args=(), device_types=_DEVICE_TYPES)
+def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuron_kind: int,
+                   v_threshold: float, v_reset: Optional[float], tau: float, decay_input: bool,
+                   detach_reset: bool, surrogate_kind: int, alpha: float, beta: float,
+                   spike_dtype: torch.dtype, store_h_seq: bool,
+                   store_v_seq: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Fused multi-step neuron forward.
+
+    Args:
+        x_seq (Tensor): [T, N] input current, float32/float16/bfloat16, contiguous.
+        v_init (Tensor): [N] float32 membrane potential before step 0.
+        decay (Tensor, optional): [1] float32 k = sigmoid(w), ParametricLIF only.
+        neuron_kind (int): 0 IF, 1 LIF, 2 ParametricLIF.
+        v_reset (float, optional): hard-reset potential; None for the soft reset.
+        spike_dtype (torch.dtype): dtype of the spikes: float32/float16/bfloat16/uint8.
+        store_h_seq (bool): also return H (what the backward needs); False for inference.
+        store_v_seq (bool): also return V after every step.
+
+    Returns:
+        spike_seq [T, N] (spike_dtype), v_final [N] float32, h_seq [T, N] float32 (or [0] when not stored),
+        v_seq [T, N] float32 (or [0] when not stored).
+    """
+    T, N = x_seq.shape
+    spike_seq = torch.empty((T, N), dtype=spike_dtype, device=x_seq.device)
+    v_final = torch.empty((N,), dtype=torch.float32, device=x_seq.device)
+    h_seq = torch.empty((T, N) if store_h_seq else (0,), dtype=torch.float32, device=x_seq.device)
+    v_seq = torch.empty((T, N) if store_v_seq else (0,), dtype=torch.float32, device=x_seq.device)
+    args = _C.NeuronForwardArgs()
+    args.x_seq = _view(x_seq)
+    args.v_init = _view(v_init)
+    args.decay = _view(decay if neuron_kind == 2 else None)
+    args.spike_seq = _view(spike_seq)
+    args.v_final = _view(v_final)
+    args.h_seq = _view(h_seq if store_h_seq else None)
+    args.v_seq = _view(v_seq if store_v_seq else None)
+    args.stream = _stream(x_seq)
+    params = _neuron_params(neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
+                            surrogate_kind, alpha, beta)
+    _C.neuron_multistep_forward(params, args)
+    return spike_seq, v_final, h_seq, v_seq
+
+
+@neuron_forward.register_fake
+def _(x_seq, v_init, decay, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
+      surrogate_kind, alpha, beta, spike_dtype, store_h_seq, store_v_seq):
+    T, N = x_seq.shape
+    new = x_seq.new_empty
+    return (new((T, N), dtype=spike_dtype), new((N,), dtype=torch.float32),
+            new((T, N) if store_h_seq else (0,), dtype=torch.float32),
+            new((T, N) if store_v_seq else (0,), dtype=torch.float32))
+
+
+@torch.library.custom_op("spikeops::neuron_backward", mutates_args=(), device_types=_DEVICE_TYPES)
+def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v_final: Optional[Tensor],
+                    h_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuron_kind: int,
+                    v_threshold: float, v_reset: Optional[float], tau: float, decay_input: bool,
+                    detach_reset: bool, surrogate_kind: int, alpha: float, beta: float,
+                    grad_x_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Fused multi-step neuron backward (surrogate gradient through T steps).
+
+    Args:
+        grad_spike_seq (Tensor): [T, N] float32/float16/bfloat16 gradient of the spikes.
+        grad_v_seq (Tensor, optional): [T, N] float32 gradient of v_seq.
+        grad_v_final (Tensor, optional): [N] float32 gradient of the final membrane potential.
+        h_seq (Tensor): [T, N] float32 charged potential saved by the forward.
+        v_init (Tensor): [N] float32 initial potential (read by ParametricLIF only).
+        grad_x_dtype (torch.dtype): dtype of grad_x_seq (the input's dtype).
+
+    Returns:
+        grad_x_seq [T, N] (grad_x_dtype), grad_v_init [N] float32, grad_decay [N] float32 per-neuron
+        dL/dk summed over time (ParametricLIF; [0] otherwise).
+    """
+    T, N = h_seq.shape
+    device = h_seq.device
+    grad_x_seq = torch.empty((T, N), dtype=grad_x_dtype, device=device)
+    grad_v_init = torch.empty((N,), dtype=torch.float32, device=device)
+    grad_decay = torch.empty((N,) if neuron_kind == 2 else (0,), dtype=torch.float32, device=device)
+    args = _C.NeuronBackwardArgs()
+    args.grad_spike_seq = _view(grad_spike_seq)
+    args.grad_v_seq = _view(grad_v_seq)
+    args.grad_v_final = _view(grad_v_final)
+    args.h_seq = _view(h_seq)
+    args.v_init = _view(v_init if neuron_kind == 2 else None)
+    args.decay = _view(decay if neuron_kind == 2 else None)
+    args.grad_x_seq = _view(grad_x_seq)
+    args.grad_v_init = _view(grad_v_init)
+    args.grad_decay = _view(grad_decay if neuron_kind == 2 else None)
+    args.stream = _stream(h_seq)
+    params = _neuron_params(neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
+                            surrogate_kind, alpha, beta)
+    _C.neuron_multistep_backward(params, args)
+    return grad_x_seq, grad_v_init, grad_decay
+
+
+@neuron_backward.register_fake
+def _(grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay, neuron_kind, v_threshold, v_reset,
+      tau, decay_input, detach_reset, surrogate_kind, alpha, beta, grad_x_dtype):
+    T, N = h_seq.shape
+    new = h_seq.new_empty
+    return (new((T, N), dtype=grad_x_dtype), new((N,), dtype=torch.float32),
+            new((N,) if neuron_kind == 2 else (0,), dtype=torch.float32))
+
+
+_NEURON_FLAGS = ("neuron_kind", "v_threshold", "v_reset", "tau", "decay_input", "detach_reset",
+                 "surrogate_kind", "alpha", "beta")
+
+
+def _neuron_setup_context(ctx, inputs, output):
+    x_seq, v_init, decay = inputs[0], inputs[1], inputs[2]
+    ctx.flags = dict(zip(_NEURON_FLAGS, inputs[3:12]))
+    ctx.store_v_seq = inputs[14]
+    ctx.x_dtype = x_seq.dtype
+    if not inputs[13]:
+        # Without H the backward cannot run; the module asks for H whenever a gradient may be needed.
+        ctx.has_h = False
+        ctx.save_for_backward(v_init, decay)
+        return
+    ctx.has_h = True
+    ctx.save_for_backward(output[2], v_init, decay)
+
+
+def _neuron_backward(ctx, grad_spike_seq, grad_v_final, grad_h_seq, grad_v_seq):
+    if not ctx.has_h:
+        raise RuntimeError("spikeops.neuron_forward was called with store_h_seq=False, so it cannot be "
+                           "differentiated; pass store_h_seq=True when gradients are needed")
+    h_seq, v_init, decay = ctx.saved_tensors
+    if grad_spike_seq is None or not grad_spike_seq.is_floating_point():
+        grad_spike_seq = torch.zeros_like(h_seq, dtype=ctx.x_dtype)
+    grad_x, grad_v_init, grad_decay = neuron_backward(
+        grad_spike_seq.contiguous(),
+        grad_v_seq.contiguous() if ctx.store_v_seq and grad_v_seq is not None else None,
+        grad_v_final.contiguous() if grad_v_final is not None else None,
+        h_seq, v_init, decay, grad_x_dtype=ctx.x_dtype, **ctx.flags)
+    grad_k = grad_decay.sum().reshape(1).to(decay.dtype) if ctx.flags["neuron_kind"] == 2 else None
+    return (grad_x, grad_v_init, grad_k) + (None,) * 12
+
+
+torch.library.register_autograd("spikeops::neuron_forward", _neuron_backward,
+                                setup_context=_neuron_setup_context)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Standalone spike function (what a surrogate object computes when called on a tensor)
+# ---------------------------------------------------------------------------------------------------------
+
+@torch.library.custom_op("spikeops::spike_fn", mutates_args=(), device_types=_DEVICE_TYPES)
+def spike_fn(x: Tensor, surrogate_kind: int, alpha: float, beta: float) -> Tensor:
+    """Heaviside step Θ(x) = (x >= 0) in x's dtype; its gradient is the surrogate σ'(x).
+
+    Args:
+        x (Tensor): any shape, float32/float16/bfloat16, contiguous.
+        surrogate_kind (int): a ``spikeops._C.SurrogateKind`` value; alpha and beta its parameters.
+
+    Returns:
+        Tensor: spikes of x's shape and dtype, exactly 0 or 1.
+    """
+    spike = torch.empty_like(x)
+    _C.heaviside_forward(_view(x), _view(spike), _stream(x))
+    return spike
+
+
+@spike_fn.register_fake
+def _(x, surrogate_kind, alpha, beta):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("spikeops::surrogate_backward", mutates_args=(), device_types=_DEVICE_TYPES)
+def surrogate_backward(grad_spike: Tensor, x: Tensor, surrogate_kind: int, alpha: float,
+                       beta: float) -> Tensor:
+    """grad_x = grad_spike * σ'(x), elementwise, in x's dtype (computed in float32)."""
+    grad_x = torch.empty_like(x)
+    _C.surrogate_backward(_C.Surrogate(_C.SurrogateKind(surrogate_kind), alpha, beta), _view(grad_spike),
+                          _view(x), _view(grad_x), _stream(x))
+    return grad_x
+
+
+@surrogate_backward.register_fake
+def _(grad_spike, x, surrogate_kind, alpha, beta):
+    return torch.empty_like(x)
+
+
+def _spike_fn_setup_context(ctx, inputs, output):
+    x, ctx.surrogate_kind, ctx.alpha, ctx.beta = inputs
+    ctx.save_for_backward(x)
+
+
+def _spike_fn_backward(ctx, grad_spike):
+    (x,) = ctx.saved_tensors
+    grad_x = surrogate_backward(grad_spike.contiguous(), x, ctx.surrogate_kind, ctx.alpha, ctx.beta)
+    return grad_x, None, None, None
+
+
+torch.library.register_autograd("spikeops::spike_fn", _spike_fn_backward, setup_context=_spike_fn_setup_context)

@@ -1,0 +1,113 @@
+"""Step-mode-aware layers (SpikingJelly's ``layer``): a multi-step network fits in one ``nn.Sequential``.
+
+In ``step_mode='m'`` the stateless layers fold time into the batch (``[T, N, *] -> [T*N, *]``), run, and
+unfold; in ``'s'`` they are the plain torch layers.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .base import StepModule, check_step_mode
+
+__all__ = ["SeqToANNContainer", "MultiStepContainer", "Linear", "Conv2d", "Flatten", "MaxPool2d",
+           "AvgPool2d", "BatchNorm2d", "Dropout"]
+
+
+def _seq_to_ann(module_forward, x_seq: Tensor, owner: str) -> Tensor:
+    if x_seq.dim() < 2:
+        raise ValueError(f"{owner}: in step_mode='m' the input must be [T, N, *], got shape {tuple(x_seq.shape)}")
+    T, N = x_seq.shape[0], x_seq.shape[1]
+    y = module_forward(x_seq.flatten(0, 1))
+    return y.view((T, N) + tuple(y.shape[1:]))
+
+
+class SeqToANNContainer(nn.Sequential):
+    """Runs stateless modules on a sequence [T, N, *] by folding T into the batch dimension."""
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        return _seq_to_ann(super().forward, x_seq, "SeqToANNContainer")
+
+
+class MultiStepContainer(nn.Sequential):
+    """Runs single-step modules over a sequence [T, N, *], one step at a time."""
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        return torch.stack([super(MultiStepContainer, self).forward(x) for x in x_seq.unbind(0)])
+
+
+class _StepModeLayer(StepModule):
+    def _init_step_mode(self, step_mode: str) -> None:
+        self.step_mode = check_step_mode(step_mode, type(self).__name__)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.step_mode == "s":
+            return super().forward(x)
+        return _seq_to_ann(super().forward, x, type(self).__name__)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", step_mode={self.step_mode}"
+
+
+class Linear(_StepModeLayer, nn.Linear):
+    """``nn.Linear`` that also takes [T, N, in_features] in step_mode='m'."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, step_mode: str = "s", **kw):
+        super().__init__(in_features, out_features, bias, **kw)
+        self._init_step_mode(step_mode)
+
+
+class Conv2d(_StepModeLayer, nn.Conv2d):
+    """``nn.Conv2d`` that also takes [T, N, C, H, W] in step_mode='m'."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", step_mode: str = "s", **kw):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, **kw)
+        self._init_step_mode(step_mode)
+
+
+class Flatten(_StepModeLayer, nn.Flatten):
+    """``nn.Flatten``; in step_mode='m' the time dimension is kept."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1, step_mode: str = "s"):
+        super().__init__(start_dim, end_dim)
+        self._init_step_mode(step_mode)
+
+
+class MaxPool2d(_StepModeLayer, nn.MaxPool2d):
+    """``nn.MaxPool2d`` that also takes [T, N, C, H, W] in step_mode='m'."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False, step_mode: str = "s"):
+        super().__init__(kernel_size, stride, padding, dilation, return_indices, ceil_mode)
+        self._init_step_mode(step_mode)
+
+
+class AvgPool2d(_StepModeLayer, nn.AvgPool2d):
+    """``nn.AvgPool2d`` that also takes [T, N, C, H, W] in step_mode='m'."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: Optional[int] = None, step_mode: str = "s"):
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        self._init_step_mode(step_mode)
+
+
+class BatchNorm2d(_StepModeLayer, nn.BatchNorm2d):
+    """``nn.BatchNorm2d``; in step_mode='m' statistics are taken over time and batch together."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, step_mode: str = "s", **kw):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, **kw)
+        self._init_step_mode(step_mode)
+
+
+class Dropout(_StepModeLayer, nn.Dropout):
+    """``nn.Dropout``; in step_mode='m' each time step draws its own mask (SpikingJelly shares one mask)."""
+
+    def __init__(self, p: float = 0.5, step_mode: str = "s"):
+        super().__init__(p)
+        self._init_step_mode(step_mode)

@@ -1,0 +1,141 @@
+// pybind11 module spikeops._C: the core's structs and entry points. Tensors cross as TensorViews built from
+// integer data pointers; the GIL is released around every kernel call; C++ exceptions become Python ones
+// (spikeops::Error, a std::invalid_argument, becomes ValueError; DeviceError becomes RuntimeError).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "spikeops/spikeops.hpp"
+
+namespace py = pybind11;
+using namespace spikeops;
+
+namespace {
+
+TensorView tensor_view(std::uintptr_t data, DType dtype, const std::vector<int64_t>& shape,
+                       const std::vector<int64_t>& strides, Device device, int device_index) {
+  if (shape.size() != strides.size()) throw Error("TensorView: shape and strides must have the same length");
+  TensorView t = make_tensor_view(reinterpret_cast<void*>(data), dtype, shape.data(),
+                                  static_cast<int>(shape.size()), device, device_index);
+  for (size_t i = 0; i < strides.size(); ++i) t.strides[i] = strides[i];
+  return t;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "spikeops core kernels (C++/CUDA); use the spikeops package, not this module, directly";
+
+  py::enum_<DType>(m, "DType")
+      .value("float32", DType::kFloat32)
+      .value("float16", DType::kFloat16)
+      .value("bfloat16", DType::kBFloat16)
+      .value("uint8", DType::kUInt8)
+      .value("float64", DType::kFloat64);
+  py::enum_<Device>(m, "Device").value("cpu", Device::kCPU).value("cuda", Device::kCUDA);
+
+  py::class_<TensorView>(m, "TensorView")
+      .def(py::init<>())
+      .def(py::init(&tensor_view), py::arg("data"), py::arg("dtype"), py::arg("shape"), py::arg("strides"),
+           py::arg("device") = Device::kCPU, py::arg("device_index") = 0)
+      .def_property_readonly("numel", &TensorView::numel)
+      .def("__repr__", [](const TensorView& t) {
+        return "TensorView(" + std::string(dtype_name(t.dtype)) + ", " + t.shape_string() + ", " +
+               device_name(t.device) + ")";
+      });
+
+  py::enum_<SurrogateKind>(m, "SurrogateKind")
+      .value("Sigmoid", SurrogateKind::kSigmoid)
+      .value("ATan", SurrogateKind::kATan)
+      .value("PiecewiseQuadratic", SurrogateKind::kPiecewiseQuadratic)
+      .value("PiecewiseExp", SurrogateKind::kPiecewiseExp)
+      .value("SoftSign", SurrogateKind::kSoftSign)
+      .value("SuperSpike", SurrogateKind::kSuperSpike)
+      .value("Erf", SurrogateKind::kErf)
+      .value("Rect", SurrogateKind::kRect)
+      .value("PiecewiseLeakyReLU", SurrogateKind::kPiecewiseLeakyReLU)
+      .value("FastSigmoid", SurrogateKind::kFastSigmoid);
+
+  py::class_<Surrogate>(m, "Surrogate")
+      .def(py::init([](SurrogateKind kind, float alpha, float beta) { return Surrogate{kind, alpha, beta}; }),
+           py::arg("kind"), py::arg("alpha"), py::arg("beta") = 0.0f)
+      .def_readwrite("kind", &Surrogate::kind)
+      .def_readwrite("alpha", &Surrogate::alpha)
+      .def_readwrite("beta", &Surrogate::beta);
+
+  py::enum_<NeuronKind>(m, "NeuronKind")
+      .value("IF", NeuronKind::kIF)
+      .value("LIF", NeuronKind::kLIF)
+      .value("ParametricLIF", NeuronKind::kParametricLIF);
+
+  py::class_<NeuronParams>(m, "NeuronParams")
+      .def(py::init<>())
+      .def_readwrite("kind", &NeuronParams::kind)
+      .def_readwrite("v_threshold", &NeuronParams::v_threshold)
+      .def_readwrite("hard_reset", &NeuronParams::hard_reset)
+      .def_readwrite("v_reset", &NeuronParams::v_reset)
+      .def_readwrite("tau", &NeuronParams::tau)
+      .def_readwrite("decay_input", &NeuronParams::decay_input)
+      .def_readwrite("detach_reset", &NeuronParams::detach_reset)
+      .def_readwrite("surrogate", &NeuronParams::surrogate);
+
+  py::class_<NeuronForwardArgs>(m, "NeuronForwardArgs")
+      .def(py::init<>())
+      .def_readwrite("x_seq", &NeuronForwardArgs::x_seq)
+      .def_readwrite("v_init", &NeuronForwardArgs::v_init)
+      .def_readwrite("decay", &NeuronForwardArgs::decay)
+      .def_readwrite("spike_seq", &NeuronForwardArgs::spike_seq)
+      .def_readwrite("v_final", &NeuronForwardArgs::v_final)
+      .def_readwrite("h_seq", &NeuronForwardArgs::h_seq)
+      .def_readwrite("v_seq", &NeuronForwardArgs::v_seq)
+      .def_property(
+          "stream", [](const NeuronForwardArgs& a) { return reinterpret_cast<std::uintptr_t>(a.stream); },
+          [](NeuronForwardArgs& a, std::uintptr_t s) { a.stream = reinterpret_cast<void*>(s); });
+
+  py::class_<NeuronBackwardArgs>(m, "NeuronBackwardArgs")
+      .def(py::init<>())
+      .def_readwrite("grad_spike_seq", &NeuronBackwardArgs::grad_spike_seq)
+      .def_readwrite("grad_v_seq", &NeuronBackwardArgs::grad_v_seq)
+      .def_readwrite("grad_v_final", &NeuronBackwardArgs::grad_v_final)
+      .def_readwrite("h_seq", &NeuronBackwardArgs::h_seq)
+      .def_readwrite("v_init", &NeuronBackwardArgs::v_init)
+      .def_readwrite("decay", &NeuronBackwardArgs::decay)
+      .def_readwrite("grad_x_seq", &NeuronBackwardArgs::grad_x_seq)
+      .def_readwrite("grad_v_init", &NeuronBackwardArgs::grad_v_init)
+      .def_readwrite("grad_decay", &NeuronBackwardArgs::grad_decay)
+      .def_property(
+          "stream", [](const NeuronBackwardArgs& a) { return reinterpret_cast<std::uintptr_t>(a.stream); },
+          [](NeuronBackwardArgs& a, std::uintptr_t s) { a.stream = reinterpret_cast<void*>(s); });
+
+  m.def("neuron_multistep_forward", &neuron_multistep_forward, py::arg("params"), py::arg("args"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("neuron_multistep_backward", &neuron_multistep_backward, py::arg("params"), py::arg("args"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "heaviside_forward",
+      [](const TensorView& x, const TensorView& spike, std::uintptr_t stream) {
+        heaviside_forward(x, spike, reinterpret_cast<void*>(stream));
+      },
+      py::arg("x"), py::arg("spike"), py::arg("stream") = 0, py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "surrogate_backward",
+      [](const Surrogate& s, const TensorView& grad_spike, const TensorView& x, const TensorView& grad_x,
+         std::uintptr_t stream) { surrogate_backward(s, grad_spike, x, grad_x, reinterpret_cast<void*>(stream)); },
+      py::arg("surrogate"), py::arg("grad_spike"), py::arg("x"), py::arg("grad_x"), py::arg("stream") = 0,
+      py::call_guard<py::gil_scoped_release>());
+
+  m.def("build_info", [] {
+    const BuildInfo info = build_info();
+    py::dict d;
+    d["version"] = info.version;
+    d["cpu_simd"] = info.cpu_simd;
+    d["cpu_simd_compiled"] = info.cpu_simd_compiled;
+    d["openmp"] = info.openmp;
+    d["openmp_threads"] = info.openmp_threads;
+    d["cuda"] = info.cuda;
+    d["cuda_architectures"] = info.cuda_architectures;
+    return d;
+  });
+}
