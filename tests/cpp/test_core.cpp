@@ -1,0 +1,317 @@
+// Tests of the core library through its public headers only: the numbers of the neuron kernels against a
+// scalar re-statement of the contract, the surrogate formulas, the 16-bit conversions, and the error paths.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "spikeops/spikeops.hpp"
+
+using namespace spikeops;
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+
+#define CHECK(cond)                                                           \
+  do {                                                                        \
+    ++g_checks;                                                               \
+    if (!(cond)) {                                                            \
+      ++g_failures;                                                           \
+      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);           \
+    }                                                                         \
+  } while (0)
+
+// Runs fn and checks that it throws spikeops::Error (a std::invalid_argument) whose message contains `needle`.
+void expect_error(const std::function<void()>& fn, const std::string& needle, int line) {
+  ++g_checks;
+  try {
+    fn();
+  } catch (const std::invalid_argument& e) {
+    if (std::string(e.what()).find(needle) == std::string::npos) {
+      ++g_failures;
+      std::printf("FAILED line %d: message \"%s\" does not mention \"%s\"\n", line, e.what(), needle.c_str());
+    }
+    return;
+  }
+  ++g_failures;
+  std::printf("FAILED line %d: expected an error mentioning \"%s\"\n", line, needle.c_str());
+}
+#define EXPECT_ERROR(stmt, needle) expect_error([&] { stmt; }, needle, __LINE__)
+
+// The contract, one neuron at a time, written as plainly as possible.
+struct ScalarNeuron {
+  NeuronParams p;
+  float k;
+  float step(float& v, float x) const {
+    const float vr = p.hard_reset ? p.v_reset : 0.0f;
+    float h;
+    if (p.kind == NeuronKind::kIF) {
+      h = v + x;
+    } else if (p.decay_input) {
+      h = v + (x - (v - vr)) * k;
+    } else {
+      h = v - (v - vr) * k + x;
+    }
+    const float s = (h - p.v_threshold >= 0.0f) ? 1.0f : 0.0f;
+    v = p.hard_reset ? (s != 0.0f ? p.v_reset : h) : h - s * p.v_threshold;
+    return s;
+  }
+};
+
+void test_forward_matches_contract() {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.5f, 1.0f);
+  const int64_t T = 9, N = 1031;  // N is not a multiple of the block or of any vector width
+  for (int kind = 0; kind < 3; ++kind) {
+    for (int hard = 0; hard < 2; ++hard) {
+      for (int decay_input = 0; decay_input < 2; ++decay_input) {
+        NeuronParams p;
+        p.kind = static_cast<NeuronKind>(kind);
+        p.hard_reset = hard;
+        p.v_reset = -0.2f;
+        p.decay_input = decay_input;
+        p.tau = 3.0;
+        float k_param = 0.3f;
+        std::vector<float> x(T * N), v0(N), h(T * N), vs(T * N), vfin(N);
+        std::vector<uint8_t> spikes(T * N);
+        for (auto& e : x) e = normal(rng);
+        for (auto& e : v0) e = normal(rng) * 0.3f;
+        NeuronForwardArgs a;
+        a.x_seq = make_tensor_view(x.data(), DType::kFloat32, {T, N});
+        a.v_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
+        a.decay = make_tensor_view(&k_param, DType::kFloat32, {1});
+        a.spike_seq = make_tensor_view(spikes.data(), DType::kUInt8, {T, N});
+        a.v_final = make_tensor_view(vfin.data(), DType::kFloat32, {N});
+        a.h_seq = make_tensor_view(h.data(), DType::kFloat32, {T, N});
+        a.v_seq = make_tensor_view(vs.data(), DType::kFloat32, {T, N});
+        neuron_multistep_forward(p, a);
+
+        ScalarNeuron ref{p, p.kind == NeuronKind::kLIF ? lif_decay(p.tau) : k_param};
+        bool spikes_ok = true, v_ok = true;
+        for (int64_t n = 0; n < N; ++n) {
+          float v = v0[n];
+          for (int64_t t = 0; t < T; ++t) {
+            const float s = ref.step(v, x[t * N + n]);
+            spikes_ok = spikes_ok && spikes[t * N + n] == static_cast<uint8_t>(s);
+            v_ok = v_ok && vs[t * N + n] == v;
+          }
+          v_ok = v_ok && vfin[n] == v;
+        }
+        CHECK(spikes_ok);
+        CHECK(v_ok);
+      }
+    }
+  }
+}
+
+// The backward of one neuron over T steps against central differences of the forward, using the Rect
+// surrogate (derivative exactly 0 away from the threshold) on inputs that keep H far from it.
+void test_backward_matches_finite_differences() {
+  const int64_t T = 6, N = 1;
+  NeuronParams p;
+  p.kind = NeuronKind::kLIF;
+  p.surrogate = {SurrogateKind::kRect, 1.0f, 0.0f};
+  p.v_reset = 0.0f;
+  float x[T] = {0.3f, 2.5f, 0.1f, 0.2f, 3.0f, 0.05f};
+  float v0 = 0.1f, gspike[T] = {0, 0, 0, 0, 0, 0}, gvfin = 1.0f;
+  float h[T], vfin, gx[T], gv0;
+  uint8_t s[T];
+  auto forward = [&](float* xs, float v_init) {
+    NeuronForwardArgs a;
+    a.x_seq = make_tensor_view(xs, DType::kFloat32, {T, N});
+    a.v_init = make_tensor_view(&v_init, DType::kFloat32, {N});
+    a.spike_seq = make_tensor_view(s, DType::kUInt8, {T, N});
+    a.v_final = make_tensor_view(&vfin, DType::kFloat32, {N});
+    a.h_seq = make_tensor_view(h, DType::kFloat32, {T, N});
+    neuron_multistep_forward(p, a);
+    return vfin;
+  };
+  forward(x, v0);
+  NeuronBackwardArgs b;
+  b.grad_spike_seq = make_tensor_view(gspike, DType::kFloat32, {T, N});
+  b.grad_v_final = make_tensor_view(&gvfin, DType::kFloat32, {N});
+  b.h_seq = make_tensor_view(h, DType::kFloat32, {T, N});
+  b.grad_x_seq = make_tensor_view(gx, DType::kFloat32, {T, N});
+  b.grad_v_init = make_tensor_view(&gv0, DType::kFloat32, {N});
+  neuron_multistep_backward(p, b);
+  const float eps = 1e-2f;
+  for (int t = 0; t < T; ++t) {
+    float xp[T], xm[T];
+    for (int i = 0; i < T; ++i) xp[i] = xm[i] = x[i];
+    xp[t] += eps;
+    xm[t] -= eps;
+    const float fd = (forward(xp, v0) - forward(xm, v0)) / (2 * eps);
+    CHECK(std::fabs(fd - gx[t]) < 1e-3f);
+  }
+  const float fd_v0 = (forward(x, v0 + eps) - forward(x, v0 - eps)) / (2 * eps);
+  CHECK(std::fabs(fd_v0 - gv0) < 1e-3f);
+}
+
+void test_surrogates() {
+  // Spot values of the formulas at x = 0 and x = 0.3 with SpikingJelly's default parameters.
+  const double pi = 3.14159265358979323846, x = 0.3;
+  struct Case {
+    SurrogateKind kind;
+    double at0, at_x;
+  } cases[] = {
+      {SurrogateKind::kSigmoid, 1.0, 4.0 / (1 + std::exp(-1.2)) * (1 - 1 / (1 + std::exp(-1.2)))},
+      {SurrogateKind::kATan, 1.0, 1.0 / (1 + std::pow(pi / 2 * 2 * x, 2))},
+      {SurrogateKind::kPiecewiseQuadratic, 1.0, 1 - x},
+      {SurrogateKind::kPiecewiseExp, 0.5, 0.5 * std::exp(-x)},
+      {SurrogateKind::kSoftSign, 1.0, 1 / (4 * std::pow(0.5 + x, 2))},
+      {SurrogateKind::kSuperSpike, 1.0, 1 / std::pow(1 + x, 2)},
+      {SurrogateKind::kErf, 2 / std::sqrt(pi), 2 / std::sqrt(pi) * std::exp(-std::pow(2 * x, 2))},
+      {SurrogateKind::kRect, 1.0, 1.0},
+      {SurrogateKind::kPiecewiseLeakyReLU, 0.5, 0.5},
+      {SurrogateKind::kFastSigmoid, 1.0, 1 / std::pow(25 * x + 1, 2)},
+  };
+  for (const Case& c : cases) {
+    const Surrogate s = default_surrogate(c.kind);
+    CHECK(std::fabs(surrogate_grad(s, 0.0f) - c.at0) < 1e-6 * std::fabs(c.at0));
+    CHECK(std::fabs(surrogate_grad(s, static_cast<float>(x)) - c.at_x) < 1e-6 * std::fabs(c.at_x) + 1e-12);
+    CHECK(std::fabs(surrogate_grad(s, static_cast<float>(-x)) - c.at_x) < 1e-6 * std::fabs(c.at_x) + 1e-12);
+  }
+  // The elementwise entry points.
+  float xs[4] = {-1.0f, 0.0f, 0.25f, 2.0f}, g[4] = {1, 2, 3, 4}, gx[4];
+  uint8_t spk[4];
+  heaviside_forward(make_tensor_view(xs, DType::kFloat32, {4}), make_tensor_view(spk, DType::kUInt8, {4}));
+  CHECK(spk[0] == 0 && spk[1] == 1 && spk[2] == 1 && spk[3] == 1);
+  const Surrogate atan = default_surrogate(SurrogateKind::kATan);
+  surrogate_backward(atan, make_tensor_view(g, DType::kFloat32, {4}), make_tensor_view(xs, DType::kFloat32, {4}),
+                     make_tensor_view(gx, DType::kFloat32, {4}));
+  for (int i = 0; i < 4; ++i) CHECK(std::fabs(gx[i] - g[i] * surrogate_grad(atan, xs[i])) < 1e-7f);
+}
+
+void test_conversions() {
+  // Every half value survives half -> float -> half; bfloat16 rounds to nearest even.
+  bool half_ok = true;
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const float f = detail::half_to_float(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    half_ok = half_ok && detail::float_to_half(f) == h;
+  }
+  CHECK(half_ok);
+  CHECK(detail::half_to_float(0x3c00) == 1.0f);
+  CHECK(detail::float_to_half(65520.0f) == 0x7c00);  // rounds up to infinity
+  CHECK(detail::float_to_bfloat16(1.0f) == 0x3f80);
+  CHECK(detail::float_to_bfloat16(detail::bits_float(0x3f808000u)) == 0x3f80);  // tie to even
+  CHECK(detail::float_to_bfloat16(detail::bits_float(0x3f818000u)) == 0x3f82);
+  bool exp_ok = true;
+  for (float x = -80.0f; x <= 0.0f; x += 0.01f) {
+    const double ref = std::exp(static_cast<double>(x));
+    exp_ok = exp_ok && std::fabs(detail::exp_nonpositive(x) - ref) <= 4e-7 * ref;
+  }
+  CHECK(exp_ok);
+}
+
+void test_errors() {
+  float x[6] = {}, v[3] = {}, vf[3] = {}, h[6] = {};
+  uint8_t s[6];
+  NeuronParams p;
+  NeuronForwardArgs a;
+  a.x_seq = make_tensor_view(x, DType::kFloat32, {2, 3});
+  a.v_init = make_tensor_view(v, DType::kFloat32, {3});
+  a.spike_seq = make_tensor_view(s, DType::kUInt8, {2, 3});
+  a.v_final = make_tensor_view(vf, DType::kFloat32, {3});
+  a.h_seq = make_tensor_view(h, DType::kFloat32, {2, 3});
+  neuron_multistep_forward(p, a);  // the valid call
+
+  NeuronForwardArgs bad = a;
+  bad.v_init = make_tensor_view(v, DType::kFloat32, {2});
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "v_init must have shape [3]");
+  bad = a;
+  bad.x_seq.dtype = DType::kUInt8;
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "x_seq must have dtype float32/float16/bfloat16");
+  bad = a;
+  bad.x_seq.data = nullptr;
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "x_seq has a null data pointer");
+  bad = a;
+  bad.x_seq.strides[0] = 1;
+  bad.x_seq.strides[1] = 2;
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "x_seq must be contiguous");
+  bad = a;
+  bad.x_seq.shape[0] = -1;
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "x_seq has a negative size");
+  bad = a;
+  bad.v_final = TensorView();
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "v_final is required");
+  bad = a;
+  bad.spike_seq.device = Device::kCUDA;
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "spike_seq must be on the same device as x_seq");
+
+  NeuronParams bp = p;
+  bp.tau = 1.0;
+  EXPECT_ERROR(neuron_multistep_forward(bp, a), "tau must be a finite number > 1");
+  bp = p;
+  bp.v_threshold = NAN;
+  EXPECT_ERROR(neuron_multistep_forward(bp, a), "v_threshold must be finite");
+  bp = p;
+  bp.surrogate.alpha = 0.0f;
+  EXPECT_ERROR(neuron_multistep_forward(bp, a), "alpha");
+  bp = p;
+  bp.surrogate.kind = static_cast<SurrogateKind>(42);
+  EXPECT_ERROR(neuron_multistep_forward(bp, a), "kind must be a SurrogateKind");
+  bp = p;
+  bp.kind = NeuronKind::kParametricLIF;
+  EXPECT_ERROR(neuron_multistep_forward(bp, a), "decay is required");
+
+  float gs[6] = {}, gx[6], gv[3];
+  NeuronBackwardArgs b;
+  b.grad_spike_seq = make_tensor_view(gs, DType::kFloat32, {2, 3});
+  b.h_seq = make_tensor_view(h, DType::kFloat32, {2, 3});
+  b.grad_x_seq = make_tensor_view(gx, DType::kFloat32, {2, 3});
+  b.grad_v_init = make_tensor_view(gv, DType::kFloat32, {3});
+  neuron_multistep_backward(p, b);
+  NeuronBackwardArgs bb = b;
+  bb.grad_x_seq = make_tensor_view(gx, DType::kFloat32, {3, 2});
+  EXPECT_ERROR(neuron_multistep_backward(p, bb), "grad_x_seq must have shape [2, 3]");
+
+  EXPECT_ERROR(heaviside_forward(make_tensor_view(x, DType::kFloat32, {6}), make_tensor_view(s, DType::kUInt8, {5})),
+               "spike must have the shape of x");
+  int64_t neg = -3;
+  EXPECT_ERROR(make_tensor_view(x, DType::kFloat32, &neg, 1), "shape[0] must be >= 0");
+
+  if (!build_info().cuda) {
+    NeuronForwardArgs gpu = a;
+    for (TensorView* t : {&gpu.x_seq, &gpu.v_init, &gpu.spike_seq, &gpu.v_final, &gpu.h_seq}) t->device = Device::kCUDA;
+    EXPECT_ERROR(neuron_multistep_forward(p, gpu), "built without CUDA");
+  }
+}
+
+void test_empty() {
+  // N = 0 and T = 0 are valid and touch nothing.
+  NeuronParams p;
+  NeuronForwardArgs a;
+  float v = 0.25f, vf = 0.0f;
+  a.x_seq = make_tensor_view(nullptr, DType::kFloat32, {4, 0});
+  a.v_init = make_tensor_view(nullptr, DType::kFloat32, {0});
+  a.spike_seq = make_tensor_view(nullptr, DType::kFloat32, {4, 0});
+  a.v_final = make_tensor_view(nullptr, DType::kFloat32, {0});
+  neuron_multistep_forward(p, a);
+  a.x_seq = make_tensor_view(nullptr, DType::kFloat32, {0, 1});
+  a.v_init = make_tensor_view(&v, DType::kFloat32, {1});
+  a.spike_seq = make_tensor_view(nullptr, DType::kFloat32, {0, 1});
+  a.v_final = make_tensor_view(&vf, DType::kFloat32, {1});
+  neuron_multistep_forward(p, a);
+  CHECK(vf == v);
+}
+
+}  // namespace
+
+int main() {
+  test_forward_matches_contract();
+  test_backward_matches_finite_differences();
+  test_surrogates();
+  test_conversions();
+  test_errors();
+  test_empty();
+  const BuildInfo info = build_info();
+  std::printf("spikeops %s, cpu simd %s, cuda %d: %d checks, %d failed\n", info.version.c_str(),
+              info.cpu_simd.c_str(), info.cuda ? 1 : 0, g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
