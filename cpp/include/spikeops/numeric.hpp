@@ -69,15 +69,16 @@ SPIKEOPS_HD uint16_t float_to_bfloat16(float f) {
   return static_cast<uint16_t>(is_nan ? ((u >> 16) | 0x0040u) : rounded);
 }
 
-// exp(x) for x <= 0 within 2 ulp (Cephes' expf polynomial). Branch-free so CPU loops vectorize; the
-// surrogates only ever need exp of a non-positive argument, so there is no overflow path.
+// exp(x) for x <= 0 within 2 ulp (Cephes' expf polynomial). The surrogates only need exp of a non-positive
+// argument, so there is no overflow path. Written without data-dependent float selects: GCC would thread the
+// clamped constant through the function and leave a branch that stops the CPU loops from vectorizing.
 SPIKEOPS_HD float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  // n = round(x / ln 2), computed as floor(x * log2(e) + 0.5) with a truncation that vectorizes.
-  const float fx = x * 1.44269504088896341f + 0.5f;
-  float n = static_cast<float>(static_cast<int32_t>(fx));
-  n = n > fx ? n - 1.0f : n;
-  // r = x - n ln 2 in two pieces, so r is exact enough for the polynomial.
+  // Clamp to [-87, 0] on the bit pattern: for negative floats a larger pattern is a more negative number.
+  const uint32_t xb = float_bits(x);
+  x = bits_float(xb < 0xc2ae0000u ? xb : 0xc2ae0000u);  // 0xc2ae0000 = -87.0f
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even), so r = x - n ln 2 is in
+  // [-ln2/2, ln2/2], the polynomial's range; r is computed in two pieces for accuracy.
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   const float r2 = r * r;

@@ -25,14 +25,18 @@ struct ForwardBlockArgs {
 
 template <ChargeKind C, bool kHardReset>
 SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs& b, int64_t n0, int n) {
-  alignas(64) float v[kBlock], x[kBlock], h[kBlock], s[kBlock];
+  alignas(64) float v[kBlock], x_buf[kBlock], h_buf[kBlock], s_buf[kBlock];
   const NeuronParams& p = *b.p;
   const NeuronForwardArgs& a = *b.a;
   const float vth = p.v_threshold, v_reset = p.v_reset, k = b.k, vr = b.vr;
+  const DType spike_dtype = a.spike_seq.dtype;
   load_row(DType::kFloat32, a.v_init.data, n0, n, v);
   for (int64_t t = 0; t < b.T; ++t) {
     const int64_t row = t * b.N + n0;
-    load_row(a.x_seq.dtype, a.x_seq.data, row, n, x);
+    // float32 rows are read and written in place; other dtypes go through the L1 buffers.
+    const float* x = row_as_float(a.x_seq.dtype, a.x_seq.data, row, n, x_buf);
+    float* h = a.h_seq.defined() ? static_cast<float*>(a.h_seq.data) + row : h_buf;
+    float* s = row_target(spike_dtype, a.spike_seq.data, row, s_buf);
     for (int i = 0; i < n; ++i) {
       const float hi = neuron_charge<C>(v[i], x[i], k, vr);
       const float si = neuron_fire(hi, vth);
@@ -40,8 +44,7 @@ SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs& b, int64_t n0, in
       s[i] = si;
       v[i] = neuron_reset<kHardReset>(hi, si, vth, v_reset);
     }
-    store_row(a.spike_seq.dtype, a.spike_seq.data, row, n, s);
-    if (a.h_seq.defined()) store_row(DType::kFloat32, a.h_seq.data, row, n, h);
+    finish_row(spike_dtype, a.spike_seq.data, row, n, s);
     if (a.v_seq.defined()) store_row(DType::kFloat32, a.v_seq.data, row, n, v);
   }
   store_row(DType::kFloat32, a.v_final.data, n0, n, v);
@@ -58,13 +61,13 @@ struct BackwardBlockArgs {
 // kGradK: also accumulate dL/dk (ParametricLIF), which needs V[t-1], recomputed from H[t-1].
 template <ChargeKind C, bool kHardReset, bool kGradK>
 SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs& b, int64_t n0, int n) {
-  alignas(64) float gv[kBlock], gk[kBlock], gs[kBlock], sg[kBlock], gx[kBlock], tmp[kBlock];
-  alignas(64) float h_buf[2][kBlock];
+  alignas(64) float gv[kBlock], gk[kBlock], gs_buf[kBlock], sg[kBlock], gx_buf[kBlock], v_prev[kBlock];
   const NeuronParams& p = *b.p;
   const NeuronBackwardArgs& a = *b.a;
   const float vth = p.v_threshold, v_reset = p.v_reset, k = b.k, vr = b.vr;
   const float through_spike = b.reset_through_spike;
   const float dx = neuron_charge_dx<C>(k), dv = neuron_charge_dv<C>(k);
+  const float* h_seq = static_cast<const float*>(a.h_seq.data);
 
   if (a.grad_v_final.defined()) {
     load_row(DType::kFloat32, a.grad_v_final.data, n0, n, gv);
@@ -72,27 +75,26 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs& b, int64_t n0, 
     std::fill(gv, gv + n, 0.0f);
   }
   std::fill(gk, gk + n, 0.0f);
-  float* h = h_buf[0];
-  float* h_prev = h_buf[1];
-  if (b.T > 0) load_row(DType::kFloat32, a.h_seq.data, (b.T - 1) * b.N + n0, n, h);
 
   for (int64_t t = b.T - 1; t >= 0; --t) {
     const int64_t row = t * b.N + n0;
-    load_row(a.grad_spike_seq.dtype, a.grad_spike_seq.data, row, n, gs);
+    const float* h = h_seq + row;
+    const float* gs = row_as_float(a.grad_spike_seq.dtype, a.grad_spike_seq.data, row, n, gs_buf);
+    float* gx = row_target(a.grad_x_seq.dtype, a.grad_x_seq.data, row, gx_buf);
     if (a.grad_v_seq.defined()) {
-      load_row(DType::kFloat32, a.grad_v_seq.data, row, n, tmp);
-      for (int i = 0; i < n; ++i) gv[i] += tmp[i];
+      const float* gvs = static_cast<const float*>(a.grad_v_seq.data) + row;
+      for (int i = 0; i < n; ++i) gv[i] += gvs[i];
     }
     surrogate_row(p.surrogate, h, vth, n, sg);
     if (kGradK) {
-      // V[t-1]: the reset of H[t-1], or the initial potential at t = 0. H[t-1] is the next iteration's H.
+      // V[t-1]: the reset of H[t-1], or the initial potential at t = 0.
       if (t > 0) {
-        load_row(DType::kFloat32, a.h_seq.data, row - b.N, n, h_prev);
+        const float* hp = h - b.N;
         for (int i = 0; i < n; ++i) {
-          tmp[i] = neuron_reset<kHardReset>(h_prev[i], neuron_fire(h_prev[i], vth), vth, v_reset);
+          v_prev[i] = neuron_reset<kHardReset>(hp[i], neuron_fire(hp[i], vth), vth, v_reset);
         }
       } else {
-        load_row(DType::kFloat32, a.v_init.data, n0, n, tmp);
+        load_row(DType::kFloat32, a.v_init.data, n0, n, v_prev);
       }
     }
     for (int i = 0; i < n; ++i) {
@@ -103,16 +105,9 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs& b, int64_t n0, 
       const float gh = gs[i] * sg[i] + gv[i] * dv_dh;
       gx[i] = gh * dx;
       gv[i] = gh * dv;
-      if (kGradK) gk[i] += gh * neuron_charge_dk<C>(hi, tmp[i], k, vr);
+      if (kGradK) gk[i] += gh * neuron_charge_dk<C>(hi, v_prev[i], k, vr);
     }
-    store_row(a.grad_x_seq.dtype, a.grad_x_seq.data, row, n, gx);
-    if (t > 0) {
-      if (kGradK) {
-        std::swap(h, h_prev);
-      } else {
-        load_row(DType::kFloat32, a.h_seq.data, row - b.N, n, h);
-      }
-    }
+    finish_row(a.grad_x_seq.dtype, a.grad_x_seq.data, row, n, gx);
   }
   store_row(DType::kFloat32, a.grad_v_init.data, n0, n, gv);
   if (kGradK) store_row(DType::kFloat32, a.grad_decay.data, n0, n, gk);

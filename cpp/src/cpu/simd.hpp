@@ -30,7 +30,7 @@ namespace spikeops {
 namespace cpu {
 
 // Neurons are processed in blocks of this many: a block's state lives in L1 while the time loop runs.
-constexpr int kBlock = 512;
+constexpr int kBlock = 1024;
 
 // out[0:n] = float(row[offset : offset+n]) for a float32/float16/bfloat16 row.
 SPIKEOPS_CPU_INLINE void load_row(DType dtype, const void* base, int64_t offset, int n, float* out) {
@@ -77,6 +77,23 @@ SPIKEOPS_CPU_INLINE void store_row(DType dtype, void* base, int64_t offset, int 
     default:
       return;  // excluded by validation
   }
+}
+
+// A float32 view of row[offset : offset+n]: the row itself when it is float32 (no copy), else `buf` filled
+// with the converted values.
+SPIKEOPS_CPU_INLINE const float* row_as_float(DType dtype, const void* base, int64_t offset, int n, float* buf) {
+  if (dtype == DType::kFloat32) return static_cast<const float*>(base) + offset;
+  load_row(dtype, base, offset, n, buf);
+  return buf;
+}
+
+// Where a kernel writes float32 results bound for row[offset:]: the row itself when it is float32, else `buf`,
+// which finish_row() then converts into the row.
+SPIKEOPS_CPU_INLINE float* row_target(DType dtype, void* base, int64_t offset, float* buf) {
+  return dtype == DType::kFloat32 ? static_cast<float*>(base) + offset : buf;
+}
+SPIKEOPS_CPU_INLINE void finish_row(DType dtype, void* base, int64_t offset, int n, const float* buf) {
+  if (dtype != DType::kFloat32) store_row(dtype, base, offset, n, buf);
 }
 
 }  // namespace cpu
