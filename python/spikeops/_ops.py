@@ -179,8 +179,10 @@ _NEURON_FLAGS = ("neuron_kind", "v_threshold", "v_reset", "tau", "decay_input", 
 
 def _neuron_setup_context(ctx, inputs, output):
     x_seq, v_init, decay = inputs[0], inputs[1], inputs[2]
+    # Unused outputs (H always, often v_final and v_seq) then reach the backward as None instead of zero
+    # tensors that would cost an allocation and a pass over memory.
+    ctx.set_materialize_grads(False)
     ctx.flags = dict(zip(_NEURON_FLAGS, inputs[3:12]))
-    ctx.store_v_seq = inputs[14]
     ctx.x_dtype = x_seq.dtype
     if not inputs[13]:
         # Without H the backward cannot run; the module asks for H whenever a gradient may be needed.
@@ -200,7 +202,7 @@ def _neuron_backward(ctx, grad_spike_seq, grad_v_final, grad_h_seq, grad_v_seq):
         grad_spike_seq = torch.zeros_like(h_seq, dtype=ctx.x_dtype)
     grad_x, grad_v_init, grad_decay = neuron_backward(
         grad_spike_seq.contiguous(),
-        grad_v_seq.contiguous() if ctx.store_v_seq and grad_v_seq is not None else None,
+        grad_v_seq.contiguous() if grad_v_seq is not None and grad_v_seq.numel() > 0 else None,
         grad_v_final.contiguous() if grad_v_final is not None else None,
         h_seq, v_init, decay, grad_x_dtype=ctx.x_dtype, **ctx.flags)
     grad_k = grad_decay.sum().reshape(1).to(decay.dtype) if ctx.flags["neuron_kind"] == 2 else None
@@ -258,6 +260,8 @@ def _spike_fn_setup_context(ctx, inputs, output):
 
 def _spike_fn_backward(ctx, grad_spike):
     (x,) = ctx.saved_tensors
+    if grad_spike is None:
+        return None, None, None, None
     grad_x = surrogate_backward(grad_spike.contiguous(), x, ctx.surrogate_kind, ctx.alpha, ctx.beta)
     return grad_x, None, None, None
 
