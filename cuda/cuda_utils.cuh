@@ -282,16 +282,7 @@ __device__ __forceinline__ void surrogate_grad_vec(SurrogateKind kind, float alp
       out[j] = surrogate_grad(SurrogateKind::KIND, alpha, beta, x[j] - shift);         \
     }                                                                                  \
     return;
-    SPIKEOPS_SURROGATE_CASE(kSigmoid)
-    SPIKEOPS_SURROGATE_CASE(kATan)
-    SPIKEOPS_SURROGATE_CASE(kPiecewiseQuadratic)
-    SPIKEOPS_SURROGATE_CASE(kPiecewiseExp)
-    SPIKEOPS_SURROGATE_CASE(kSoftSign)
-    SPIKEOPS_SURROGATE_CASE(kSuperSpike)
-    SPIKEOPS_SURROGATE_CASE(kErf)
-    SPIKEOPS_SURROGATE_CASE(kRect)
-    SPIKEOPS_SURROGATE_CASE(kPiecewiseLeakyReLU)
-    SPIKEOPS_SURROGATE_CASE(kFastSigmoid)
+    SPIKEOPS_FOR_EACH_SURROGATE_KIND(SPIKEOPS_SURROGATE_CASE)
 #undef SPIKEOPS_SURROGATE_CASE
   }
 #pragma unroll

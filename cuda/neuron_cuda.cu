@@ -158,19 +158,6 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
 using ForwardKernel = void (*)(ForwardKernelArgs);
 using BackwardKernel = void (*)(BackwardKernelArgs);
 
-// k on the host; ParametricLIF's k is on the device and the kernels read it from `decay`.
-float host_decay(const NeuronParams& p) {
-  switch (p.kind) {
-    case NeuronKind::kIF:
-      return 1.0f;
-    case NeuronKind::kLIF:
-      return lif_decay(p.tau);
-    case NeuronKind::kParametricLIF:
-      return 0.0f;
-  }
-  return 1.0f;
-}
-
 // Neurons per thread: the preferred width when N is a multiple of it and every tensor is aligned for it, else
 // 4 under the same conditions, else 1. Rows start at multiples of N elements, so N % V == 0 keeps every
 // row's V-groups aligned.

@@ -134,4 +134,14 @@ SPIKEOPS_HD float neuron_reset_ds(float h, float v_threshold, float v_reset) {
 // k of a LIF neuron: 1/tau rounded once to float32 (what `x * (1 / tau)` does to a float32 tensor in torch).
 inline float lif_decay(double tau) { return static_cast<float>(1.0 / tau); }
 
+// k as known on the host: 1 for IF (unused by its charge), 1/tau for LIF. A ParametricLIF's k is a tensor
+// (`decay`) that the kernels read themselves, possibly from device memory; 0 stands in here.
+inline float host_decay(const NeuronParams& p) {
+  switch (p.kind) {
+    case NeuronKind::kLIF: return lif_decay(p.tau);
+    case NeuronKind::kParametricLIF: return 0.0f;
+    default: return 1.0f;
+  }
+}
+
 }  // namespace spikeops

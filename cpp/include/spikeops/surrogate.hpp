@@ -22,6 +22,19 @@ enum class SurrogateKind : int {
 };
 constexpr int kNumSurrogateKinds = 10;
 
+// X(kind) for every SurrogateKind: kernels expand it into a switch whose cases each see a constant kind.
+#define SPIKEOPS_FOR_EACH_SURROGATE_KIND(X) \
+  X(kSigmoid)                               \
+  X(kATan)                                  \
+  X(kPiecewiseQuadratic)                    \
+  X(kPiecewiseExp)                          \
+  X(kSoftSign)                              \
+  X(kSuperSpike)                            \
+  X(kErf)                                   \
+  X(kRect)                                  \
+  X(kPiecewiseLeakyReLU)                    \
+  X(kFastSigmoid)
+
 const char* surrogate_name(SurrogateKind kind);
 
 // A surrogate and its parameters. `alpha` is α (w for PiecewiseLeakyReLU, slope for FastSigmoid); `beta` is

@@ -128,15 +128,7 @@ void run_blocks(BlockFn<BlockArgs> fn, const BlockArgs& b) {
 }
 
 float decay_of(const NeuronParams& p, const TensorView& decay) {
-  switch (p.kind) {
-    case NeuronKind::kIF:
-      return 1.0f;
-    case NeuronKind::kLIF:
-      return lif_decay(p.tau);
-    case NeuronKind::kParametricLIF:
-      return *static_cast<const float*>(decay.data);
-  }
-  return 1.0f;
+  return p.kind == NeuronKind::kParametricLIF ? *static_cast<const float*>(decay.data) : host_decay(p);
 }
 
 template <bool kHard>

@@ -20,16 +20,7 @@ SPIKEOPS_CPU_INLINE void surrogate_row(const Surrogate& s, const float* x, float
   case SurrogateKind::KIND:                                           \
     surrogate_row_kind<SurrogateKind::KIND>(s.alpha, s.beta, x, shift, n, out); \
     return;
-    SPIKEOPS_SURROGATE_CASE(kSigmoid)
-    SPIKEOPS_SURROGATE_CASE(kATan)
-    SPIKEOPS_SURROGATE_CASE(kPiecewiseQuadratic)
-    SPIKEOPS_SURROGATE_CASE(kPiecewiseExp)
-    SPIKEOPS_SURROGATE_CASE(kSoftSign)
-    SPIKEOPS_SURROGATE_CASE(kSuperSpike)
-    SPIKEOPS_SURROGATE_CASE(kErf)
-    SPIKEOPS_SURROGATE_CASE(kRect)
-    SPIKEOPS_SURROGATE_CASE(kPiecewiseLeakyReLU)
-    SPIKEOPS_SURROGATE_CASE(kFastSigmoid)
+    SPIKEOPS_FOR_EACH_SURROGATE_KIND(SPIKEOPS_SURROGATE_CASE)
 #undef SPIKEOPS_SURROGATE_CASE
   }
 }
