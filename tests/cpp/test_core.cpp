@@ -299,6 +299,15 @@ void test_empty() {
   a.v_final = make_tensor_view(&vf, DType::kFloat32, {1});
   neuron_multistep_forward(p, a);
   CHECK(vf == v);
+  // Empty tensors may come with any strides (torch describes an empty [2, 0] with strides [1, 1]).
+  a.x_seq = make_tensor_view(nullptr, DType::kFloat32, {2, 0});
+  a.x_seq.strides[0] = 1;
+  a.x_seq.strides[1] = 1;
+  a.v_init = make_tensor_view(nullptr, DType::kFloat32, {0});
+  a.spike_seq = make_tensor_view(nullptr, DType::kFloat32, {2, 0});
+  a.v_final = make_tensor_view(nullptr, DType::kFloat32, {0});
+  neuron_multistep_forward(p, a);
+  CHECK(a.x_seq.is_contiguous());
 }
 
 }  // namespace

@@ -1,0 +1,150 @@
+"""Plain-PyTorch references of every spikeops kernel, written for clarity, never for speed.
+
+Each formula is SpikingJelly's (``spikingjelly.activation_based.surrogate`` and ``neuron``), restated with
+ordinary torch ops and autograd, step by step. The kernels are compared to these.
+
+One deliberate detail: spikeops applies 1/tau as a float32 multiplier ``k`` (``x * k``), so the LIF charge here
+is written with the same multiplier. SpikingJelly divides by tau; for tau = 2 (a power of two) both are
+bit-identical, for other tau they differ by float32 rounding only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+# ---------------------------------------------------------------------------------------------------------
+# Surrogate derivatives σ'(x): name -> (default parameters, derivative)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sigmoid_grad(x: Tensor, alpha: float) -> Tensor:
+    sg = torch.sigmoid(alpha * x)
+    return alpha * sg * (1.0 - sg)
+
+
+def atan_grad(x: Tensor, alpha: float) -> Tensor:
+    return alpha / 2.0 / (1.0 + (math.pi / 2.0 * alpha * x) ** 2)
+
+
+def piecewise_quadratic_grad(x: Tensor, alpha: float) -> Tensor:
+    return torch.where(x.abs() > 1.0 / alpha, torch.zeros_like(x), alpha - alpha**2 * x.abs())
+
+
+def piecewise_exp_grad(x: Tensor, alpha: float) -> Tensor:
+    return alpha / 2.0 * torch.exp(-alpha * x.abs())
+
+
+def soft_sign_grad(x: Tensor, alpha: float) -> Tensor:
+    return 1.0 / (2.0 * alpha * (1.0 / alpha + x.abs()) ** 2)
+
+
+def super_spike_grad(x: Tensor, alpha: float) -> Tensor:
+    return alpha / (x.abs() + 1.0) ** 2
+
+
+def erf_grad(x: Tensor, alpha: float) -> Tensor:
+    return alpha / math.sqrt(math.pi) * torch.exp(-((alpha * x) ** 2))
+
+
+def rect_grad(x: Tensor, alpha: float) -> Tensor:
+    return alpha * (x.abs() < 0.5 / alpha).to(x.dtype)
+
+
+def piecewise_leaky_relu_grad(x: Tensor, w: float, c: float) -> Tensor:
+    return torch.where(x.abs() < w, torch.full_like(x, 1.0 / (2.0 * w)), torch.full_like(x, c))
+
+
+def fast_sigmoid_grad(x: Tensor, slope: float) -> Tensor:  # snnTorch's spikegen fast_sigmoid
+    return 1.0 / (slope * x.abs() + 1.0) ** 2
+
+
+# name -> (constructor kwargs of the spikeops class with non-default values to test, derivative(x, **kwargs))
+SURROGATES = {
+    "Sigmoid": ({"alpha": 4.0}, lambda x, alpha: sigmoid_grad(x, alpha)),
+    "ATan": ({"alpha": 2.0}, lambda x, alpha: atan_grad(x, alpha)),
+    "PiecewiseQuadratic": ({"alpha": 1.0}, lambda x, alpha: piecewise_quadratic_grad(x, alpha)),
+    "PiecewiseExp": ({"alpha": 1.0}, lambda x, alpha: piecewise_exp_grad(x, alpha)),
+    "SoftSign": ({"alpha": 2.0}, lambda x, alpha: soft_sign_grad(x, alpha)),
+    "SuperSpike": ({"alpha": 1.0}, lambda x, alpha: super_spike_grad(x, alpha)),
+    "Erf": ({"alpha": 2.0}, lambda x, alpha: erf_grad(x, alpha)),
+    "Rect": ({"alpha": 1.0}, lambda x, alpha: rect_grad(x, alpha)),
+    "PiecewiseLeakyReLU": ({"w": 1.0, "c": 0.01}, lambda x, w, c: piecewise_leaky_relu_grad(x, w, c)),
+    "FastSigmoid": ({"slope": 25.0}, lambda x, slope: fast_sigmoid_grad(x, slope)),
+}
+
+
+def surrogate_grad(name: str, x: Tensor, **params) -> Tensor:
+    """σ'(x) of the surrogate `name` with `params` (SpikingJelly's parameter names), computed in float64."""
+    return SURROGATES[name][1](x.double(), **params)
+
+
+class SpikeFn(torch.autograd.Function):
+    """Θ(x) = (x >= 0) forward, σ'(x) backward."""
+
+    @staticmethod
+    def forward(ctx, x, name, params):
+        ctx.save_for_backward(x)
+        ctx.name, ctx.params = name, params
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * surrogate_grad(ctx.name, x, **ctx.params).to(x.dtype), None, None
+
+
+def spike(x: Tensor, name: str, params: dict) -> Tensor:
+    return SpikeFn.apply(x, name, params)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Neurons (multi-step, float32)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def neuron_multistep(x_seq: Tensor, kind: str, *, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
+                     tau: float = 2.0, w: Optional[Tensor] = None, decay_input: bool = True,
+                     detach_reset: bool = False, surrogate: str = "Sigmoid", params: Optional[dict] = None,
+                     v_init: Optional[Tensor] = None):
+    """Run an IF / LIF / ParametricLIF neuron over x_seq [T, *] step by step in float32.
+
+    Args:
+        kind: "IF", "LIF" or "PLIF" (ParametricLIF, whose 1/tau is sigmoid(w), w a float32 scalar tensor).
+        v_reset: hard-reset potential, or None for the soft reset.
+        v_init: potential before step 0; default v_reset (0 for the soft reset).
+
+    Returns:
+        (spike_seq [T, *] float32, v_seq [T, *] float32, v_final [*] float32), differentiable.
+    """
+    params = SURROGATES[surrogate][0] if params is None else params
+    x_seq = x_seq.float()
+    vr = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(x_seq[0], vr) if v_init is None else v_init.float()
+    if kind == "LIF":
+        k = torch.tensor(1.0 / tau, dtype=torch.float32)
+    elif kind == "PLIF":
+        k = torch.sigmoid(w.float())
+    spikes, vs = [], []
+    for x in x_seq:
+        if kind == "IF":
+            h = v + x
+        elif decay_input:
+            h = v + (x - (v - vr)) * k
+        else:
+            h = v - (v - vr) * k + x
+        s = spike(h - v_threshold, surrogate, params)
+        s_reset = s.detach() if detach_reset else s
+        if v_reset is None:
+            v = h - s_reset * v_threshold
+        else:
+            v = s_reset * v_reset + (1.0 - s_reset) * h
+        spikes.append(s)
+        vs.append(v)
+    if len(spikes) == 0:
+        empty = x_seq.new_empty(x_seq.shape)
+        return empty, empty, v
+    return torch.stack(spikes), torch.stack(vs), v
