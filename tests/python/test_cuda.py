@@ -1,0 +1,114 @@
+"""CUDA kernels against the CPU kernels and the reference. Skipped unless a GPU and a CUDA build are present."""
+
+import itertools
+
+import pytest
+import torch
+
+import reference as ref
+from spikeops import _C, neuron, surrogate
+
+pytestmark = pytest.mark.cuda
+ops = torch.ops.spikeops
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+# N chosen around the vector widths (1, 4, 8 neurons per thread) and block sizes.
+SHAPES = [(1, 1), (3, 7), (5, 8), (4, 255), (2, 4097), (257, 33), (16, 3, 1000), (3, 0)]
+
+
+def run(kind, x, device, **kw):
+    cls = {"IF": neuron.IFNode, "LIF": neuron.LIFNode, "PLIF": neuron.ParametricLIFNode}[kind]
+    node = cls(step_mode="m", store_v_seq=True, **kw).to(device)
+    xd = x.detach().to(device).requires_grad_(True)
+    spikes = node(xd)
+    g = torch.ones_like(spikes) * 0.5 + torch.arange(spikes.numel(), device=device).view(spikes.shape) % 3
+    ((spikes.float() * g).sum() + node.v_seq.sum() + node.v.sum()).backward()
+    w_grad = node.w.grad.cpu() if kind == "PLIF" else None
+    return spikes.cpu(), node.v_seq.cpu(), node.v.cpu(), xd.grad.cpu(), w_grad
+
+
+@pytest.mark.parametrize("kind,v_reset,decay_input,detach_reset",
+                         [c for c in itertools.product(("IF", "LIF", "PLIF"), (0.0, None, -0.3), (True, False),
+                                                       (False, True)) if not (c[0] == "IF" and not c[2])])
+def test_branches_cuda_equals_cpu(kind, v_reset, decay_input, detach_reset):
+    kw = dict(v_reset=v_reset, detach_reset=detach_reset)
+    if kind != "IF":
+        kw["decay_input"] = decay_input
+    x = torch.randn(8, 2, 300) * 1.5 + 0.6
+    cpu = run(kind, x, "cpu", **kw)
+    gpu = run(kind, x, "cuda", **kw)
+    assert torch.equal(cpu[0], gpu[0])
+    assert torch.equal(cpu[1], gpu[1]) and torch.equal(cpu[2], gpu[2])  # same float32 ops, no FMA
+    torch.testing.assert_close(gpu[3], cpu[3], rtol=1e-5, atol=1e-6)
+    if kind == "PLIF":
+        torch.testing.assert_close(gpu[4], cpu[4], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("kind", ("IF", "LIF", "PLIF"))
+def test_shapes_and_dtypes_cuda_equals_cpu_and_reference(kind, dtype, shape):
+    x = (torch.randn(shape) * 1.5 + 0.6).to(dtype)
+    cpu = run(kind, x, "cpu")
+    gpu = run(kind, x, "cuda")
+    assert gpu[0].dtype == dtype and torch.equal(cpu[0], gpu[0])
+    assert torch.equal(cpu[1], gpu[1])
+    torch.testing.assert_close(gpu[3], cpu[3], rtol=1e-2 if dtype != torch.float32 else 1e-5, atol=1e-5)
+    w = neuron.ParametricLIFNode().w.detach() if kind == "PLIF" else None
+    s_ref, v_ref, _ = ref.neuron_multistep(x, kind, w=w)
+    assert torch.equal(gpu[0], s_ref.to(dtype))
+    torch.testing.assert_close(gpu[1], v_ref.detach(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("spike_dtype", [torch.uint8, torch.bfloat16], ids=str)
+def test_spike_dtype_cuda(spike_dtype):
+    x = torch.randn(6, 1001) + 0.5
+    a = neuron.LIFNode(step_mode="m", spike_dtype=spike_dtype)(x)
+    b = neuron.LIFNode(step_mode="m", spike_dtype=spike_dtype).cuda()(x.cuda())
+    assert b.dtype == spike_dtype and torch.equal(a, b.cpu())
+
+
+@pytest.mark.parametrize("name", list(ref.SURROGATES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_surrogates_cuda(name, dtype):
+    params = ref.SURROGATES[name][0]
+    sg = getattr(surrogate, name)(**params)
+    x = (torch.randn(4099) * 2).to(dtype)
+    outs = []
+    for device in ("cpu", "cuda"):
+        xd = x.to(device).requires_grad_(True)
+        y = sg(xd)
+        y.backward(torch.ones_like(y))
+        outs.append((y.cpu(), xd.grad.cpu()))
+    assert torch.equal(outs[0][0], outs[1][0])
+    # exp/expf differ by an ulp or so between the CPU's vectorized exp and CUDA's expf.
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=1e-5 if dtype == torch.float32 else 1e-2, atol=1e-6)
+
+
+def test_opcheck_cuda():
+    x = torch.randn(5, 37, device="cuda", requires_grad=True)
+    v = torch.zeros(37, device="cuda", requires_grad=True)
+    decay = torch.tensor([0.4], device="cuda", requires_grad=True)
+    for kind, d in ((0, None), (1, None), (2, decay)):
+        torch.library.opcheck(ops.neuron_forward, (x, v, d, kind, 1.0, 0.0, 2.0, True, False,
+                                                   int(_C.SurrogateKind.Sigmoid), 4.0, 0.0, torch.float32,
+                                                   True, True))
+    torch.library.opcheck(ops.spike_fn, (x, int(_C.SurrogateKind.ATan), 2.0, 0.0))
+
+
+def test_runs_on_the_current_stream():
+    x = torch.randn(16, 1 << 16, device="cuda") + 0.5
+    expected = neuron.LIFNode(step_mode="m")(x)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        got = neuron.LIFNode(step_mode="m")(x)
+    torch.cuda.current_stream().wait_stream(stream)
+    assert torch.equal(expected, got)
+
+
+def test_mixed_devices_are_rejected():
+    node = neuron.LIFNode(step_mode="m")
+    node(torch.randn(2, 5))
+    with pytest.raises(ValueError, match="reset_net"):
+        node(torch.randn(2, 5, device="cuda"))

@@ -1,0 +1,98 @@
+"""The torch.library ops: opcheck (schema, fake tensors, autograd registration, AOT dispatch) and gradcheck on
+the parts of the neuron that are smooth functions of their inputs."""
+
+import pytest
+import torch
+
+from spikeops import _C, _ops  # noqa: F401  (registers torch.ops.spikeops)
+
+ops = torch.ops.spikeops
+IF, LIF, PLIF = 0, 1, 2
+SIGMOID = int(_C.SurrogateKind.Sigmoid)
+ATAN = int(_C.SurrogateKind.ATan)
+PLRELU = int(_C.SurrogateKind.PiecewiseLeakyReLU)
+
+
+def neuron_args(kind, T=5, N=19, dtype=torch.float32, v_reset=0.0, decay_input=True, detach_reset=False,
+                spike_dtype=None, store_h=True, store_v=False, requires_grad=True, surrogate=SIGMOID,
+                alpha=4.0, beta=0.0):
+    x = (torch.randn(T, N) * 1.5 + 0.6).to(dtype).requires_grad_(requires_grad)
+    v = (torch.randn(N) * 0.3).requires_grad_(requires_grad)
+    decay = torch.tensor([0.4], requires_grad=requires_grad) if kind == PLIF else None
+    return (x, v, decay, kind, 1.0, v_reset, 2.0, decay_input, detach_reset, surrogate, alpha, beta,
+            spike_dtype or dtype, store_h, store_v)
+
+
+NEURON_CASES = [
+    dict(kind=IF), dict(kind=LIF), dict(kind=PLIF),
+    dict(kind=LIF, v_reset=None, store_v=True), dict(kind=PLIF, decay_input=False, detach_reset=True),
+    dict(kind=LIF, dtype=torch.float16), dict(kind=IF, dtype=torch.bfloat16, surrogate=ATAN, alpha=2.0),
+    dict(kind=LIF, spike_dtype=torch.uint8, requires_grad=False, store_h=False),
+    dict(kind=LIF, surrogate=PLRELU, alpha=1.0, beta=0.01, store_v=True),
+    dict(kind=LIF, N=0), dict(kind=IF, T=0),
+]
+
+
+@pytest.mark.parametrize("case", NEURON_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_opcheck_neuron_forward(case):
+    torch.library.opcheck(ops.neuron_forward, neuron_args(**case))
+
+
+@pytest.mark.parametrize("kind", [IF, LIF, PLIF])
+@pytest.mark.parametrize("with_v_grads", [False, True])
+def test_opcheck_neuron_backward(kind, with_v_grads):
+    x, v, decay, *flags = neuron_args(kind, requires_grad=False)
+    _, _, h_seq, _ = ops.neuron_forward(x, v, decay, *flags)
+    grad_s = torch.randn_like(x)
+    grad_v_seq = torch.randn_like(x) if with_v_grads else None
+    grad_v_final = torch.randn_like(v) if with_v_grads else None
+    torch.library.opcheck(ops.neuron_backward, (grad_s, grad_v_seq, grad_v_final, h_seq, v, decay, *flags[:9],
+                                                torch.float32))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_opcheck_spike_fn_and_surrogate_backward(dtype):
+    x = torch.randn(7, 13).to(dtype).requires_grad_(True)
+    torch.library.opcheck(ops.spike_fn, (x, ATAN, 2.0, 0.0))
+    g = torch.randn(7, 13).to(dtype)
+    torch.library.opcheck(ops.surrogate_backward, (g, x.detach(), PLRELU, 1.0, 0.01))
+
+
+def test_backward_without_saved_h_is_a_clear_error():
+    x, v, decay, *flags = neuron_args(LIF, store_h=False)
+    spikes, *_ = ops.neuron_forward(x, v, decay, *flags)
+    with pytest.raises(RuntimeError, match="store_h_seq"):
+        spikes.sum().backward()
+
+
+# ---- gradcheck on the smooth parts ----
+#
+# The spike output is a step function whose gradient is the surrogate by design, so it is not gradchecked.
+# With detach_reset=True the membrane potentials v_seq and v_final are piecewise-linear functions of x, v_init
+# and (ParametricLIF) the decay, smooth wherever no spike flips. The kernels compute in float32, so the check
+# runs in float64 through a float32 cast, with eps well inside the distance of every H to the threshold.
+
+@pytest.mark.parametrize("kind", [IF, LIF, PLIF])
+@pytest.mark.parametrize("v_reset", [0.0, None])
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_gradcheck_membrane_potential(kind, v_reset, decay_input):
+    if kind == IF and not decay_input:
+        pytest.skip("IF has no decay_input")
+    T, N = 6, 8
+    x = (torch.randn(T, N, dtype=torch.float64) * 1.5 + 0.6).requires_grad_(True)
+    v0 = (torch.randn(N, dtype=torch.float64) * 0.3).requires_grad_(True)
+    decay = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
+    flags = (kind, 1.0, v_reset, 2.0, decay_input, True, SIGMOID, 4.0, 0.0, torch.float32, True, True)
+
+    def membrane(x, v0, decay):
+        d = decay.float() if kind == PLIF else None
+        spikes, v_final, _, v_seq = ops.neuron_forward(x.float(), v0.float(), d, *flags)
+        return v_seq.double(), v_final.double()
+
+    _, _, h_seq, _ = ops.neuron_forward(x.detach().float(), v0.detach().float(), decay.detach().float(),
+                                        *flags)
+    margin = (h_seq - 1.0).abs().min().item()
+    assert margin > 1e-4, "pick another seed: an H lies on the threshold"
+    eps = min(1e-3, margin / 8)
+    inputs = (x, v0, decay) if kind == PLIF else (x, v0, decay.detach())
+    assert torch.autograd.gradcheck(membrane, inputs, eps=eps, atol=2e-3, rtol=2e-3)
