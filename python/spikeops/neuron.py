@@ -167,7 +167,7 @@ class BaseNode(MemoryModule):
         spike_seq, v_final, _, v_seq = _ops.neuron_forward(
             x_seq.reshape(T, N).contiguous(), v.reshape(N).contiguous(), decay, self._neuron_kind,
             self.v_threshold, self.v_reset, self._tau(), self._decay_input(), self.detach_reset,
-            int(sg.kind), sg.alpha, sg.beta, spike_dtype, needs_grad, store_v_seq)
+            sg.kind_id, sg.alpha, sg.beta, spike_dtype, needs_grad, store_v_seq)
         self.v = v_final.view(step_shape)
         if store_v_seq:
             self.v_seq = v_seq.view(x_seq.shape)

@@ -46,11 +46,14 @@ class SurrogateFunctionBase(nn.Module):
     """
 
     kind: "_C.SurrogateKind"
+    _alpha_name = "alpha"  # what the subclass's constructor calls its sharpness parameter
 
     def __init__(self, alpha: float, spiking: bool = True):
         super().__init__()
-        self.alpha = _check_positive("alpha", alpha, type(self).__name__)
+        self.alpha = _check_positive(self._alpha_name, alpha, type(self).__name__)
         self.spiking = bool(spiking)
+        # A plain int for the ops: torch.compile (Dynamo) cannot trace int() of a pybind11 enum.
+        self.kind_id = int(self.kind)
 
     @property
     def beta(self) -> float:
@@ -69,7 +72,7 @@ class SurrogateFunctionBase(nn.Module):
         if not isinstance(x, Tensor) or x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             got = x.dtype if isinstance(x, Tensor) else type(x).__name__
             raise TypeError(f"{type(self).__name__}: x must be a float32/float16/bfloat16 tensor, got {got}")
-        return spike_fn(x.contiguous(), int(self.kind), self.alpha, self.beta)
+        return spike_fn(x.contiguous(), self.kind_id, self.alpha, self.beta)
 
     @staticmethod
     def primitive_function(x: Tensor, alpha: float) -> Tensor:
@@ -188,6 +191,7 @@ class PiecewiseLeakyReLU(SurrogateFunctionBase):
     """σ'(x) = 1/(2w) where |x| < w, else c. Defaults w = 1, c = 0.01 (SpikingJelly's names)."""
 
     kind = _C.SurrogateKind.PiecewiseLeakyReLU
+    _alpha_name = "w"
 
     def __init__(self, w: float = 1.0, c: float = 0.01, spiking: bool = True):
         super().__init__(w, spiking)
@@ -222,6 +226,7 @@ class FastSigmoid(SurrogateFunctionBase):
     """snnTorch's fast sigmoid: σ'(x) = 1 / (slope |x| + 1)^2. Default slope = 25. No primitive function."""
 
     kind = _C.SurrogateKind.FastSigmoid
+    _alpha_name = "slope"
 
     def __init__(self, slope: float = 25.0, spiking: bool = True):
         super().__init__(slope, spiking)
