@@ -2,6 +2,7 @@
 #pragma once
 
 #include "spikeops/neuron.hpp"
+#include "spikeops/spike_gemm.hpp"
 #include "spikeops/surrogate.hpp"
 
 namespace spikeops {
@@ -12,6 +13,7 @@ void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a);
 void heaviside_forward(const TensorView& x, const TensorView& spike);
 void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const TensorView& x,
                         const TensorView& grad_x);
+void spike_accumulate(const SpikeAccumulateArgs& a);
 const char* simd_level();  // the clone the running CPU uses: "avx512", "avx2" or "baseline"
 int max_threads();
 }  // namespace cpu
@@ -24,6 +26,7 @@ void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a);
 void heaviside_forward(const TensorView& x, const TensorView& spike, void* stream);
 void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const TensorView& x,
                         const TensorView& grad_x, void* stream);
+void spike_accumulate(const SpikeAccumulateArgs& a);
 }  // namespace cuda
 
 }  // namespace spikeops

@@ -19,6 +19,7 @@ void heaviside_forward(const TensorView&, const TensorView&, void*) { no_cuda();
 void surrogate_backward(const Surrogate&, const TensorView&, const TensorView&, const TensorView&, void*) {
   no_cuda();
 }
+void spike_accumulate(const SpikeAccumulateArgs&) { no_cuda(); }
 
 }  // namespace cuda
 }  // namespace spikeops

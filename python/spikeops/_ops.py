@@ -31,12 +31,12 @@ _CORE_DTYPE = {
 }
 
 
-def _view(t: Optional[Tensor]) -> "_C.TensorView":
+def _view(t: Optional[Tensor], arg: str) -> "_C.TensorView":
     """Describe a tensor to the core (pointer, dtype, shape, strides, device); None -> an absent view."""
     if t is None:
         return _C.TensorView()
     if t.dtype not in _CORE_DTYPE:
-        raise TypeError(f"spikeops kernels do not take dtype {t.dtype}")
+        raise TypeError(f"{arg}: spikeops kernels do not take dtype {t.dtype}")
     if t.device.type == "cuda":
         device, index = _C.Device.cuda, t.device.index or 0
     elif t.device.type == "cpu":
@@ -44,6 +44,28 @@ def _view(t: Optional[Tensor]) -> "_C.TensorView":
     else:
         raise ValueError(f"spikeops kernels run on cpu or cuda tensors, got a tensor on {t.device}")
     return _C.TensorView(t.data_ptr(), _CORE_DTYPE[t.dtype], list(t.shape), list(t.stride()), device, index)
+
+
+_SURROGATE_KINDS = {int(k): k for k in _C.SurrogateKind.__members__.values()}
+
+
+def _surrogate(kind: int, alpha: float, beta: float) -> "_C.Surrogate":
+    """The core's Surrogate; an unknown kind raises ValueError naming surrogate_kind."""
+    if kind not in _SURROGATE_KINDS:
+        raise ValueError(f"surrogate_kind must be one of {sorted(_SURROGATE_KINDS)}, got {kind}")
+    return _C.Surrogate(_SURROGATE_KINDS[kind], alpha, beta)
+
+
+def _shape_2d(t: Tensor, arg: str) -> tuple:
+    """(T, N) of a [T, N] tensor, or a ValueError naming the argument."""
+    if t.dim() != 2:
+        raise ValueError(f"{arg} must be a 2-D [T, N] tensor, got shape {tuple(t.shape)}")
+    return tuple(t.shape)
+
+
+def _check_spike_dtype(spike_dtype: torch.dtype) -> None:
+    if spike_dtype not in _SPIKE_DTYPES:
+        raise TypeError(f"spike_dtype must be float32, float16, bfloat16 or uint8, got {spike_dtype}")
 
 
 def _stream(t: Tensor) -> int:
@@ -62,7 +84,7 @@ def _neuron_params(neuron_kind: int, v_threshold: float, v_reset: Optional[float
     p.tau = tau
     p.decay_input = decay_input
     p.detach_reset = detach_reset
-    p.surrogate = _C.Surrogate(_C.SurrogateKind(surrogate_kind), alpha, beta)
+    p.surrogate = _surrogate(surrogate_kind, alpha, beta)
     return p
 
 
@@ -92,19 +114,20 @@ def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuro
         spike_seq [T, N] (spike_dtype), v_final [N] float32, h_seq [T, N] float32 (or [0] when not stored),
         v_seq [T, N] float32 (or [0] when not stored).
     """
-    T, N = x_seq.shape
+    T, N = _shape_2d(x_seq, "x_seq")
+    _check_spike_dtype(spike_dtype)
     spike_seq = torch.empty((T, N), dtype=spike_dtype, device=x_seq.device)
     v_final = torch.empty((N,), dtype=torch.float32, device=x_seq.device)
     h_seq = torch.empty((T, N) if store_h_seq else (0,), dtype=torch.float32, device=x_seq.device)
     v_seq = torch.empty((T, N) if store_v_seq else (0,), dtype=torch.float32, device=x_seq.device)
     args = _C.NeuronForwardArgs()
-    args.x_seq = _view(x_seq)
-    args.v_init = _view(v_init)
-    args.decay = _view(decay if neuron_kind == 2 else None)
-    args.spike_seq = _view(spike_seq)
-    args.v_final = _view(v_final)
-    args.h_seq = _view(h_seq if store_h_seq else None)
-    args.v_seq = _view(v_seq if store_v_seq else None)
+    args.x_seq = _view(x_seq, "x_seq")
+    args.v_init = _view(v_init, "v_init")
+    args.decay = _view(decay if neuron_kind == 2 else None, "decay")
+    args.spike_seq = _view(spike_seq, "spike_seq")
+    args.v_final = _view(v_final, "v_final")
+    args.h_seq = _view(h_seq if store_h_seq else None, "h_seq")
+    args.v_seq = _view(v_seq if store_v_seq else None, "v_seq")
     args.stream = _stream(x_seq)
     params = _neuron_params(neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
                             surrogate_kind, alpha, beta)
@@ -115,7 +138,7 @@ def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuro
 @neuron_forward.register_fake
 def _(x_seq, v_init, decay, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
       surrogate_kind, alpha, beta, spike_dtype, store_h_seq, store_v_seq):
-    T, N = x_seq.shape
+    T, N = _shape_2d(x_seq, "x_seq")
     new = x_seq.new_empty
     return (new((T, N), dtype=spike_dtype), new((N,), dtype=torch.float32),
             new((T, N) if store_h_seq else (0,), dtype=torch.float32),
@@ -142,21 +165,21 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v
         grad_x_seq [T, N] (grad_x_dtype), grad_v_init [N] float32, grad_decay [N] float32 per-neuron
         dL/dk summed over time (ParametricLIF; [0] otherwise).
     """
-    T, N = h_seq.shape
+    T, N = _shape_2d(h_seq, "h_seq")
     device = h_seq.device
     grad_x_seq = torch.empty((T, N), dtype=grad_x_dtype, device=device)
     grad_v_init = torch.empty((N,), dtype=torch.float32, device=device)
     grad_decay = torch.empty((N,) if neuron_kind == 2 else (0,), dtype=torch.float32, device=device)
     args = _C.NeuronBackwardArgs()
-    args.grad_spike_seq = _view(grad_spike_seq)
-    args.grad_v_seq = _view(grad_v_seq)
-    args.grad_v_final = _view(grad_v_final)
-    args.h_seq = _view(h_seq)
-    args.v_init = _view(v_init if neuron_kind == 2 else None)
-    args.decay = _view(decay if neuron_kind == 2 else None)
-    args.grad_x_seq = _view(grad_x_seq)
-    args.grad_v_init = _view(grad_v_init)
-    args.grad_decay = _view(grad_decay if neuron_kind == 2 else None)
+    args.grad_spike_seq = _view(grad_spike_seq, "grad_spike_seq")
+    args.grad_v_seq = _view(grad_v_seq, "grad_v_seq")
+    args.grad_v_final = _view(grad_v_final, "grad_v_final")
+    args.h_seq = _view(h_seq, "h_seq")
+    args.v_init = _view(v_init if neuron_kind == 2 else None, "v_init")
+    args.decay = _view(decay if neuron_kind == 2 else None, "decay")
+    args.grad_x_seq = _view(grad_x_seq, "grad_x_seq")
+    args.grad_v_init = _view(grad_v_init, "grad_v_init")
+    args.grad_decay = _view(grad_decay if neuron_kind == 2 else None, "grad_decay")
     args.stream = _stream(h_seq)
     params = _neuron_params(neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
                             surrogate_kind, alpha, beta)
@@ -167,7 +190,7 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v
 @neuron_backward.register_fake
 def _(grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay, neuron_kind, v_threshold, v_reset,
       tau, decay_input, detach_reset, surrogate_kind, alpha, beta, grad_x_dtype):
-    T, N = h_seq.shape
+    T, N = _shape_2d(h_seq, "h_seq")
     new = h_seq.new_empty
     return (new((T, N), dtype=grad_x_dtype), new((N,), dtype=torch.float32),
             new((N,) if neuron_kind == 2 else (0,), dtype=torch.float32))
@@ -228,8 +251,10 @@ def spike_fn(x: Tensor, surrogate_kind: int, alpha: float, beta: float) -> Tenso
     Returns:
         Tensor: spikes of x's shape and dtype, exactly 0 or 1.
     """
+    # The forward does not use the surrogate, but a bad one must fail here, not later in the backward.
+    _C.validate_surrogate(_surrogate(surrogate_kind, alpha, beta), "spike_fn: surrogate")
     spike = torch.empty_like(x)
-    _C.heaviside_forward(_view(x), _view(spike), _stream(x))
+    _C.heaviside_forward(_view(x, "x"), _view(spike, "spike"), _stream(x))
     return spike
 
 
@@ -243,8 +268,8 @@ def surrogate_backward(grad_spike: Tensor, x: Tensor, surrogate_kind: int, alpha
                        beta: float) -> Tensor:
     """grad_x = grad_spike * σ'(x), elementwise, in x's dtype (computed in float32)."""
     grad_x = torch.empty_like(x)
-    _C.surrogate_backward(_C.Surrogate(_C.SurrogateKind(surrogate_kind), alpha, beta), _view(grad_spike),
-                          _view(x), _view(grad_x), _stream(x))
+    _C.surrogate_backward(_surrogate(surrogate_kind, alpha, beta), _view(grad_spike, "grad_spike"),
+                          _view(x, "x"), _view(grad_x, "grad_x"), _stream(x))
     return grad_x
 
 
@@ -267,3 +292,158 @@ def _spike_fn_backward(ctx, grad_spike):
 
 
 torch.library.register_autograd("spikeops::spike_fn", _spike_fn_backward, setup_context=_spike_fn_setup_context)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Accumulate-only spike GEMM
+# ---------------------------------------------------------------------------------------------------------
+
+# Above this firing rate a dense GEMM on the spikes as floats beats adding selected rows on the CPU (the
+# crossover measured by bench/spike_gemm.py on AVX-512 with torch's BLAS; see the README). The result is the
+# same either way, up to float32 summation order.
+DENSE_RATE_THRESHOLD_CPU = 0.7
+# The weight gradient's product (S^T . dY, transposed output) crosses over earlier.
+DENSE_RATE_THRESHOLD_GRAD_CPU = 0.35
+# Not measured yet on a GPU: the accumulate kernel is used at every rate there.
+DENSE_RATE_THRESHOLD_CUDA = 1.0
+
+
+PACKED_TILE_N: int = _C.PACKED_TILE_N
+
+
+def pack_weight(weight: Tensor) -> Tensor:
+    """A linear layer's weight [N, K] in the kernels' packed layout [ceil(N/64), K, 64] float32 (zero padded):
+    W^T cut into 64-column tiles, each contiguous. Differentiable (plain torch ops)."""
+    N, K = weight.shape
+    tiles = (N + PACKED_TILE_N - 1) // PACKED_TILE_N
+    w = torch.nn.functional.pad(weight.float(), (0, 0, 0, tiles * PACKED_TILE_N - N))
+    return w.view(tiles, PACKED_TILE_N, K).transpose(1, 2).contiguous()
+
+
+def unpack_weight(packed: Tensor, out_features: int) -> Tensor:
+    """The inverse of pack_weight: [N, K] float32."""
+    tiles, K, T = packed.shape
+    return packed.transpose(1, 2).reshape(tiles * T, K)[:out_features]
+
+
+def _accumulate(spikes_u8: Tensor, rows: Tensor, rows_packed: bool, bias: Optional[Tensor], out_features: int,
+                out_dtype: torch.dtype, out_transposed: bool = False, cpu_threshold: Optional[float] = None) -> Tensor:
+    """out = bias + spikes_u8 . rows ([M, N], or its transpose [N, M]) with the accumulate-only kernel, or
+    densely above the crossover rate."""
+    M = spikes_u8.shape[0]
+    if spikes_u8.device.type == "cuda":
+        threshold = DENSE_RATE_THRESHOLD_CUDA
+    else:
+        threshold = DENSE_RATE_THRESHOLD_CPU if cpu_threshold is None else cpu_threshold
+    if threshold < 1.0 and spikes_u8.numel() > 0:
+        rate = torch.count_nonzero(spikes_u8).item() / spikes_u8.numel()
+        if rate > threshold:
+            dense_rows = unpack_weight(rows, out_features).t() if rows_packed else rows
+            spikes_f = (spikes_u8 != 0).to(torch.float32)
+            if out_transposed:
+                dense = dense_rows.t() @ spikes_f.t()
+                if bias is not None:
+                    dense += bias[:, None]
+            else:
+                dense = spikes_f @ dense_rows
+                if bias is not None:
+                    dense += bias
+            return dense.to(out_dtype)
+    shape = (out_features, M) if out_transposed else (M, out_features)
+    out = torch.empty(shape, dtype=out_dtype, device=rows.device)
+    _C.spike_accumulate(_view(spikes_u8, "spikes"), _view(rows, "rows"), rows_packed, _view(bias, "bias"),
+                        _view(out, "out"), out_transposed, _stream(rows))
+    return out
+
+
+def packed_weight(weight: Tensor) -> Tensor:
+    """pack_weight(weight), computed once per version of the weight and kept on it.
+
+    ``Tensor._version`` increases on every in-place update (an optimizer step), so a stale copy is never used;
+    a training step packs once, inference once in all. The copy is not part of the autograd graph: the
+    backward returns the weight gradient directly.
+    """
+    key = (weight._version, weight.data_ptr(), weight.dtype, weight.device, tuple(weight.shape))
+    cached = getattr(weight, "_spikeops_packed", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    packed = pack_weight(weight.detach())
+    try:
+        weight._spikeops_packed = (key, packed)
+    except (AttributeError, RuntimeError):  # e.g. a tensor subclass without __dict__: no cache
+        pass
+    return packed
+
+
+@torch.library.custom_op("spikeops::spike_linear", mutates_args=(), device_types=_DEVICE_TYPES)
+def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """y = bias + spikes . W^T, adding the weight columns that the spikes select (no multiplies).
+
+    Args:
+        spikes (Tensor): [M, K] spikes, uint8 (1 byte each) or float32/float16/bfloat16 0/1; any nonzero value
+            counts as one spike.
+        weight (Tensor): [N, K] float32/float16/bfloat16; packed once per version (see packed_weight).
+        bias (Tensor, optional): [N], the weight's dtype.
+
+    Returns:
+        Tensor: [M, N] in the weight's dtype, accumulated in float32.
+    """
+    spikes_u8 = spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)
+    return _accumulate(spikes_u8.contiguous(), packed_weight(weight), True,
+                       None if bias is None else bias.float().contiguous(), weight.shape[0], weight.dtype)
+
+
+@spike_linear.register_fake
+def _(spikes, weight, bias):
+    return spikes.new_empty((spikes.shape[0], weight.shape[0]), dtype=weight.dtype)
+
+
+def _spike_linear_setup_context(ctx, inputs, output):
+    spikes, weight, bias = inputs
+    ctx.spikes_dtype = spikes.dtype
+    ctx.weight_dtype = weight.dtype
+    ctx.has_bias = bias is not None
+    # The weight gradient needs the spikes transposed; they are kept in 1 byte whatever their dtype.
+    spikes_t = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).t().contiguous()
+    ctx.save_for_backward(spikes_t, weight if ctx.needs_input_grad[0] else None)
+
+
+def _spike_linear_backward(ctx, grad_out):
+    spikes_t, weight = ctx.saved_tensors
+    grad_spikes = grad_weight = grad_bias = None
+    if ctx.needs_input_grad[0]:
+        # dense: the gradient of the spikes is not sparse
+        grad_spikes = (grad_out @ weight.to(grad_out.dtype)).to(ctx.spikes_dtype)
+    if ctx.needs_input_grad[1]:
+        # dW^T = S^T . dY: rows of dY are added where a spike occurred, the same accumulate-only kernel.
+        grad_weight = spike_accumulate_rows_t(spikes_t, grad_out.contiguous(), ctx.weight_dtype)
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        grad_bias = grad_out.sum(0)
+    return grad_spikes, grad_weight, grad_bias
+
+
+torch.library.register_autograd("spikeops::spike_linear", _spike_linear_backward,
+                                setup_context=_spike_linear_setup_context)
+
+
+@torch.library.custom_op("spikeops::spike_accumulate_rows_t", mutates_args=(), device_types=_DEVICE_TYPES)
+def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype) -> Tensor:
+    """(spikes . rows)^T: out[n, m] = sum of rows[k, n] over the spikes of row m, no multiplies.
+
+    Args:
+        spikes (Tensor): [M, K] uint8.
+        rows (Tensor): [K, N] float32/float16/bfloat16 (converted to float32).
+        out_dtype (torch.dtype): float32, float16 or bfloat16.
+
+    Returns:
+        Tensor: [N, M] in out_dtype: for spikes = S^T and rows = dY, the weight gradient of a linear layer.
+    """
+    # Packed, rows' column tiles are contiguous: worth the copy (rows is the small operand, dY) because the
+    # kernel otherwise touches one page per spike (see RowsLayout::kPacked).
+    return _accumulate(spikes, pack_weight(rows.t()), True, None, rows.shape[1], out_dtype, out_transposed=True,
+                       cpu_threshold=DENSE_RATE_THRESHOLD_GRAD_CPU)
+
+
+@spike_accumulate_rows_t.register_fake
+def _(spikes, rows, out_dtype):
+    return rows.new_empty((rows.shape[1], spikes.shape[0]), dtype=out_dtype)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import StepModule, check_step_mode
+from .functional import spike_linear
 
 __all__ = ["SeqToANNContainer", "MultiStepContainer", "Linear", "Conv2d", "Flatten", "MaxPool2d",
            "AvgPool2d", "BatchNorm2d", "Dropout"]
@@ -53,11 +54,36 @@ class _StepModeLayer(StepModule):
 
 
 class Linear(_StepModeLayer, nn.Linear):
-    """``nn.Linear`` that also takes [T, N, in_features] in step_mode='m'."""
+    """``nn.Linear`` that also takes [T, N, in_features] in step_mode='m', and runs spikes on the spike GEMM.
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, step_mode: str = "s", **kw):
+    A ``uint8`` input is a tensor of 1-byte spikes: it goes to :func:`spikeops.functional.spike_linear`, which
+    adds the selected weight columns instead of multiplying. With ``spike_input=True`` float inputs are taken
+    as 0/1 spikes too (any nonzero value is a spike): the gradient still flows back to them, and the backward
+    keeps them in 1 byte instead of 4. Other float inputs use the dense ``nn.Linear``.
+
+    Args:
+        spike_input (bool): treat float inputs as spikes. Default False.
+        others: as ``nn.Linear``, plus ``step_mode``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, step_mode: str = "s",
+                 spike_input: bool = False, **kw):
         super().__init__(in_features, out_features, bias, **kw)
         self._init_step_mode(step_mode)
+        self.spike_input = bool(spike_input)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, Tensor) and (x.dtype == torch.uint8 or self.spike_input):
+            if self.step_mode == "m" and x.dim() < 2:
+                raise ValueError(f"Linear: in step_mode='m' the input must be [T, N, *], got shape {tuple(x.shape)}")
+            # Rows are independent, so [T, N, K] needs no folding: spike_linear takes any leading dims.
+            return spike_linear(x, self.weight, self.bias)
+        if isinstance(x, Tensor) and not x.is_floating_point():
+            raise TypeError(f"Linear: the input must be float or uint8 spikes, got {x.dtype}")
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", spike_input={self.spike_input}"
 
 
 class Conv2d(_StepModeLayer, nn.Conv2d):

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "spikeops/spikeops.hpp"
@@ -125,6 +126,29 @@ PYBIND11_MODULE(_C, m) {
          std::uintptr_t stream) { surrogate_backward(s, grad_spike, x, grad_x, reinterpret_cast<void*>(stream)); },
       py::arg("surrogate"), py::arg("grad_spike"), py::arg("x"), py::arg("grad_x"), py::arg("stream") = 0,
       py::call_guard<py::gil_scoped_release>());
+
+  m.def(
+      "validate_surrogate", [](const Surrogate& s, const std::string& arg) { validate_surrogate(s, arg.c_str()); },
+      py::arg("surrogate"), py::arg("arg_name") = "surrogate");
+  m.def(
+      "spike_accumulate",
+      [](const TensorView& spikes, const TensorView& rows, bool rows_packed, const TensorView& bias,
+         const TensorView& out, bool out_transposed, std::uintptr_t stream) {
+        SpikeAccumulateArgs a;
+        a.spikes = spikes;
+        a.rows = rows;
+        a.rows_layout = rows_packed ? RowsLayout::kPacked : RowsLayout::kRowMajor;
+        a.bias = bias;
+        a.out = out;
+        a.out_transposed = out_transposed;
+        a.stream = reinterpret_cast<void*>(stream);
+        spike_accumulate(a);
+      },
+      py::arg("spikes"), py::arg("rows"), py::arg("rows_packed"), py::arg("bias"), py::arg("out"),
+      py::arg("out_transposed") = false, py::arg("stream") = 0,
+      py::call_guard<py::gil_scoped_release>());
+
+  m.attr("PACKED_TILE_N") = kPackedTileN;
 
   m.def("build_info", [] {
     const BuildInfo info = build_info();

@@ -1,5 +1,6 @@
 // Tests of the core library through its public headers only: the numbers of the neuron kernels against a
-// scalar re-statement of the contract, the surrogate formulas, the 16-bit conversions, and the error paths.
+// scalar re-statement of the contract, the surrogate formulas, the 16-bit conversions, the spike GEMM against
+// a plain loop, and the error paths.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -310,6 +311,92 @@ void test_empty() {
   CHECK(a.x_seq.is_contiguous());
 }
 
+void test_spike_accumulate() {
+  // Against a plain triple loop, for both layouts of rows, plain and transposed outputs, odd sizes.
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const auto& mkn : std::vector<std::vector<int64_t>>{{1, 1, 1}, {5, 7, 3}, {17, 130, 65}, {40, 300, 128}}) {
+    const int64_t M = mkn[0], K = mkn[1], N = mkn[2], tiles = (N + kPackedTileN - 1) / kPackedTileN;
+    std::vector<uint8_t> spikes(M * K);
+    for (auto& s : spikes) s = (rng() % 4 == 0) ? static_cast<uint8_t>(1 + rng() % 3) : 0;  // nonzero = spike
+    std::vector<float> rows(K * N), bias(N), packed(tiles * K * kPackedTileN, -7.0f), expected(M * N);
+    for (auto& r : rows) r = static_cast<float>(static_cast<int>(uniform(rng) * 100));  // integers: exact sums
+    for (auto& b : bias) b = static_cast<float>(static_cast<int>(uniform(rng) * 100));
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t n = 0; n < N; ++n) {
+        float sum = bias[n];
+        for (int64_t k = 0; k < K; ++k) sum += spikes[m * K + k] != 0 ? rows[k * N + n] : 0.0f;
+        expected[m * N + n] = sum;
+      }
+    }
+    pack_rows(make_tensor_view(rows.data(), DType::kFloat32, {K, N}),
+              make_tensor_view(packed.data(), DType::kFloat32, {tiles, K, kPackedTileN}));
+    for (int layout = 0; layout < 2; ++layout) {
+      for (int transposed = 0; transposed < 2; ++transposed) {
+        std::vector<float> out(M * N, NAN);
+        SpikeAccumulateArgs a;
+        a.spikes = make_tensor_view(spikes.data(), DType::kUInt8, {M, K});
+        a.rows_layout = layout ? RowsLayout::kPacked : RowsLayout::kRowMajor;
+        a.rows = layout ? make_tensor_view(packed.data(), DType::kFloat32, {tiles, K, kPackedTileN})
+                        : make_tensor_view(rows.data(), DType::kFloat32, {K, N});
+        a.bias = make_tensor_view(bias.data(), DType::kFloat32, {N});
+        a.out_transposed = transposed != 0;
+        a.out = transposed ? make_tensor_view(out.data(), DType::kFloat32, {N, M})
+                           : make_tensor_view(out.data(), DType::kFloat32, {M, N});
+        spike_accumulate(a);
+        bool same = true;
+        for (int64_t m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < N; ++n) {
+            same = same && out[transposed ? n * M + m : m * N + n] == expected[m * N + n];
+          }
+        }
+        CHECK(same);
+      }
+    }
+    // 16-bit output: the float32 sums rounded once.
+    std::vector<uint16_t> out16(M * N);
+    SpikeAccumulateArgs a;
+    a.spikes = make_tensor_view(spikes.data(), DType::kUInt8, {M, K});
+    a.rows = make_tensor_view(rows.data(), DType::kFloat32, {K, N});
+    a.out = make_tensor_view(out16.data(), DType::kBFloat16, {M, N});
+    spike_accumulate(a);
+    bool same = true;
+    for (int64_t i = 0; i < M * N; ++i) same = same && out16[i] == detail::float_to_bfloat16(expected[i] - bias[i % N]);
+    CHECK(same);
+  }
+
+  // Errors name the argument.
+  uint8_t s[6] = {};
+  float r[12] = {}, o[8] = {};
+  SpikeAccumulateArgs a;
+  a.spikes = make_tensor_view(s, DType::kUInt8, {2, 3});
+  a.rows = make_tensor_view(r, DType::kFloat32, {3, 4});
+  a.out = make_tensor_view(o, DType::kFloat32, {2, 4});
+  spike_accumulate(a);  // the valid call
+  SpikeAccumulateArgs bad = a;
+  bad.rows = make_tensor_view(r, DType::kFloat32, {4, 3});
+  EXPECT_ERROR(spike_accumulate(bad), "rows must have shape [K, N] = [3, 4]");
+  bad = a;
+  bad.spikes.dtype = DType::kFloat32;
+  EXPECT_ERROR(spike_accumulate(bad), "spikes must have dtype uint8");
+  bad = a;
+  bad.out = make_tensor_view(o, DType::kFloat32, {3, 4});
+  EXPECT_ERROR(spike_accumulate(bad), "out must have shape [2, 4]");
+  bad = a;
+  bad.rows_layout = RowsLayout::kPacked;
+  EXPECT_ERROR(spike_accumulate(bad), "rows must be a 3-D tensor");
+  bad = a;
+  bad.bias = make_tensor_view(r, DType::kFloat32, {3});
+  EXPECT_ERROR(spike_accumulate(bad), "bias must have shape [4]");
+  bad = a;
+  bad.rows.data = nullptr;
+  EXPECT_ERROR(spike_accumulate(bad), "rows has a null data pointer");
+  bad = a;
+  bad.out.device = Device::kCUDA;
+  EXPECT_ERROR(spike_accumulate(bad), "out must be on the same device as spikes");
+  EXPECT_ERROR(pack_rows(a.rows, make_tensor_view(r, DType::kFloat32, {1, 3, 3})), "packed must have shape [1, 3, 64]");
+}
+
 }  // namespace
 
 int main() {
@@ -319,6 +406,7 @@ int main() {
   test_conversions();
   test_errors();
   test_empty();
+  test_spike_accumulate();
   const BuildInfo info = build_info();
   std::printf("spikeops %s, cpu simd %s, cuda %d: %d checks, %d failed\n", info.version.c_str(),
               info.cpu_simd.c_str(), info.cuda ? 1 : 0, g_checks, g_failures);

@@ -5,5 +5,6 @@
 #include "spikeops/config.hpp"
 #include "spikeops/error.hpp"
 #include "spikeops/neuron.hpp"
+#include "spikeops/spike_gemm.hpp"
 #include "spikeops/surrogate.hpp"
 #include "spikeops/tensor.hpp"

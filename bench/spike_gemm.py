@@ -1,0 +1,119 @@
+"""Benchmark of the accumulate-only spike GEMM against F.linear on the same spikes as floats.
+
+For each shape and firing rate it prints the median time of
+  - F.linear(spikes.float(), W)             the dense baseline (torch's BLAS), measured in the same run,
+  - spikeops accumulate                     the accumulate-only kernel alone (dense dispatch disabled),
+  - spikeops spike_linear                   what users get: the kernel, or the dense GEMM above the crossover,
+and the ratio against the baseline, for the forward and for forward+backward (weight and bias gradients; the
+spikes come from uint8, so they need no gradient).
+
+    python bench/spike_gemm.py [--device cpu|cuda] [--dtype float32|bfloat16] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import spikeops
+from spikeops import _ops, functional
+
+RATES = (0.005, 0.01, 0.05, 0.10, 0.25, 0.50)
+SHAPES = ((1024, 4096, 4096), (32, 1024, 1024))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn, device: torch.device, min_runs: int = 5, budget_s: float = 1.0) -> float:
+    fn()  # warm-up (allocations, caches, lazy initialisation)
+    sync(device)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < 200):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_case(M, K, N, rate, dtype, device, budget, backward):
+    g = torch.Generator(device="cpu").manual_seed(0)
+    spikes_u8 = (torch.rand(M, K, generator=g) < rate).to(torch.uint8).to(device)
+    spikes_f = spikes_u8.to(dtype)
+    weight = (torch.randn(N, K, generator=g) / K**0.5).to(dtype).to(device)
+    bias = torch.zeros(N, dtype=dtype, device=device)
+    if backward:
+        weight.requires_grad_(True)
+        bias.requires_grad_(True)
+    grad = torch.randn(M, N, generator=g).to(dtype).to(device)
+
+    def dense():
+        y = F.linear(spikes_f, weight, bias)
+        if backward:
+            y.backward(grad)
+
+    def ours():
+        y = functional.spike_linear(spikes_u8, weight, bias)
+        if backward:
+            y.backward(grad)
+
+    def accumulate_only():
+        names = ("DENSE_RATE_THRESHOLD_CPU", "DENSE_RATE_THRESHOLD_GRAD_CPU", "DENSE_RATE_THRESHOLD_CUDA")
+        saved = [getattr(_ops, n) for n in names]
+        for n in names:
+            setattr(_ops, n, 1.0)
+        try:
+            ours()
+        finally:
+            for n, v in zip(names, saved):
+                setattr(_ops, n, v)
+
+    ctx = torch.enable_grad() if backward else torch.no_grad()
+    with ctx:
+        t_dense = median_time(dense, device, budget_s=budget)
+        t_acc = median_time(accumulate_only, device, budget_s=budget)
+        t_ours = median_time(ours, device, budget_s=budget)
+    return t_dense, t_acc, t_ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--quick", action="store_true", help="the small shape only")
+    parser.add_argument("--budget", type=float, default=1.0, help="seconds of timing per measurement")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    info = spikeops.build_info()
+    print(f"spikeops {info['version']}  device={device}  dtype={args.dtype}  cpu_simd={info['cpu_simd']}  "
+          f"threads={info['openmp_threads']}  torch={torch.__version__} (torch threads {torch.get_num_threads()})")
+    if device.type == "cpu":
+        print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
+              f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
+    else:
+        print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CUDA}")
+    header = (f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'F.linear ms':>12} {'accumulate ms':>14} "
+              f"{'spike_linear ms':>16} {'accum x':>8} {'spike_linear x':>15}")
+    print(header)
+    print("-" * len(header))
+    shapes = SHAPES[1:] if args.quick else SHAPES
+    for backward in (False, True):
+        for M, K, N in shapes:
+            for rate in RATES:
+                t_dense, t_acc, t_ours = run_case(M, K, N, rate, dtype, device, args.budget, backward)
+                print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} {t_dense * 1e3:12.3f} "
+                      f"{t_acc * 1e3:14.3f} {t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

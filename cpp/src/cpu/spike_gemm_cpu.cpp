@@ -1,0 +1,184 @@
+// CPU kernel of the accumulate-only spike GEMM: out[m, :] = bias + sum of rows[k, :] over the spikes of row m.
+//
+// Event-driven: a first pass lists the spiking columns of every row (CSR, 4 bytes per spike), a second pass
+// adds the selected rows. The second pass walks the output in column tiles of kTileN floats: a tile's slice
+// of `rows` ([K, kTileN], K*256 bytes) is shared by all M rows of the batch, so it is read from memory once
+// and then from cache, while the M rows' sums live in registers. Tiles run in parallel with OpenMP.
+// With row-major rows the slice is K pieces of 256 bytes, one per page once N >= 1024, and the TLB misses
+// dominate; the packed layout (RowsLayout::kPacked) makes the slice contiguous.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "backend.hpp"
+#include "cpu/simd.hpp"
+#include "spikeops/spike_gemm.hpp"
+
+namespace spikeops {
+namespace cpu {
+namespace {
+
+constexpr int kTileN = kPackedTileN;  // four 16-float vectors
+// Below this many spike bytes (or tiles) threads cost more than they save.
+constexpr int64_t kMinParallelBytes = 1 << 16;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SPIKEOPS_HAVE_VECTOR_EXT 1
+// 16 floats; unaligned and allowed to alias float memory. Each target clone lowers it to its own registers
+// (one zmm on AVX-512, two ymm on AVX2, four xmm on the baseline).
+typedef float Vec16 __attribute__((vector_size(64), aligned(4), may_alias));
+#else
+#define SPIKEOPS_HAVE_VECTOR_EXT 0
+#endif
+
+struct Plan {
+  const uint8_t* spikes;
+  const float* rows;
+  const float* bias;
+  void* out;
+  DType out_dtype;
+  bool out_transposed;
+  int64_t M, K, N;
+  // rows[k, n0 + j] is at rows[tile_stride * (n0 / kTileN) + row_stride * k + j].
+  int64_t tile_stride, row_stride;
+  std::vector<int64_t> begin;  // row m's spike columns are idx[begin[m] : begin[m] + count[m]]
+  std::vector<int64_t> count;
+  std::vector<int32_t> idx;
+};
+
+SPIKEOPS_CPU_CLONES int64_t count_spikes(const uint8_t* row, int64_t K) {
+  int64_t n = 0;
+  for (int64_t k = 0; k < K; ++k) n += row[k] != 0;
+  return n;
+}
+
+// Writes the columns of the nonzero bytes of row[0:K] to idx and returns how many. Branch-free per byte (the
+// write at idx[n] happens whether or not the byte is a spike, so idx needs one slot of slack), and eight
+// zero bytes are skipped at a time.
+SPIKEOPS_CPU_CLONES int64_t list_spikes(const uint8_t* row, int64_t K, int32_t* idx) {
+  int64_t n = 0, k = 0;
+  for (; k + 8 <= K; k += 8) {
+    uint64_t word;
+    std::memcpy(&word, row + k, 8);
+    if (word == 0) continue;
+    for (int j = 0; j < 8; ++j) {
+      idx[n] = static_cast<int32_t>(k + j);
+      n += row[k + j] != 0;
+    }
+  }
+  for (; k < K; ++k) {
+    idx[n] = static_cast<int32_t>(k);
+    n += row[k] != 0;
+  }
+  return n;
+}
+
+// All M output rows of the column tile [n0, n0 + nt).
+SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt) {
+  alignas(64) float acc[kTileN];
+  // Transposed output: kFlushRows consecutive rows are gathered column-major here, then each output row
+  // (a column of the tile) receives kFlushRows adjacent values at once, a whole cache line, instead of
+  // kTileN scattered single floats per row.
+  constexpr int kFlushRows = 16;
+  alignas(64) float t_buf[kTileN][kFlushRows];
+  const int64_t N = p.N;
+  const float* tile = p.rows + p.tile_stride * (n0 / kTileN);
+  const int64_t stride = p.row_stride;
+  // A packed tile is zero padded, so a partial one can take the full-width path.
+  const bool full = nt == kTileN || stride == kTileN;
+  for (int64_t m = 0; m < p.M; ++m) {
+    const int32_t* idx = p.idx.data() + p.begin[m];
+    const int64_t count = p.count[m];
+#if SPIKEOPS_HAVE_VECTOR_EXT
+    if (full) {
+      // Two independent sets of accumulators (even and odd spikes) hide the latency of the adds.
+      constexpr int V = kTileN / 16;
+      Vec16 a[V] = {}, b[V] = {};
+      int64_t i = 0;
+      for (; i + 2 <= count; i += 2) {
+        const Vec16* r = reinterpret_cast<const Vec16*>(tile + idx[i] * stride);
+        const Vec16* q = reinterpret_cast<const Vec16*>(tile + idx[i + 1] * stride);
+        for (int v = 0; v < V; ++v) a[v] += r[v];
+        for (int v = 0; v < V; ++v) b[v] += q[v];
+      }
+      if (i < count) {
+        const Vec16* r = reinterpret_cast<const Vec16*>(tile + idx[i] * stride);
+        for (int v = 0; v < V; ++v) a[v] += r[v];
+      }
+      Vec16* out = reinterpret_cast<Vec16*>(acc);
+      for (int v = 0; v < V; ++v) out[v] = a[v] + b[v];
+    } else
+#endif
+    {
+      for (int j = 0; j < nt; ++j) acc[j] = 0.0f;
+      for (int64_t i = 0; i < count; ++i) {
+        const float* r = tile + idx[i] * stride;
+        for (int j = 0; j < nt; ++j) acc[j] += r[j];
+      }
+    }
+    if (p.bias != nullptr) {
+      for (int j = 0; j < nt; ++j) acc[j] += p.bias[n0 + j];
+    }
+    if (p.out_transposed) {
+      const int slot = static_cast<int>(m % kFlushRows);
+      for (int j = 0; j < nt; ++j) t_buf[j][slot] = acc[j];
+      if (slot == kFlushRows - 1 || m == p.M - 1) {
+        const int64_t m0 = m - slot;
+        for (int j = 0; j < nt; ++j) store_row(p.out_dtype, p.out, (n0 + j) * p.M + m0, slot + 1, t_buf[j]);
+      }
+    } else {
+      store_row(p.out_dtype, p.out, m * N + n0, nt, acc);
+    }
+  }
+}
+
+}  // namespace
+
+void spike_accumulate(const SpikeAccumulateArgs& a) {
+  Plan p;
+  p.spikes = static_cast<const uint8_t*>(a.spikes.data);
+  p.rows = static_cast<const float*>(a.rows.data);
+  p.bias = a.bias.defined() ? static_cast<const float*>(a.bias.data) : nullptr;
+  p.out = a.out.data;
+  p.out_dtype = a.out.dtype;
+  p.M = a.spikes.shape[0];
+  p.K = a.spikes.shape[1];
+  p.out_transposed = a.out_transposed;
+  p.N = a.out.shape[a.out_transposed ? 0 : 1];
+  if (a.rows_layout == RowsLayout::kPacked) {
+    p.tile_stride = p.K * kTileN;
+    p.row_stride = kTileN;
+  } else {
+    p.tile_stride = kTileN;
+    p.row_stride = p.N;
+  }
+  const int64_t M = p.M, K = p.K, N = p.N;
+  const bool parallel = M * K >= kMinParallelBytes;
+
+  // Pass 1: the spiking columns of every row.
+  p.count.resize(static_cast<size_t>(M));
+  p.begin.resize(static_cast<size_t>(M));
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t m = 0; m < M; ++m) p.count[m] = count_spikes(p.spikes + m * K, K);
+  int64_t total = 0;
+  for (int64_t m = 0; m < M; ++m) {
+    p.begin[m] = total;
+    total += p.count[m] + 1;  // +1: list_spikes's slack slot
+  }
+  p.idx.resize(static_cast<size_t>(total));
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t m = 0; m < M; ++m) list_spikes(p.spikes + m * K, K, p.idx.data() + p.begin[m]);
+
+  // Pass 2: add the selected rows, one column tile per task.
+  const int64_t tiles = (N + kTileN - 1) / kTileN;
+  const bool parallel_tiles = tiles > 1 && total * std::min<int64_t>(N, kTileN) * tiles >= kMinParallelBytes;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_tiles)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t n0 = t * kTileN;
+    accumulate_tile(p, n0, static_cast<int>(std::min<int64_t>(kTileN, N - n0)));
+  }
+}
+
+}  // namespace cpu
+}  // namespace spikeops

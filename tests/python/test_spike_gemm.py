@@ -1,0 +1,258 @@
+"""The accumulate-only spike GEMM (functional.spike_linear, layer.Linear on spikes) against F.linear on the
+same spikes as floats."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikeops import _ops, functional, layer, neuron, surrogate
+
+ops = torch.ops.spikeops
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float16: dict(rtol=2e-3, atol=2e-3),
+       torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2)}
+
+
+@pytest.fixture(params=["kernel", "dense"])
+def path(request, monkeypatch):
+    """Run each test through the accumulate kernel at every rate, and through the dense dispatch."""
+    threshold = 1.0 if request.param == "kernel" else 0.0
+    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", threshold)
+    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+    return request.param
+
+
+def spikes_at(shape, rate, dtype=torch.uint8):
+    return (torch.rand(shape) < rate).to(dtype)
+
+
+def reference(spikes, weight, bias):
+    # F.linear in float32 on the spikes as floats, rounded once to the weight's dtype.
+    b = None if bias is None else bias.float()
+    return F.linear(spikes.float(), weight.float(), b).to(weight.dtype)
+
+
+SHAPES = [(1, 1, 1), (5, 7, 3), (33, 65, 63), (16, 64, 64), (7, 130, 129), (64, 300, 200), (3, 1000, 70)]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("M,K,N", SHAPES)
+def test_matches_dense(path, M, K, N, rate):
+    s = spikes_at((M, K), rate)
+    w = torch.randn(N, K)
+    b = torch.randn(N)
+    # Sums of up to K float32 terms in another order than BLAS: the rounding error grows with K.
+    tol = dict(rtol=1e-5, atol=1e-6 * max(K, 10))
+    torch.testing.assert_close(functional.spike_linear(s, w, b), reference(s, w, b), **tol)
+    torch.testing.assert_close(functional.spike_linear(s, w), reference(s, w, None), **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_weight_dtypes(path, dtype):
+    s = spikes_at((2, 9, 40), 0.2)
+    w = torch.randn(70, 40).to(dtype)
+    b = torch.randn(70).to(dtype)
+    y = functional.spike_linear(s, w, b)
+    assert y.dtype == dtype and y.shape == (2, 9, 70)
+    torch.testing.assert_close(y, reference(s, w, b), **TOL[dtype])
+
+
+def test_integer_weights_are_exact(path):
+    s = spikes_at((40, 500), 0.3)
+    w = torch.randint(-50, 50, (90, 500)).float()
+    assert torch.equal(functional.spike_linear(s, w), F.linear(s.float(), w))
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
+def test_empty(path, shape):
+    M, K = shape
+    s = torch.zeros(M, K, dtype=torch.uint8)
+    w = torch.randn(4, K)
+    b = torch.randn(4)
+    torch.testing.assert_close(functional.spike_linear(s, w, b), reference(s, w, b))
+    assert functional.spike_linear(s, torch.randn(0, K)).shape == (M, 0)
+
+
+def test_any_nonzero_byte_is_one_spike_and_check_spikes_rejects_it():
+    s = torch.tensor([[0, 1, 2, 255]], dtype=torch.uint8)
+    w = torch.randn(3, 4)
+    torch.testing.assert_close(functional.spike_linear(s, w), F.linear((s != 0).float(), w))
+    with pytest.raises(ValueError, match="spikes must be 0 or 1"):
+        functional.spike_linear(s, w, check_spikes=True)
+    with pytest.raises(ValueError, match="spikes must be 0 or 1"):
+        functional.spike_linear(torch.tensor([[0.0, 0.5]]), torch.randn(2, 2), check_spikes=True)
+    functional.spike_linear(torch.tensor([[0, 1]], dtype=torch.uint8), torch.randn(2, 2), check_spikes=True)
+
+
+def test_non_contiguous_inputs(path):
+    s = spikes_at((50, 30), 0.2).t()  # [30, 50], transposed view
+    w = torch.randn(50, 20).t()       # [20, 50], transposed view
+    torch.testing.assert_close(functional.spike_linear(s, w), reference(s, w, None), **TOL[torch.float32])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("rate", [0.05, 0.5])
+def test_gradients(path, dtype, rate):
+    spikes = spikes_at((4, 6, 75), rate, dtype).requires_grad_(True)
+    w = torch.randn(66, 75).to(dtype).requires_grad_(True)
+    b = torch.randn(66).to(dtype).requires_grad_(True)
+    g = torch.randn(4, 6, 66).to(dtype)
+    grads = torch.autograd.grad(functional.spike_linear(spikes, w, b), (spikes, w, b), g)
+    s_ref, w_ref, b_ref = (t.detach().clone().requires_grad_(True) for t in (spikes, w, b))
+    ref_grads = torch.autograd.grad(F.linear(s_ref, w_ref, b_ref), (s_ref, w_ref, b_ref), g)
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        torch.testing.assert_close(got, want, **TOL[dtype])
+
+
+def test_uint8_spikes_give_weight_gradients():
+    s = spikes_at((8, 30), 0.3)
+    w = torch.randn(5, 30, requires_grad=True)
+    functional.spike_linear(s, w).sum().backward()
+    torch.testing.assert_close(w.grad, s.float().sum(0).expand(5, 30))
+
+
+def test_saved_tensors_are_one_byte():
+    x = torch.randn(6, 40, requires_grad=True)
+    spikes = neuron.IFNode(step_mode="m")(x)  # float32 0/1, in the graph
+    w = torch.randn(10, 40, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = functional.spike_linear(spikes, w)
+    spike_sized = [t for t in saved if t.numel() == spikes.numel()]
+    assert spike_sized and all(t.dtype == torch.uint8 for t in spike_sized), [t.dtype for t in saved]
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0, "the gradient must reach the neuron"
+
+
+def test_cached_weight_follows_in_place_updates():
+    s = spikes_at((5, 12), 0.5)
+    w = torch.randn(3, 12)
+    with torch.no_grad():
+        first = functional.spike_linear(s, w)
+        w.mul_(2.0)  # bumps w._version: the packed copy must be rebuilt
+        second = functional.spike_linear(s, w)
+    torch.testing.assert_close(second, 2.0 * first)
+    lin = layer.Linear(12, 3, bias=False)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.5)
+    before = lin(s).detach()
+    lin(s).sum().backward()
+    opt.step()
+    torch.testing.assert_close(lin(s), F.linear(s.float(), lin.weight))
+    assert not torch.equal(lin(s), before)
+
+
+def test_errors():
+    w = torch.randn(4, 6)
+    with pytest.raises(TypeError, match="spikes"):
+        functional.spike_linear(torch.zeros(2, 6, dtype=torch.float64), w)
+    with pytest.raises(TypeError, match="spikes"):
+        functional.spike_linear(torch.zeros(2, 6, dtype=torch.int32), w)
+    with pytest.raises(TypeError, match="weight"):
+        functional.spike_linear(torch.zeros(2, 6, dtype=torch.uint8), w.double())
+    with pytest.raises(ValueError, match="K = weight.shape"):
+        functional.spike_linear(torch.zeros(2, 5, dtype=torch.uint8), w)
+    with pytest.raises(ValueError, match="weight must be"):
+        functional.spike_linear(torch.zeros(2, 6, dtype=torch.uint8), torch.randn(6))
+    with pytest.raises(ValueError, match="bias"):
+        functional.spike_linear(torch.zeros(2, 6, dtype=torch.uint8), w, torch.randn(5))
+    with pytest.raises(ValueError, match="weight is on meta but spikes are on cpu"):
+        functional.spike_linear(torch.zeros(2, 6, dtype=torch.uint8), torch.empty(4, 6, device="meta"))
+    with pytest.raises(TypeError, match="Linear"):
+        layer.Linear(6, 4)(torch.zeros(2, 6, dtype=torch.int64))
+
+
+# ---- layers ----
+
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_linear_layer_routes_spikes(path, step_mode):
+    lin = layer.Linear(30, 11, step_mode=step_mode)
+    x = spikes_at((4, 5, 30) if step_mode == "m" else (5, 30), 0.2)
+    torch.testing.assert_close(lin(x), F.linear(x.float(), lin.weight, lin.bias))
+    assert lin(x).dtype == torch.float32
+
+
+def test_spike_input_layer_trains_like_dense():
+    torch.manual_seed(1)
+
+    def make(spike_input):
+        torch.manual_seed(2)
+        return torch.nn.Sequential(
+            layer.Linear(20, 64, step_mode="m"), neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan()),
+            layer.Linear(64, 5, step_mode="m", spike_input=spike_input),
+            neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan()))
+
+    x = torch.rand(8, 16, 20) * 4
+    target = F.one_hot(torch.arange(16) % 5, 5).float()
+    losses = {}
+    for spike_input in (False, True):
+        net = make(spike_input)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        losses[spike_input] = []
+        for _ in range(5):
+            functional.reset_net(net)
+            loss = F.mse_loss(net(x).mean(0), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[spike_input].append(loss.item())
+    assert losses[True][-1] < losses[True][0]
+    torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-4, atol=1e-5)
+
+
+def test_uint8_spiking_network_matches_float_inference():
+    torch.manual_seed(3)
+    net_f = torch.nn.Sequential(layer.Linear(10, 40, step_mode="m"), neuron.LIFNode(step_mode="m"),
+                                layer.Linear(40, 7, step_mode="m"), neuron.LIFNode(step_mode="m"))
+    net_u8 = torch.nn.Sequential(layer.Linear(10, 40, step_mode="m"),
+                                 neuron.LIFNode(step_mode="m", spike_dtype=torch.uint8),
+                                 layer.Linear(40, 7, step_mode="m"), neuron.LIFNode(step_mode="m"))
+    net_u8.load_state_dict(net_f.state_dict())
+    x = torch.rand(6, 3, 10) * 3
+    with torch.no_grad():
+        hidden_f, hidden_u8 = net_f[:2](x), net_u8[:2](x)
+        assert hidden_u8.dtype == torch.uint8 and 0 < hidden_u8.sum() < hidden_u8.numel()
+        assert torch.equal(hidden_f, hidden_u8.float())
+        functional.reset_net(net_f)
+        functional.reset_net(net_u8)
+        assert torch.equal(net_f(x), net_u8(x))
+
+
+def test_compile_fullgraph_spike_input():
+    torch._dynamo.reset()
+    net = torch.nn.Sequential(layer.Linear(8, 32, step_mode="m"), neuron.LIFNode(step_mode="m"),
+                              layer.Linear(32, 4, step_mode="m", spike_input=True))
+    x = torch.rand(5, 3, 8) * 3
+    functional.reset_net(net)
+    eager = net(x)
+    eager.sum().backward()
+    g_eager = net[2].weight.grad.clone()
+    net.zero_grad()
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    functional.reset_net(net)
+    out = compiled(x)
+    out.sum().backward()
+    torch.testing.assert_close(out, eager)
+    torch.testing.assert_close(net[2].weight.grad, g_eager)
+
+
+# ---- opcheck ----
+
+@pytest.mark.parametrize("spike_dtype", [torch.uint8, torch.float32], ids=str)
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_opcheck_spike_linear(spike_dtype, with_bias):
+    s = spikes_at((9, 70), 0.3, spike_dtype)
+    if spike_dtype != torch.uint8:
+        s.requires_grad_(True)
+    w = torch.randn(65, 70, requires_grad=True)
+    b = torch.randn(65, requires_grad=True) if with_bias else None
+    torch.library.opcheck(ops.spike_linear, (s, w, b))
+
+
+def test_opcheck_spike_accumulate_rows_t():
+    torch.library.opcheck(ops.spike_accumulate_rows_t, (spikes_at((30, 9), 0.3), torch.randn(9, 70),
+                                                        torch.bfloat16))
