@@ -13,12 +13,10 @@ device-to-device copy bandwidth that it reaches.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
-import spikeops
+from _common import add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
 from spikeops import functional, neuron, surrogate
 
 
@@ -50,25 +48,6 @@ def eager_neuron(kind: str, x_seq: torch.Tensor, tau: float = 2.0, v_threshold: 
 
 
 # ---- timing ----
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_time(fn, device: torch.device, min_runs: int = 5, budget_s: float = 1.0) -> float:
-    """Median wall time of fn() in seconds after one warm-up call (synchronizing the GPU around each run)."""
-    fn()
-    sync(device)
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < 50):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 
 def copy_bandwidth(device: torch.device) -> float:
     """Measured device-to-device copy bandwidth in bytes/s (bytes read + bytes written)."""
@@ -158,17 +137,12 @@ def bytes_per_neuron_step(dtype: torch.dtype, training: bool) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--quick", action="store_true", help="fewer configurations (for a smoke run)")
-    parser.add_argument("--budget", type=float, default=1.0, help="seconds of timing per measurement")
+    add_common_arguments(parser, quick_help="fewer configurations (for a smoke run)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
-    info = spikeops.build_info()
-    print(f"spikeops {info['version']}  device={device}  dtype={args.dtype}  cpu_simd={info['cpu_simd']}  "
-          f"threads={info['openmp_threads']}  torch={torch.__version__} (torch threads {torch.get_num_threads()})")
+    print_setup(device, args.dtype)
     bandwidth = copy_bandwidth(device) if device.type == "cuda" else None
     if bandwidth:
         print(f"measured device-to-device copy bandwidth: {bandwidth / 1e9:.0f} GB/s")

@@ -13,35 +13,15 @@ spikes come from uint8, so they need no gradient).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-import spikeops
+from _common import add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
 from spikeops import _ops, functional
 
 RATES = (0.005, 0.01, 0.05, 0.10, 0.25, 0.50)
 SHAPES = ((1024, 4096, 4096), (32, 1024, 1024))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_time(fn, device: torch.device, min_runs: int = 5, budget_s: float = 1.0) -> float:
-    fn()  # warm-up (allocations, caches, lazy initialisation)
-    sync(device)
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < 200):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def run_case(M, K, N, rate, dtype, device, budget, backward):
@@ -86,16 +66,11 @@ def run_case(M, K, N, rate, dtype, device, budget, backward):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--quick", action="store_true", help="the small shape only")
-    parser.add_argument("--budget", type=float, default=1.0, help="seconds of timing per measurement")
+    add_common_arguments(parser, quick_help="the small shape only")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
-    info = spikeops.build_info()
-    print(f"spikeops {info['version']}  device={device}  dtype={args.dtype}  cpu_simd={info['cpu_simd']}  "
-          f"threads={info['openmp_threads']}  torch={torch.__version__} (torch threads {torch.get_num_threads()})")
+    print_setup(device, args.dtype)
     if device.type == "cpu":
         print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
               f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")

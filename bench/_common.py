@@ -1,0 +1,43 @@
+"""What the benchmarks share: timing with a warm-up and a median, and the header line naming the setup."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import spikeops
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn, device: torch.device, min_runs: int = 5, budget_s: float = 1.0, max_runs: int = 50) -> float:
+    """Median wall time of fn() in seconds after one warm-up call (synchronizing the GPU around each run)."""
+    fn()
+    sync(device)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < max_runs):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--budget", type=float, default=1.0, help="seconds of timing per measurement")
+
+
+def print_setup(device: torch.device, dtype_name: str) -> None:
+    info = spikeops.build_info()
+    print(f"spikeops {info['version']}  device={device}  dtype={dtype_name}  cpu_simd={info['cpu_simd']}  "
+          f"threads={info['openmp_threads']}  torch={torch.__version__} (torch threads {torch.get_num_threads()})")
