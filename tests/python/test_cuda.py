@@ -112,3 +112,42 @@ def test_mixed_devices_are_rejected():
     node(torch.randn(2, 5))
     with pytest.raises(ValueError, match="reset_net"):
         node(torch.randn(2, 5, device="cuda"))
+
+
+# ---- spike GEMM ----
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.2, 1.0])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (5, 7, 3), (33, 1025, 129), (300, 2000, 64), (70000, 16, 8)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_spike_linear_cuda_equals_cpu(M, K, N, rate, dtype):
+    from spikeops import functional
+
+    s = (torch.rand(M, K) < rate).to(torch.uint8)
+    w = torch.randn(N, K).to(dtype)
+    b = torch.randn(N).to(dtype)
+    cpu = functional.spike_linear(s, w, b)
+    gpu = functional.spike_linear(s.cuda(), w.cuda(), b.cuda())
+    assert gpu.dtype == dtype
+    tol = dict(rtol=1e-5, atol=1e-6 * max(K, 10)) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(gpu.cpu(), cpu, **tol)
+
+
+def test_spike_linear_gradients_cuda():
+    from spikeops import functional
+
+    s = (torch.rand(4, 9, 300) < 0.1).float()
+    w = torch.randn(70, 300)
+    grads = []
+    for device in ("cpu", "cuda"):
+        sd = s.to(device).requires_grad_(True)
+        wd = w.to(device).requires_grad_(True)
+        functional.spike_linear(sd, wd).square().sum().backward()
+        grads.append((sd.grad.cpu(), wd.grad.cpu()))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-4)
+
+
+def test_opcheck_spike_linear_cuda():
+    s = (torch.rand(9, 70, device="cuda") < 0.3).to(torch.uint8)
+    w = torch.randn(65, 70, device="cuda", requires_grad=True)
+    torch.library.opcheck(ops.spike_linear, (s, w, None))
