@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from . import _C
 from . import _ops  # noqa: F401  (registers the torch.library ops)
-from . import base, functional, layer, neuron, surrogate
+from . import base, datasets, encoding, functional, layer, loss, neuron, surrogate
 
 __version__ = "0.1.0"
 
-__all__ = ["build_info", "neuron", "surrogate", "functional", "layer", "base", "__version__"]
+__all__ = ["build_info", "neuron", "surrogate", "functional", "layer", "base", "datasets", "encoding", "loss",
+           "__version__"]
 
 
 def build_info() -> dict:
