@@ -4,6 +4,7 @@ For each shape and firing rate it prints the median time of
   - F.linear(spikes.float(), W)             the dense baseline (torch's BLAS), measured in the same run,
   - spikeops accumulate                     the accumulate-only kernel alone (dense dispatch disabled),
   - spikeops spike_linear                   what users get: the kernel, or the dense GEMM above the crossover,
+then a convolution layer (F.conv2d vs functional.spike_conv2d),
 and the ratio against the baseline, for the forward and for forward+backward (weight and bias gradients; the
 spikes come from uint8, so they need no gradient).
 
@@ -22,6 +23,8 @@ from spikeops import _ops, functional
 
 RATES = (0.005, 0.01, 0.05, 0.10, 0.25, 0.50)
 SHAPES = ((1024, 4096, 4096), (32, 1024, 1024))
+# A spiking VGG-style layer: T*batch = 64 images of 64 channels, 16x16, 3x3 convolution to 128 channels.
+CONV = dict(N=64, C=64, HW=16, C_out=128, kernel=3, padding=1)
 
 
 def run_case(M, K, N, rate, dtype, device, budget, backward):
@@ -64,6 +67,29 @@ def run_case(M, K, N, rate, dtype, device, budget, backward):
     return t_dense, t_acc, t_ours
 
 
+def run_conv_case(rate, dtype, device, budget, backward):
+    g = torch.Generator(device="cpu").manual_seed(0)
+    c = CONV
+    spikes_u8 = (torch.rand(c["N"], c["C"], c["HW"], c["HW"], generator=g) < rate).to(torch.uint8).to(device)
+    spikes_f = spikes_u8.to(dtype)
+    weight = (torch.randn(c["C_out"], c["C"], c["kernel"], c["kernel"], generator=g) / 24).to(dtype).to(device)
+    weight.requires_grad_(backward)
+
+    def dense():
+        y = F.conv2d(spikes_f, weight, None, 1, c["padding"])
+        if backward:
+            y.sum().backward()
+
+    def ours():
+        y = functional.spike_conv2d(spikes_u8, weight, None, 1, c["padding"])
+        if backward:
+            y.sum().backward()
+
+    ctx = torch.enable_grad() if backward else torch.no_grad()
+    with ctx:
+        return median_time(dense, device, budget_s=budget), median_time(ours, device, budget_s=budget)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser, quick_help="the small shape only")
@@ -88,6 +114,15 @@ def main() -> None:
                 print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} {t_dense * 1e3:12.3f} "
                       f"{t_acc * 1e3:14.3f} {t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x",
                       flush=True)
+    c = CONV
+    print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
+          f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d (im2col in bytes + spike GEMM)")
+    print(f"{'mode':8} {'rate':>6} {'F.conv2d ms':>12} {'spike_conv2d ms':>16} {'ratio':>7}")
+    for backward in (False, True):
+        for rate in RATES:
+            t_dense, t_ours = run_conv_case(rate, dtype, device, args.budget, backward)
+            print(f"{'fwd+bwd' if backward else 'fwd':8} {rate:6.3f} {t_dense * 1e3:12.3f} {t_ours * 1e3:16.3f} "
+                  f"{t_dense / t_ours:6.1f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .base import MemoryModule, StepModule, check_step_mode
 
-__all__ = ["reset_net", "detach_net", "set_step_mode", "spike_linear"]
+__all__ = ["reset_net", "detach_net", "set_step_mode", "spike_linear", "spike_conv2d"]
 
 
 def reset_net(net: nn.Module) -> None:
@@ -95,3 +95,76 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         spikes_2d = spikes_2d.contiguous()
     out = torch.ops.spikeops.spike_linear(spikes_2d, weight, bias)
     return out.view(*lead, weight.shape[0])
+
+
+def _pair(value, name: str) -> tuple:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f"spike_conv2d: {name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def _unfold_bytes(spikes: Tensor, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Tensor:
+    """im2col of a uint8 [N, C, H, W] tensor: [N * OH * OW, C * kh * kw], 1 byte per element.
+
+    torch's unfold has no uint8 kernel; a strided view of the padded bytes and one copy do the same.
+    """
+    n, c, h, w = spikes.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    x = torch.nn.functional.pad(spikes, (pw, pw, ph, ph)) if ph or pw else spikes.contiguous()
+    hp, wp = h + 2 * ph, w + 2 * pw
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"spike_conv2d: the kernel {kernel} with dilation {dilation} does not fit the padded "
+                         f"input of {hp}x{wp}")
+    sn, sc, sy, sx = x.stride()
+    windows = x.as_strided((n, oh, ow, c, kh, kw), (sn, sy * sh, sx * sw, sc, sy * dh, sx * dw))
+    return windows.reshape(n * oh * ow, c * kh * kw), oh, ow
+
+
+def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
+                 dilation=1, groups: int = 1) -> Tensor:
+    """``F.conv2d(spikes.float(), weight, bias, ...)`` on 1-byte spikes, as a spike GEMM over the unfolded input.
+
+    The input is unfolded in bytes (im2col at 1 byte per element), then each output pixel adds the weights
+    that its receptive field's spikes select (:func:`spike_linear`): no multiplies.
+
+    Args:
+        spikes (Tensor): [N, C, H, W] uint8 spikes (any nonzero byte is a spike; no gradient flows to them).
+        weight (Tensor): [C_out, C / groups, kh, kw] float32/float16/bfloat16.
+        bias (Tensor, optional): [C_out].
+        stride, padding, dilation: ints or pairs, as ``F.conv2d`` (zero padding).
+        groups (int): as ``F.conv2d``.
+
+    Returns:
+        Tensor: [N, C_out, OH, OW] in the weight's dtype.
+    """
+    if not isinstance(spikes, Tensor) or spikes.dtype != torch.uint8:
+        got = spikes.dtype if isinstance(spikes, Tensor) else type(spikes).__name__
+        raise TypeError(f"spike_conv2d: spikes must be a uint8 tensor, got {got}")
+    if spikes.dim() != 4:
+        raise ValueError(f"spike_conv2d: spikes must be [N, C, H, W], got shape {tuple(spikes.shape)}")
+    if not isinstance(weight, Tensor) or weight.dim() != 4:
+        raise ValueError("spike_conv2d: weight must be a [C_out, C / groups, kh, kw] tensor")
+    if not isinstance(groups, int) or groups < 1 or spikes.shape[1] % groups or weight.shape[0] % groups:
+        raise ValueError(f"spike_conv2d: groups must be a positive int dividing C={spikes.shape[1]} and "
+                         f"C_out={weight.shape[0]}, got {groups}")
+    if weight.shape[1] * groups != spikes.shape[1]:
+        raise ValueError(f"spike_conv2d: weight expects {weight.shape[1] * groups} input channels "
+                         f"({weight.shape[1]} per group x {groups} groups), spikes have {spikes.shape[1]}")
+    kernel = (weight.shape[2], weight.shape[3])
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise ValueError(f"spike_conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, "
+                         f"{dilation}, {padding}")
+    n = spikes.shape[0]
+    c_in, c_out = spikes.shape[1] // groups, weight.shape[0] // groups
+    outs = []
+    for g in range(groups):
+        cols, oh, ow = _unfold_bytes(spikes[:, g * c_in:(g + 1) * c_in], kernel, stride, padding, dilation)
+        w_g = weight[g * c_out:(g + 1) * c_out].reshape(c_out, -1)
+        b_g = None if bias is None else bias[g * c_out:(g + 1) * c_out]
+        outs.append(spike_linear(cols, w_g, b_g))  # [N * OH * OW, c_out]
+    out = outs[0] if groups == 1 else torch.cat(outs, dim=1)
+    return out.view(n, oh, ow, weight.shape[0]).permute(0, 3, 1, 2).contiguous()

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import StepModule, check_step_mode
-from .functional import spike_linear
+from .functional import spike_conv2d, spike_linear
 
 __all__ = ["SeqToANNContainer", "MultiStepContainer", "Linear", "Conv2d", "Flatten", "MaxPool2d",
            "AvgPool2d", "BatchNorm2d", "Dropout"]
@@ -87,13 +87,27 @@ class Linear(_StepModeLayer, nn.Linear):
 
 
 class Conv2d(_StepModeLayer, nn.Conv2d):
-    """``nn.Conv2d`` that also takes [T, N, C, H, W] in step_mode='m'."""
+    """``nn.Conv2d`` that also takes [T, N, C, H, W] in step_mode='m', and runs 1-byte spikes on the spike GEMM.
+
+    A ``uint8`` input goes to :func:`spikeops.functional.spike_conv2d` (zero padding only); float inputs use
+    the dense ``nn.Conv2d``.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", step_mode: str = "s", **kw):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, **kw)
         self._init_step_mode(step_mode)
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        if x.dtype != torch.uint8:
+            if not x.is_floating_point():
+                raise TypeError(f"Conv2d: the input must be float or uint8 spikes, got {x.dtype}")
+            return super()._conv_forward(x, weight, bias)
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            raise ValueError(f"Conv2d: 1-byte spike inputs support numeric zero padding only, this layer has "
+                             f"padding={self.padding!r}, padding_mode={self.padding_mode!r}")
+        return spike_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class Flatten(_StepModeLayer, nn.Flatten):

@@ -256,3 +256,51 @@ def test_opcheck_spike_linear(spike_dtype, with_bias):
 def test_opcheck_spike_accumulate_rows_t():
     torch.library.opcheck(ops.spike_accumulate_rows_t, (spikes_at((30, 9), 0.3), torch.randn(9, 70),
                                                         torch.bfloat16))
+
+
+# ---- convolution ----
+
+CONV_CASES = [  # N, C, H, W, C_out, kernel, stride, padding, dilation, groups
+    (2, 3, 9, 8, 4, 3, 1, 1, 1, 1), (1, 4, 11, 7, 6, 3, 2, 0, 2, 2), (3, 1, 28, 28, 12, 5, 1, 0, 1, 1),
+    (2, 4, 6, 6, 4, 1, 1, 0, 1, 4), (2, 6, 10, 9, 9, (3, 2), (2, 1), (1, 0), (1, 2), 3), (1, 2, 3, 3, 2, 3, 1, 0, 1, 1),
+]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_spike_conv2d_matches_conv2d(path, case, rate):
+    N, C, H, W, C_out, k, s, p, d, g = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = spikes_at((N, C, H, W), rate)
+    w = torch.randn(C_out, C // g, kh, kw)
+    b = torch.randn(C_out)
+    torch.testing.assert_close(functional.spike_conv2d(x, w, b, s, p, d, g), F.conv2d(x.float(), w, b, s, p, d, g),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_spike_conv2d_weight_gradient_and_layer():
+    conv = layer.Conv2d(3, 5, 3, padding=1, stride=2, step_mode="m")
+    x = spikes_at((4, 2, 3, 9, 9), 0.3)
+    y = conv(x)
+    y.square().sum().backward()
+    w_ref = conv.weight.detach().clone().requires_grad_(True)
+    b_ref = conv.bias.detach().clone().requires_grad_(True)
+    y_ref = F.conv2d(x.flatten(0, 1).float(), w_ref, b_ref, 2, 1).view(y.shape)
+    y_ref.square().sum().backward()
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(conv.weight.grad, w_ref.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(conv.bias.grad, b_ref.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_spike_conv2d_errors():
+    w = torch.randn(4, 3, 3, 3)
+    with pytest.raises(TypeError, match="spikes must be a uint8"):
+        functional.spike_conv2d(torch.zeros(1, 3, 5, 5), w)
+    with pytest.raises(ValueError, match="input channels"):
+        functional.spike_conv2d(torch.zeros(1, 2, 5, 5, dtype=torch.uint8), w)
+    with pytest.raises(ValueError, match="groups"):
+        functional.spike_conv2d(torch.zeros(1, 3, 5, 5, dtype=torch.uint8), w, groups=2)
+    with pytest.raises(ValueError, match="does not fit"):
+        functional.spike_conv2d(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), w)
+    with pytest.raises(ValueError, match="zero padding"):
+        layer.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")(torch.zeros(1, 3, 5, 5, dtype=torch.uint8))
