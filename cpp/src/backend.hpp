@@ -16,6 +16,7 @@ void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const 
 void spike_accumulate(const SpikeAccumulateArgs& a);
 const char* simd_level();  // the clone the running CPU uses: "avx512", "avx2" or "baseline"
 int max_threads();
+void set_max_threads(int n);
 }  // namespace cpu
 
 namespace cuda {

@@ -1,6 +1,9 @@
 #include "spikeops/build_info.hpp"
 
+#include <string>
+
 #include "backend.hpp"
+#include "spikeops/error.hpp"
 #include "cpu/simd.hpp"
 #include "spikeops/config.hpp"
 
@@ -19,5 +22,12 @@ BuildInfo build_info() {
   info.cuda_architectures = info.cuda ? cuda::architectures() : "";
   return info;
 }
+
+void set_cpu_threads(int n) {
+  if (n < 1) throw Error("set_cpu_threads: n must be >= 1, got " + std::to_string(n));
+  cpu::set_max_threads(n);
+}
+
+int cpu_threads() { return cpu::max_threads(); }
 
 }  // namespace spikeops

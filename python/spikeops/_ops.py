@@ -41,6 +41,7 @@ def _view(t: Optional[Tensor], arg: str) -> "_C.TensorView":
         device, index = _C.Device.cuda, t.device.index or 0
     elif t.device.type == "cpu":
         device, index = _C.Device.cpu, 0
+        _sync_cpu_threads()
     else:
         raise ValueError(f"spikeops kernels run on cpu or cuda tensors, got a tensor on {t.device}")
     return _C.TensorView(t.data_ptr(), _CORE_DTYPE[t.dtype], list(t.shape), list(t.stride()), device, index)
@@ -66,6 +67,13 @@ def _shape_2d(t: Tensor, arg: str) -> tuple:
 def _check_spike_dtype(spike_dtype: torch.dtype) -> None:
     if spike_dtype not in _SPIKE_DTYPES:
         raise TypeError(f"spike_dtype must be float32, float16, bfloat16 or uint8, got {spike_dtype}")
+
+
+def _sync_cpu_threads() -> None:
+    """Let the CPU kernels use as many threads as torch does (torch.set_num_threads), for the calling thread."""
+    n = torch.get_num_threads()
+    if _C.cpu_threads() != n:
+        _C.set_cpu_threads(n)
 
 
 def _stream(t: Tensor) -> int:

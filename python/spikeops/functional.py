@@ -105,22 +105,24 @@ def _pair(value, name: str) -> tuple:
 
 
 def _unfold_bytes(spikes: Tensor, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Tensor:
-    """im2col of a uint8 [N, C, H, W] tensor: [N * OH * OW, C * kh * kw], 1 byte per element.
+    """im2col of a uint8 [N, C, H, W] tensor: [N * OH * OW, kh * kw * C] (channels last), 1 byte per element.
 
-    torch's unfold has no uint8 kernel; a strided view of the padded bytes and one copy do the same.
+    torch's unfold has no uint8 kernel; a strided view of the padded bytes in NHWC order and one copy do the
+    same, and with channels innermost the copy moves runs of C contiguous bytes.
     """
     n, c, h, w = spikes.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    x = torch.nn.functional.pad(spikes, (pw, pw, ph, ph)) if ph or pw else spikes.contiguous()
+    x = torch.nn.functional.pad(spikes, (pw, pw, ph, ph)) if ph or pw else spikes
+    x = x.permute(0, 2, 3, 1).contiguous()  # [N, H + 2ph, W + 2pw, C]
     hp, wp = h + 2 * ph, w + 2 * pw
     oh = (hp - dh * (kh - 1) - 1) // sh + 1
     ow = (wp - dw * (kw - 1) - 1) // sw + 1
     if oh <= 0 or ow <= 0:
         raise ValueError(f"spike_conv2d: the kernel {kernel} with dilation {dilation} does not fit the padded "
                          f"input of {hp}x{wp}")
-    sn, sc, sy, sx = x.stride()
-    windows = x.as_strided((n, oh, ow, c, kh, kw), (sn, sy * sh, sx * sw, sc, sy * dh, sx * dw))
-    return windows.reshape(n * oh * ow, c * kh * kw), oh, ow
+    sn, sy, sx, sc = x.stride()
+    windows = x.as_strided((n, oh, ow, kh, kw, c), (sn, sy * sh, sx * sw, sy * dh, sx * dw, sc))
+    return windows.reshape(n * oh * ow, kh * kw * c), oh, ow
 
 
 def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
@@ -163,7 +165,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     outs = []
     for g in range(groups):
         cols, oh, ow = _unfold_bytes(spikes[:, g * c_in:(g + 1) * c_in], kernel, stride, padding, dilation)
-        w_g = weight[g * c_out:(g + 1) * c_out].reshape(c_out, -1)
+        w_g = weight[g * c_out:(g + 1) * c_out].permute(0, 2, 3, 1).reshape(c_out, -1)  # (kh, kw, C) order
         b_g = None if bias is None else bias[g * c_out:(g + 1) * c_out]
         outs.append(spike_linear(cols, w_g, b_g))  # [N * OH * OW, c_out]
     out = outs[0] if groups == 1 else torch.cat(outs, dim=1)

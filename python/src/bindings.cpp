@@ -149,6 +149,8 @@ PYBIND11_MODULE(_C, m) {
       py::call_guard<py::gil_scoped_release>());
 
   m.attr("PACKED_TILE_N") = kPackedTileN;
+  m.def("set_cpu_threads", &set_cpu_threads, py::arg("n"));
+  m.def("cpu_threads", &cpu_threads);
 
   m.def("build_info", [] {
     const BuildInfo info = build_info();

@@ -407,6 +407,9 @@ int main() {
   test_errors();
   test_empty();
   test_spike_accumulate();
+  EXPECT_ERROR(set_cpu_threads(0), "n must be >= 1");
+  set_cpu_threads(1);
+  CHECK(cpu_threads() == 1);
   const BuildInfo info = build_info();
   std::printf("spikeops %s, cpu simd %s, cuda %d: %d checks, %d failed\n", info.version.c_str(),
               info.cpu_simd.c_str(), info.cuda ? 1 : 0, g_checks, g_failures);

@@ -96,3 +96,19 @@ def test_gradcheck_membrane_potential(kind, v_reset, decay_input):
     eps = min(1e-3, margin / 8)
     inputs = (x, v0, decay) if kind == PLIF else (x, v0, decay.detach())
     assert torch.autograd.gradcheck(membrane, inputs, eps=eps, atol=2e-3, rtol=2e-3)
+
+
+def test_cpu_kernels_follow_torch_set_num_threads():
+    from spikeops import neuron
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        neuron.LIFNode(step_mode="m")(torch.randn(3, 8))
+        assert _C.cpu_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    neuron.LIFNode(step_mode="m")(torch.randn(3, 8))
+    assert _C.cpu_threads() == before
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        _C.set_cpu_threads(0)

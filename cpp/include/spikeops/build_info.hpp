@@ -17,4 +17,9 @@ struct BuildInfo {
 
 BuildInfo build_info();
 
+// Threads the CPU kernels may use when called from this thread (OpenMP's setting for the calling thread);
+// n < 1 throws spikeops::Error. Without OpenMP the kernels are single-threaded and this does nothing.
+void set_cpu_threads(int n);
+int cpu_threads();
+
 }  // namespace spikeops

@@ -63,6 +63,14 @@ const char* simd_level() {
   return "baseline";
 }
 
+void set_max_threads(int n) {
+#if defined(_OPENMP)
+  omp_set_num_threads(n);
+#else
+  static_cast<void>(n);
+#endif
+}
+
 int max_threads() {
 #if defined(_OPENMP)
   return omp_get_max_threads();
