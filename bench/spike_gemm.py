@@ -85,9 +85,18 @@ def run_conv_case(rate, dtype, device, budget, backward):
         if backward:
             y.sum().backward()
 
+    def accumulate_only():
+        saved = functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_WHEN_TRAINING_CPU
+        functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_WHEN_TRAINING_CPU = 1.0, False
+        try:
+            ours()
+        finally:
+            functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_WHEN_TRAINING_CPU = saved
+
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
-        return median_time(dense, device, budget_s=budget), median_time(ours, device, budget_s=budget)
+        return (median_time(dense, device, budget_s=budget), median_time(accumulate_only, device, budget_s=budget),
+                median_time(ours, device, budget_s=budget))
 
 
 def main() -> None:
@@ -117,12 +126,15 @@ def main() -> None:
     c = CONV
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
           f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d (im2col in bytes + spike GEMM)")
-    print(f"{'mode':8} {'rate':>6} {'F.conv2d ms':>12} {'spike_conv2d ms':>16} {'ratio':>7}")
+    print(f"(dense dispatch above firing rate {functional.CONV_DENSE_RATE_THRESHOLD_CPU}, and for training: "
+          f"{functional.CONV_DENSE_WHEN_TRAINING_CPU})")
+    print(f"{'mode':8} {'rate':>6} {'F.conv2d ms':>12} {'accumulate ms':>14} {'spike_conv2d ms':>16} {'accum x':>8} "
+          f"{'spike_conv2d x':>15}")
     for backward in (False, True):
         for rate in RATES:
-            t_dense, t_ours = run_conv_case(rate, dtype, device, args.budget, backward)
-            print(f"{'fwd+bwd' if backward else 'fwd':8} {rate:6.3f} {t_dense * 1e3:12.3f} {t_ours * 1e3:16.3f} "
-                  f"{t_dense / t_ours:6.1f}x", flush=True)
+            t_dense, t_acc, t_ours = run_conv_case(rate, dtype, device, args.budget, backward)
+            print(f"{'fwd+bwd' if backward else 'fwd':8} {rate:6.3f} {t_dense * 1e3:12.3f} {t_acc * 1e3:14.3f} "
+                  f"{t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x", flush=True)
 
 
 if __name__ == "__main__":

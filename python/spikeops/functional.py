@@ -97,6 +97,13 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     return out.view(*lead, weight.shape[0])
 
 
+# When spike_conv2d hands the work to torch's dense convolution on the CPU (the result is the same up to float32
+# summation order). Measured with bench/spike_gemm.py's conv rows on the development CPU, where oneDNN's float
+# convolution runs near the FMA peak: the accumulate path only wins in inference below a few percent firing.
+CONV_DENSE_RATE_THRESHOLD_CPU = 0.04
+CONV_DENSE_WHEN_TRAINING_CPU = True
+
+
 def _pair(value, name: str) -> tuple:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
@@ -130,7 +137,9 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     """``F.conv2d(spikes.float(), weight, bias, ...)`` on 1-byte spikes, as a spike GEMM over the unfolded input.
 
     The input is unfolded in bytes (im2col at 1 byte per element), then each output pixel adds the weights
-    that its receptive field's spikes select (:func:`spike_linear`): no multiplies.
+    that its receptive field's spikes select (:func:`spike_linear`): no multiplies. On the CPU, above a
+    firing rate of ``CONV_DENSE_RATE_THRESHOLD_CPU`` or when the weight needs a gradient, torch's dense
+    convolution is faster and is used instead (same result up to float32 summation order).
 
     Args:
         spikes (Tensor): [N, C, H, W] uint8 spikes (any nonzero byte is a spike; no gradient flows to them).
@@ -160,6 +169,12 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
         raise ValueError(f"spike_conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, "
                          f"{dilation}, {padding}")
+    if spikes.device.type == "cpu" and spikes.numel() > 0:
+        training = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
+        rate = torch.count_nonzero(spikes).item() / spikes.numel()
+        if (training and CONV_DENSE_WHEN_TRAINING_CPU) or rate > CONV_DENSE_RATE_THRESHOLD_CPU:
+            return torch.nn.functional.conv2d((spikes != 0).to(weight.dtype), weight, bias, stride, padding,
+                                              dilation, groups)
     n = spikes.shape[0]
     c_in, c_out = spikes.shape[1] // groups, weight.shape[0] // groups
     outs = []

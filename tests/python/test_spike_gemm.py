@@ -18,6 +18,8 @@ def path(request, monkeypatch):
     threshold = 1.0 if request.param == "kernel" else 0.0
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", threshold)
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+    monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
+    monkeypatch.setattr(functional, "CONV_DENSE_WHEN_TRAINING_CPU", request.param == "dense")
     return request.param
 
 
@@ -278,7 +280,7 @@ def test_spike_conv2d_matches_conv2d(path, case, rate):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_spike_conv2d_weight_gradient_and_layer():
+def test_spike_conv2d_weight_gradient_and_layer(path):
     conv = layer.Conv2d(3, 5, 3, padding=1, stride=2, step_mode="m")
     x = spikes_at((4, 2, 3, 9, 9), 0.3)
     y = conv(x)
