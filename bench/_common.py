@@ -41,3 +41,28 @@ def print_setup(device: torch.device, dtype_name: str) -> None:
     info = spikeops.build_info()
     print(f"spikeops {info['version']}  device={device}  dtype={dtype_name}  cpu_simd={info['cpu_simd']}  "
           f"threads={info['openmp_threads']}  torch={torch.__version__} (torch threads {torch.get_num_threads()})")
+
+
+def surrogate_spike(derivative) -> type:
+    """The eager baselines' spike: an autograd.Function with the Heaviside forward (x >= 0) and
+    ``grad * derivative(x)`` backward, as the tutorials write it."""
+
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return (x >= 0).to(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * derivative(x)
+
+    return Spike
+
+
+# The surrogate derivatives of the baselines: SpikingJelly's Sigmoid (alpha 4) and ATan (alpha 2), snnTorch's
+# fast sigmoid (slope 25).
+SigmoidSpike = surrogate_spike(lambda x: 4.0 * torch.sigmoid(4.0 * x) * (1.0 - torch.sigmoid(4.0 * x)))
+ATanSpike = surrogate_spike(lambda x: 1.0 / (1.0 + (torch.pi / 2 * 2.0 * x).square()))
+FastSigmoidSpike = surrogate_spike(lambda x: 1.0 / (25.0 * x.abs() + 1.0).square())

@@ -20,19 +20,8 @@ import argparse
 import torch
 from torch import nn
 
+from _common import ATanSpike  # bench/ is on sys.path when run as a script
 from spikeops import functional, layer, neuron, surrogate
-
-
-class _ATanSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x >= 0).to(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad / (1 + (torch.pi / 2 * 2.0 * x) ** 2)
 
 
 class EagerLIF(nn.Module):
@@ -41,7 +30,7 @@ class EagerLIF(nn.Module):
         out = []
         for x in x_seq:
             h = v + (x - v) / 2.0
-            s = _ATanSpike.apply(h - 1.0)
+            s = ATanSpike.apply(h - 1.0)
             v = h * (1.0 - s)
             out.append(s)
         return torch.stack(out)

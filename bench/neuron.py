@@ -16,24 +16,11 @@ import argparse
 
 import torch
 
-from _common import add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
+from _common import SigmoidSpike, add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
 from spikeops import functional, neuron, surrogate
 
 
 # ---- plain PyTorch eager reference implementation (a step loop as in the tutorials) ----
-
-class _SigmoidSurrogate(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x >= 0).to(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        s = torch.sigmoid(4.0 * x)
-        return grad * 4.0 * s * (1.0 - s)
-
 
 def eager_neuron(kind: str, x_seq: torch.Tensor, tau: float = 2.0, v_threshold: float = 1.0,
                  v_reset: float = 0.0) -> torch.Tensor:
@@ -41,7 +28,7 @@ def eager_neuron(kind: str, x_seq: torch.Tensor, tau: float = 2.0, v_threshold: 
     spikes = []
     for x in x_seq:
         h = v + x if kind == "IF" else v + (x - (v - v_reset)) / tau
-        s = _SigmoidSurrogate.apply(h - v_threshold)
+        s = SigmoidSpike.apply(h - v_threshold)
         v = s * v_reset + (1.0 - s) * h
         spikes.append(s)
     return torch.stack(spikes)

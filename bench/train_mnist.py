@@ -62,7 +62,7 @@ from torch import nn
 import spikeops
 from spikeops import functional, layer, neuron, surrogate
 
-from _common import sync  # bench/ is on sys.path when run as a script
+from _common import ATanSpike, FastSigmoidSpike, sync  # bench/ is on sys.path when run as a script
 
 try:  # the fast whole-sequence encoder; absent from older spikeops installs, so a copy of it follows
     from spikeops.encoding import rate as spikeops_rate
@@ -140,21 +140,6 @@ def spikeops_step(T: int, device, encoder: str = "rate", spike_dtype=torch.float
         return loss
 
     return step
-
-
-class ATanSpike(torch.autograd.Function):
-    """Heaviside forward, SpikingJelly's ATan surrogate (alpha = 2) backward."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x >= 0).to(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        alpha = 2.0
-        return grad * (alpha / 2) / (1 + (math.pi / 2 * alpha * x).square())
 
 
 def eager_step(T: int, device):
@@ -302,20 +287,6 @@ def csnn_spikeops_step(T: int, device, channels_last: bool = True):
         return loss
 
     return step
-
-
-class FastSigmoidSpike(torch.autograd.Function):
-    """Heaviside forward (H - threshold >= 0), snnTorch's fast sigmoid (slope 25) backward."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x >= 0).to(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad / (CSNN_SLOPE * x.abs() + 1.0).square()
 
 
 def csnn_eager_step(T: int, device, channels_last: bool = False):

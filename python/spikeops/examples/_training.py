@@ -386,3 +386,14 @@ def fit(args: argparse.Namespace, net: nn.Module, optimizer: torch.optim.Optimiz
         write_json(Path(args.summary_json), summary)
         print(f"summary: {args.summary_json}")
     return summary
+
+
+def run(main) -> None:
+    """Run an example's main() as a program: Ctrl-C exits with 130 (the last checkpoint is intact), missing or
+    corrupt data exits with the message that names the file and why."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")

@@ -22,7 +22,6 @@ by then), and the seed is fixed (``--seed``).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Optional, Sequence
 
@@ -99,9 +98,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except (FileNotFoundError, ValueError) as e:  # missing or corrupt data: the message says which file and why
-        sys.exit(f"error: {e}")
+    _training.run(main)
