@@ -4,6 +4,7 @@
 #include "spikeops/build_info.hpp"
 #include "spikeops/config.hpp"
 #include "spikeops/error.hpp"
+#include "spikeops/model.hpp"
 #include "spikeops/neuron.hpp"
 #include "spikeops/spike_gemm.hpp"
 #include "spikeops/surrogate.hpp"

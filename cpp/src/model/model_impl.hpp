@@ -1,0 +1,62 @@
+// Internal: a loaded model, ready to run. The loader (model_file.cpp) fills it and checks every field; the
+// runtime (model_run.cpp) trusts it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "spikeops/model.hpp"
+#include "spikeops/neuron.hpp"
+
+namespace spikeops {
+
+using Shape = std::vector<int64_t>;
+
+enum class LayerKind { kLinear, kConv2d, kFlatten, kMaxPool2d, kAvgPool2d, kNeuron };
+
+struct Pair {
+  int64_t h = 0, w = 0;
+};
+
+struct ModelLayer {
+  LayerKind kind = LayerKind::kFlatten;
+  std::string name;         // the PyTorch module path
+  std::string type;         // as in the file: "linear", "lif", ...
+  Shape in_shape, out_shape;
+  bool spike_input = false;  // the input of this layer is 1-byte spikes
+  bool spike_output = false;
+
+  // linear and conv2d: y = x . W^T + b with K = in_features (linear) or C * kh * kw (conv2d), O outputs.
+  int64_t K = 0, O = 0;
+  std::vector<float> weight_t;  // dense input: W^T [K, O]
+  std::vector<float> packed;    // spike input: W^T in the spike GEMM's kPacked layout
+  std::vector<float> bias;      // [O] or empty
+
+  // conv2d and pooling
+  Pair kernel, stride, padding, dilation{1, 1};
+  bool count_include_pad = true;
+
+  // neurons
+  NeuronParams neuron;
+  float decay = 0.0f;  // ParametricLIF: k = sigmoid(w) as exported
+};
+
+struct Model::Impl {
+  std::string source;
+  int64_t time_steps = 1;
+  InputEncoding encoding = InputEncoding::kDirect;
+  Shape input_shape;
+  std::vector<ModelLayer> layers;
+  std::vector<LayerReport> reports;
+};
+
+inline int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_to_string(const Shape& s);
+
+}  // namespace spikeops
