@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from . import _C
 from . import _ops  # noqa: F401  (registers the torch.library ops)
-from . import base, datasets, encoding, functional, layer, loss, neuron, surrogate
+from . import base, datasets, encoding, functional, layer, loss, neuron, runtime, surrogate
+from ._export import export
 
 __version__ = "0.1.0"
 
-__all__ = ["build_info", "neuron", "surrogate", "functional", "layer", "base", "datasets", "encoding", "loss",
-           "__version__"]
+__all__ = ["build_info", "export", "neuron", "surrogate", "functional", "layer", "base", "datasets", "encoding",
+           "loss", "runtime", "__version__"]
 
 
 def build_info() -> dict:

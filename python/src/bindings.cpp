@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -147,6 +148,51 @@ PYBIND11_MODULE(_C, m) {
       py::arg("spikes"), py::arg("rows"), py::arg("rows_packed"), py::arg("bias"), py::arg("out"),
       py::arg("out_transposed") = false, py::arg("stream") = 0,
       py::call_guard<py::gil_scoped_release>());
+
+  py::class_<LayerReport>(m, "LayerReport")
+      .def_readonly("name", &LayerReport::name)
+      .def_readonly("type", &LayerReport::type)
+      .def_readonly("output_shape", &LayerReport::output_shape)
+      .def_readonly("spike_input", &LayerReport::spike_input)
+      .def_readonly("synaptic_ops", &LayerReport::synaptic_ops)
+      .def_readonly("dense_macs", &LayerReport::dense_macs)
+      .def_readonly("spikes", &LayerReport::spikes)
+      .def_readonly("neuron_steps", &LayerReport::neuron_steps)
+      .def_property_readonly("firing_rate", &LayerReport::firing_rate);
+
+  // The C++ inference runtime. run() writes into caller-owned buffers (torch tensors' data pointers):
+  // input [batch, *input_shape] float32, scores [batch, num_outputs] float32, predictions [batch] int64.
+  py::class_<Model>(m, "Model")
+      .def_static("load", &Model::load, py::arg("path"), py::call_guard<py::gil_scoped_release>())
+      .def_static(
+          "from_bytes",
+          [](const py::bytes& data, const std::string& source) {
+            const std::string bytes = data;
+            py::gil_scoped_release release;
+            return Model::from_buffer(bytes.data(), bytes.size(), source);
+          },
+          py::arg("data"), py::arg("source") = "<bytes>")
+      .def_property_readonly("time_steps", &Model::time_steps)
+      .def_property_readonly("encoding",
+                             [](const Model& model) {
+                               return model.encoding() == InputEncoding::kDirect ? "direct" : "poisson";
+                             })
+      .def_property_readonly("input_shape", &Model::input_shape)
+      .def_property_readonly("num_outputs", &Model::num_outputs)
+      .def("workspace_bytes", &Model::workspace_bytes, py::arg("batch"))
+      .def(
+          "run_into",
+          [](Model& model, std::uintptr_t input, int64_t batch, uint64_t seed, std::uintptr_t scores,
+             std::uintptr_t predictions) {
+            InferenceResult r = model.run(reinterpret_cast<const float*>(input), batch, seed);
+            std::copy(r.scores.begin(), r.scores.end(), reinterpret_cast<float*>(scores));
+            std::copy(r.predictions.begin(), r.predictions.end(), reinterpret_cast<int64_t*>(predictions));
+          },
+          py::arg("input"), py::arg("batch"), py::arg("seed"), py::arg("scores"), py::arg("predictions"),
+          py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("reports", &Model::reports)
+      .def("reset_reports", &Model::reset_reports)
+      .def("summary", &Model::summary);
 
   m.attr("PACKED_TILE_N") = kPackedTileN;
   m.def("set_cpu_threads", &set_cpu_threads, py::arg("n"));

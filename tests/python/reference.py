@@ -10,10 +10,14 @@ bit-identical, for other tau they differ by float32 rounding only.
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Optional
+import struct
+from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,13 +113,14 @@ def spike(x: Tensor, name: str, params: dict) -> Tensor:
 def neuron_multistep(x_seq: Tensor, kind: str, *, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                      tau: float = 2.0, w: Optional[Tensor] = None, decay_input: bool = True,
                      detach_reset: bool = False, surrogate: str = "Sigmoid", params: Optional[dict] = None,
-                     v_init: Optional[Tensor] = None):
+                     v_init: Optional[Tensor] = None, decay: Optional[Tensor] = None):
     """Run an IF / LIF / ParametricLIF neuron over x_seq [T, *] step by step in float32.
 
     Args:
         kind: "IF", "LIF" or "PLIF" (ParametricLIF, whose 1/tau is sigmoid(w), w a float32 scalar tensor).
         v_reset: hard-reset potential, or None for the soft reset.
         v_init: potential before step 0; default v_reset (0 for the soft reset).
+        decay: PLIF's multiplier sigmoid(w) given directly (as a model file stores it), instead of w.
 
     Returns:
         (spike_seq [T, *] float32, v_seq [T, *] float32, v_final [*] float32), differentiable.
@@ -127,7 +132,7 @@ def neuron_multistep(x_seq: Tensor, kind: str, *, v_threshold: float = 1.0, v_re
     if kind == "LIF":
         k = torch.tensor(1.0 / tau, dtype=torch.float32)
     elif kind == "PLIF":
-        k = torch.sigmoid(w.float())
+        k = torch.sigmoid(w.float()) if decay is None else decay.float()
     spikes, vs = [], []
     for x in x_seq:
         if kind == "IF":
@@ -148,3 +153,86 @@ def neuron_multistep(x_seq: Tensor, kind: str, *, v_threshold: float = 1.0, v_re
         empty = x_seq.new_empty(x_seq.shape)
         return empty, empty, v
     return torch.stack(spikes), torch.stack(vs), v
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The model file (docs/model_format.md): a reader written by hand, and a plain runner of the graph
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_model_file(path) -> Tuple[dict, Dict[str, Tensor]]:
+    """Read a spikeops model file (safetensors layout) with struct/json only.
+
+    Returns:
+        (graph dict, {tensor name: float32 Tensor of the header's shape}).
+    """
+    data = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__")
+    if meta["format"] != "spikeops" or meta["format_version"] != "1":
+        raise ValueError(f"{path}: not a spikeops model file of format version 1: {meta}")
+    body = data[8 + n:]
+    tensors = {}
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']}, expected F32")
+        begin, end = info["data_offsets"]
+        flat = torch.frombuffer(bytearray(body[begin:end]), dtype=torch.float32) if end > begin else torch.empty(0)
+        tensors[name] = flat.reshape(info["shape"])  # little-endian bytes read natively: an x86/ARM host
+    return json.loads(meta["graph"]), tensors
+
+
+def _stateless_layer(layer: dict, tensors: Dict[str, Tensor], x: Tensor) -> Tensor:
+    """One stateless layer on a batch of samples x [B, *]."""
+    kind = layer["type"]
+    bias = tensors[layer["bias"]] if layer.get("bias") else None
+    if kind == "linear":
+        return F.linear(x, tensors[layer["weight"]], bias)
+    if kind == "conv2d":
+        return F.conv2d(x, tensors[layer["weight"]], bias, layer["stride"], layer["padding"], layer["dilation"],
+                        layer["groups"])
+    if kind == "flatten":
+        return x.flatten(1)
+    if kind == "max_pool2d":
+        return F.max_pool2d(x, layer["kernel_size"], layer["stride"], layer["padding"])
+    if kind == "avg_pool2d":
+        return F.avg_pool2d(x, layer["kernel_size"], layer["stride"], layer["padding"],
+                            count_include_pad=layer["count_include_pad"])
+    raise ValueError(f"layer {layer['name']}: unknown type {kind!r}")
+
+
+def run_model_file(graph: dict, tensors: Dict[str, Tensor], x: Tensor, seed: Optional[int] = None) -> Tensor:
+    """Run a model file's graph on static inputs, as docs/model_format.md describes it.
+
+    Args:
+        x: [N, *input_shape] float32.
+        seed: seed of the Poisson encoder's generator (None: torch's default generator).
+
+    Returns:
+        scores [N, num_out] float32: the last layer's output summed over the T steps.
+    """
+    T = graph["time_steps"]
+    x = x.float()
+    assert list(x.shape[1:]) == graph["input_shape"], (tuple(x.shape), graph["input_shape"])
+    N = x.shape[0]
+    if graph["encoding"] == "direct":
+        x_seq = torch.stack([x] * T)
+    elif graph["encoding"] == "poisson":
+        g = None if seed is None else torch.Generator().manual_seed(seed)
+        x_seq = torch.stack([(torch.rand(x.shape, generator=g) <= x).float() for _ in range(T)])
+    else:
+        raise ValueError(f"unknown encoding {graph['encoding']!r}")
+    with torch.no_grad():
+        for layer in graph["layers"]:
+            kind = layer["type"]
+            if kind in ("if", "lif", "plif"):
+                x_seq = neuron_multistep(
+                    x_seq, {"if": "IF", "lif": "LIF", "plif": "PLIF"}[kind], v_threshold=layer["v_threshold"],
+                    v_reset=layer["v_reset"], tau=layer.get("tau", 2.0), decay_input=layer.get("decay_input", True),
+                    decay=tensors[layer["decay"]] if kind == "plif" else None)[0]
+            else:  # stateless: every step on its own, the steps folded into the batch
+                y = _stateless_layer(layer, tensors, x_seq.flatten(0, 1))
+                x_seq = y.view((T, N) + tuple(y.shape[1:]))
+            assert list(x_seq.shape[2:]) == layer["output_shape"], (layer["name"], tuple(x_seq.shape))
+    return x_seq.sum(0)

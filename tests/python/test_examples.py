@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import reference as ref
 from spikeops import datasets, functional, surrogate
 from spikeops.examples import _training, csnn_mnist, lif_fc_mnist
 
@@ -136,8 +137,23 @@ def test_help_runs_as_module(module, options):
                          text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     for option in ("--dataset-dir", "--data-dir", "--log-dir", "--model-output-dir", "-N", "-T", "--resume",
-                   "--summary-json", "--max-batches", "--seed", "SPIKEOPS_DATA", *options):
+                   "--summary-json", "--max-batches", "--seed", "--export", "SPIKEOPS_DATA", *options):
         assert option in out.stdout
+
+
+def test_lif_fc_mnist_export(tmp_path, offline, capsys):
+    # --export writes the best checkpoint's network with the run's T and the Poisson encoding
+    path = tmp_path / "out" / "lif_fc.spk"
+    path.parent.mkdir()
+    summary = run(tmp_path, "-N", "1", "--no-tensorboard", "--no-plot", "--export", str(path))
+    assert summary["export"] == str(path) and f"to {path}" in capsys.readouterr().out
+    graph, tensors = ref.load_model_file(path)
+    assert graph["time_steps"] == 8 and graph["encoding"] == "poisson" and graph["input_shape"] == [1, 28, 28]
+    assert [layer["type"] for layer in graph["layers"]] == ["flatten", "linear", "lif"]
+    ckpt = torch.load(tmp_path / "ckpt" / "checkpoint_max.pth", weights_only=False)
+    assert torch.equal(tensors["1.weight"], ckpt["net"]["1.weight"])
+    scores = ref.run_model_file(graph, tensors, torch.rand(4, 1, 28, 28), seed=0)
+    assert scores.shape == (4, 10) and scores.min() >= 0 and scores.max() <= 8
 
 
 # ------------------------------------------------------------------------------------------------ csnn_mnist
@@ -173,6 +189,21 @@ def test_csnn_mnist_options_and_resume(tmp_path, offline, capsys):
     assert second["epoch"] == 1 and not torch.equal(first["net"]["3.weight"], second["net"]["3.weight"])
     with pytest.raises(SystemExit):
         csnn_mnist.main(["--beta", "1.0"])
+
+
+@pytest.mark.parametrize("encoder, encoding", [("direct", "direct"), ("rate", "poisson")])
+def test_csnn_mnist_export(tmp_path, offline, encoder, encoding):
+    # the channels-last network exports (its ChannelsLast wrappers as the neurons inside) with the encoding of
+    # its --encoder; the network's spike counts against the file's are in test_export.py
+    path = tmp_path / "csnn.spk"
+    run_csnn(tmp_path, "-N", "1", "--no-tensorboard", "--no-plot", "--encoder", encoder, "--export", str(path))
+    graph, tensors = ref.load_model_file(path)
+    assert graph["time_steps"] == 4 and graph["encoding"] == encoding
+    assert [layer["name"] for layer in graph["layers"]] == ["0", "1", "2.node", "3", "4", "5.node", "6", "7", "8"]
+    ckpt = torch.load(tmp_path / "ckpt" / "checkpoint_max.pth", weights_only=False)["net"]
+    assert set(tensors) == set(ckpt) and all(torch.equal(tensors[k], ckpt[k].contiguous()) for k in ckpt)
+    x = datasets.MNIST(datasets.SAMPLE_DIR, train=False).data[:4].unsqueeze(1).float() / 255
+    assert ref.run_model_file(graph, tensors, x, seed=0).shape == (4, 10)
 
 
 def test_csnn_channels_last_neuron_is_exact():

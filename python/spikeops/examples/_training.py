@@ -65,6 +65,11 @@ def add_common_args(parser: argparse.ArgumentParser, *, T: int, batch_size: int,
     parser.add_argument("--summary-json", default=None, metavar="PATH",
                         help='write {"epochs", "train_acc", "test_acc", "seconds_per_epoch", "device", '
                              '"data_source", ...} to PATH at the end')
+    parser.add_argument("--export", default=None, metavar="PATH",
+                        help="after training, write the network with the best test accuracy (checkpoint_max.pth; "
+                             "the current one if no epoch has run) to PATH as a spikeops model file for the C++ "
+                             "runtime (docs/model_format.md), with this run's -T and input encoding; its input is "
+                             "the image as float32 [N, 1, 28, 28] in [0, 1] (pixel / 255)")
     parser.add_argument("--max-batches", type=int, default=None,
                         help="stop each training and test pass after this many batches (smoke tests)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -280,11 +285,14 @@ def _run_epoch(step_fn: StepFn, reset_fn: Callable[[], None], images: Tensor, la
 
 def fit(args: argparse.Namespace, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         reset_fn: Callable[[], None], train_set: datasets.MNIST, test_set: datasets.MNIST,
-        data_source: str) -> dict:
-    """Train for ``args.epochs`` epochs with a test pass after each; checkpoints, logs, plots, summary.
+        data_source: str, *, encoding: str) -> dict:
+    """Train for ``args.epochs`` epochs with a test pass after each; checkpoints, logs, plots, summary, and the
+    model file of ``--export``.
 
     ``step_fn(x, y)`` gets a batch (float images [N, 1, 28, 28] in [0, 1] and labels [N], on the device) and
-    returns ``(loss, scores [N, C])``; ``reset_fn()`` runs after every batch.
+    returns ``(loss, scores [N, C])``; ``reset_fn()`` runs after every batch. ``encoding`` says how ``step_fn``
+    feeds the image to ``net`` over the T steps, in :func:`spikeops.export`'s terms: ``"direct"`` (the image
+    at every step) or ``"poisson"`` (Bernoulli spikes with the pixel intensities as probabilities).
     """
     device = torch.device(args.device)
     log_dir, model_dir = Path(args.log_dir), Path(args.model_output_dir)
@@ -361,6 +369,10 @@ def fit(args: argparse.Namespace, net: nn.Module, optimizer: torch.optim.Optimiz
 
     if not args.no_plot and plotted:
         print(f"curves: {log_dir / 'curves.png'}")
+    if args.export:
+        images = test_x if test_x.shape[0] else train_x
+        export_model(args, net, best_path if history and best_path.is_file() else None,
+                     images[:1].unsqueeze(1).float().div_(255.0), encoding)
     last = history[-1] if history else {}
     summary = {
         "epochs": len(history),
@@ -377,6 +389,7 @@ def fit(args: argparse.Namespace, net: nn.Module, optimizer: torch.optim.Optimiz
         "lr": args.lr,
         "max_batches": args.max_batches,
         "checkpoint": str(best_path) if best_path.is_file() else None,
+        "export": args.export,
         "history": history,
     }
     if history:
@@ -386,6 +399,18 @@ def fit(args: argparse.Namespace, net: nn.Module, optimizer: torch.optim.Optimiz
         write_json(Path(args.summary_json), summary)
         print(f"summary: {args.summary_json}")
     return summary
+
+
+def export_model(args: argparse.Namespace, net: nn.Module, checkpoint: Optional[Path], example_input: Tensor,
+                 encoding: str) -> None:
+    """``--export``: the weights of ``checkpoint`` (the best test accuracy) loaded into ``net``, or ``net`` as it
+    is when there is none, written with :func:`spikeops.export` (T = ``args.T``)."""
+    which = "the current network (no checkpoint yet)"
+    if checkpoint is not None:
+        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["net"])
+        which = f"the best checkpoint, {checkpoint}"
+    spikeops.export(net, args.export, example_input, T=args.T, encoding=encoding)
+    print(f"exported {which} to {args.export} (T={args.T}, {encoding} encoding)")
 
 
 def run(main) -> None:

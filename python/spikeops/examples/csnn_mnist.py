@@ -74,6 +74,10 @@ class ChannelsLast(nn.Module):
             return self.node(x_seq.permute(0, 1, 3, 4, 2)).permute(0, 1, 4, 2, 3)
         return self.node(x_seq)
 
+    def _spikeops_export_children(self) -> list:
+        """For :func:`spikeops.export`: only the memory order changes here, the computation is the neuron's."""
+        return [self.node]
+
 
 def leaky(beta: float = 0.5, slope: float = 25.0) -> neuron.LIFNode:
     """snnTorch's ``Leaky(beta, spike_grad=fast_sigmoid(slope))`` as a spikeops multi-step neuron.
@@ -171,7 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           f"{args.epochs} epoch(s), encoder {args.encoder}, {args.memory_format}; logs in {args.log_dir}")
     t0 = time.perf_counter()
     summary = _training.fit(args, net, optimizer, step, lambda: functional.reset_net(net), train_set, test_set,
-                            source)
+                            source, encoding="direct" if args.encoder == "direct" else "poisson")
     print(f"total {time.perf_counter() - t0:.1f} s")
     return summary
 

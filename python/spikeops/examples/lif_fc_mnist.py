@@ -92,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           f"{args.encoder}, {args.spikes} spikes; logs in {args.log_dir}")
     t0 = time.perf_counter()
     summary = _training.fit(args, net, optimizer, step, lambda: functional.reset_net(net), train_set, test_set,
-                            source)
+                            source, encoding="poisson")  # both encoders draw Bernoulli(x) spikes
     print(f"total {time.perf_counter() - t0:.1f} s")
     return summary
 

@@ -1,0 +1,99 @@
+"""The C++ inference runtime (``spikeops::Model``) from Python: run an exported model file as a C++ program would.
+
+    net = ...                                          # a trained spikeops network
+    spikeops.export(net, "mnist.spikeops", x[:1], T=25)
+    model = spikeops.runtime.load("mnist.spikeops")
+    scores, predictions = model(x)                     # [N, num_outputs] float32, [N] int64
+    model.reports()                                    # per layer: firing rate, synaptic operations
+
+Useful to check an export before shipping it: the runtime is the same C++ code an embedding application links.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from . import _C
+
+__all__ = ["RuntimeModel", "load"]
+
+
+class RuntimeModel:
+    """A model file loaded by the C++ runtime (CPU). Create with :func:`load`."""
+
+    def __init__(self, model: "_C.Model"):
+        self._model = model
+
+    @property
+    def time_steps(self) -> int:
+        return self._model.time_steps
+
+    @property
+    def encoding(self) -> str:
+        return self._model.encoding
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        return tuple(self._model.input_shape)
+
+    @property
+    def num_outputs(self) -> int:
+        return self._model.num_outputs
+
+    def __call__(self, x: Tensor, seed: int = 0) -> Tuple[Tensor, Tensor]:
+        """Run the network on a batch.
+
+        Args:
+            x (Tensor): [N, *input_shape] (or one sample, [*input_shape]), float32 on the CPU.
+            seed (int): seed of the Poisson encoder (unused with direct encoding).
+
+        Returns:
+            (Tensor, Tensor): scores [N, num_outputs] float32 (the last layer's output summed over T: spike
+            counts when it is a neuron) and predictions [N] int64 (argmax of the scores).
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"RuntimeModel: x must be a torch.Tensor, got {type(x).__name__}")
+        if x.device.type != "cpu":
+            raise ValueError(f"RuntimeModel: x must be on the CPU (the runtime's CUDA path is not built), got {x.device}")
+        if x.dtype != torch.float32:
+            raise ValueError(f"RuntimeModel: x must be float32, got {x.dtype}")
+        if tuple(x.shape) == self.input_shape:
+            x = x.unsqueeze(0)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"RuntimeModel: x must have shape [N, {', '.join(map(str, self.input_shape))}], "
+                             f"got {list(x.shape)}")
+        if not (0 <= int(seed) < 2 ** 64):
+            raise ValueError(f"RuntimeModel: seed must be in [0, 2**64), got {seed}")
+        x = x.contiguous()
+        n = x.shape[0]
+        scores = torch.empty(n, self.num_outputs, dtype=torch.float32)
+        predictions = torch.empty(n, dtype=torch.int64)
+        self._model.run_into(x.data_ptr(), n, int(seed), scores.data_ptr(), predictions.data_ptr())
+        return scores, predictions
+
+    def reports(self) -> List[dict]:
+        """Per layer, summed over the calls since :meth:`reset_reports`: name, type, output_shape, spike_input,
+        synaptic_ops (accumulates on spikes), dense_macs, spikes, neuron_steps, firing_rate."""
+        keys = ("name", "type", "output_shape", "spike_input", "synaptic_ops", "dense_macs", "spikes",
+                "neuron_steps", "firing_rate")
+        return [{k: getattr(r, k) for k in keys} for r in self._model.reports]
+
+    def reset_reports(self) -> None:
+        self._model.reset_reports()
+
+    def __repr__(self) -> str:
+        return self._model.summary().rstrip()
+
+
+def load(path: Union[str, os.PathLike]) -> RuntimeModel:
+    """Load a file written by :func:`spikeops.export` with the C++ runtime (which validates it).
+
+    Raises:
+        ValueError: the file is unreadable, damaged, of another format version, or describes a network the
+            runtime cannot run; the message names the file and the field.
+    """
+    return RuntimeModel(_C.Model.load(os.fspath(path)))

@@ -1,0 +1,188 @@
+"""The C++ inference runtime (spikeops::Model, through spikeops.runtime) against the PyTorch models it was
+exported from.
+
+With weights and inputs on a coarse dyadic grid every float32 sum is exact whatever its order, so the
+runtime's spike counts must equal the Python model's exactly (both run the same neuron kernel); with ordinary
+float weights the two agree up to summation order, checked on predictions.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+import spikeops
+from spikeops import functional, layer, neuron, surrogate
+from spikeops.examples import csnn_mnist, lif_fc_mnist
+
+
+def dyadic_(net: nn.Module, scale: float = 16.0, gain: float = 1.0) -> nn.Module:
+    """Multiply the weights by ``gain`` (so that every layer fires), then round every parameter to a multiple
+    of 1/scale (small integers over a power of two)."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                m.weight.mul_(gain)
+        for p in net.parameters():
+            p.copy_(torch.round(p * scale) / scale)
+    return net
+
+
+def python_scores(net: nn.Module, x: torch.Tensor, T: int) -> torch.Tensor:
+    """The model's output over T steps of direct input, summed over T: [N, num_outputs]."""
+    functional.reset_net(net)
+    with torch.no_grad():
+        out = net(x.unsqueeze(0).repeat((T,) + (1,) * x.dim()))
+    functional.reset_net(net)
+    return out.sum(0).flatten(1)
+
+
+def run_both(net, x, T, tmp_path, name="net"):
+    path = tmp_path / f"{name}.spikeops"
+    spikeops.export(net, path, x[:1], T=T, encoding="direct")
+    model = spikeops.runtime.load(path)
+    scores, predictions = model(x)
+    return model, scores, predictions, python_scores(net, x, T)
+
+
+def mixed_net(step_mode: str) -> nn.Sequential:
+    """Every layer kind with non-default settings."""
+    return nn.Sequential(
+        layer.Conv2d(2, 6, 3, stride=2, padding=2, dilation=2, step_mode=step_mode),
+        neuron.IFNode(v_threshold=0.75, v_reset=None, step_mode=step_mode),
+        layer.Conv2d(6, 5, 3, padding=1, bias=False, step_mode=step_mode),
+        layer.AvgPool2d(2, stride=2, padding=1, count_include_pad=False, step_mode=step_mode),
+        neuron.ParametricLIFNode(init_tau=3.0, decay_input=False, v_reset=-0.25, step_mode=step_mode),
+        layer.MaxPool2d(3, stride=2, padding=1, step_mode=step_mode),
+        layer.Flatten(step_mode=step_mode),
+        layer.Linear(5 * 2 * 2, 7, step_mode=step_mode),
+        neuron.LIFNode(tau=4.0, v_threshold=0.5, surrogate_function=surrogate.ATan(), step_mode=step_mode),
+    )
+
+
+class SingleStep(nn.Module):
+    """Runs a single-step network over [T, N, ...] the way users of step_mode='s' do."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x_seq):
+        return torch.stack([self.net(x) for x in x_seq])
+
+
+def test_mixed_network_exact(tmp_path):
+    torch.manual_seed(1)
+    net = dyadic_(mixed_net("m"), gain=4)
+    x = torch.randint(0, 17, (9, 2, 13, 11)).float() / 8
+    model, scores, predictions, expected = run_both(net, x, 6, tmp_path)
+    assert expected.sum() > 0, "the test network should fire"
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    assert torch.equal(predictions, expected.argmax(1))
+    assert model.time_steps == 6 and model.input_shape == (2, 13, 11) and model.num_outputs == 7
+
+
+def test_single_step_network_exact(tmp_path):
+    torch.manual_seed(1)
+    net = dyadic_(mixed_net("s"), gain=4)
+    x = torch.randint(0, 17, (5, 2, 13, 11)).float() / 8
+    path = tmp_path / "s.spikeops"
+    spikeops.export(net, path, x[:1], T=5)
+    scores, _ = spikeops.runtime.load(path)(x)
+    torch.testing.assert_close(scores, python_scores(SingleStep(net), x, 5), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_csnn_example_network_exact(tmp_path, channels_last):
+    torch.manual_seed(2)
+    net = csnn_mnist.build_net(channels_last=channels_last)
+    dyadic_(net, gain=4)
+    x = torch.randint(0, 17, (6, 1, 28, 28)).float() / 16
+    functional.reset_net(net)
+    with torch.no_grad():
+        expected = csnn_mnist.forward_direct(net, x, 12).sum(0)
+    path = tmp_path / "csnn.spikeops"
+    spikeops.export(net, path, x[:1], T=12)
+    model = spikeops.runtime.load(path)
+    scores, _ = model(x)
+    assert expected.sum() > 0
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    reports = {r["name"]: r for r in model.reports()}
+    # the second convolution and the classifier are fed spikes: accumulate-only, no multiplies
+    assert reports["3"]["spike_input"] and reports["3"]["dense_macs"] == 0 and reports["3"]["synaptic_ops"] > 0
+    assert reports["7"]["spike_input"] and reports["7"]["dense_macs"] == 0
+    assert not reports["0"]["spike_input"] and reports["0"]["dense_macs"] == 6 * 24 * 24 * 25 * 12
+
+
+def test_float_weights_agree(tmp_path):
+    """Trained-like float weights: summation order differs, predictions agree."""
+    torch.manual_seed(3)
+    net = lif_fc_mnist.build_net()
+    with torch.no_grad():
+        net[1].weight.mul_(8)
+    x = torch.rand(64, 1, 28, 28)
+    _, scores, predictions, expected = run_both(net, x, 20, tmp_path)
+    assert (predictions == expected.argmax(1)).float().mean() >= 0.95
+    assert (scores - expected).abs().max() <= 1
+
+
+def test_synaptic_ops_count_spikes_times_fan_out(tmp_path):
+    torch.manual_seed(4)
+    lif = neuron.LIFNode(step_mode="m")
+    net = nn.Sequential(layer.Linear(12, 9, step_mode="m"), lif, layer.Linear(9, 4, step_mode="m"),
+                        neuron.IFNode(step_mode="m"))
+    dyadic_(net, 4, gain=4)
+    x = torch.rand(3, 12)
+    model, scores, _, expected = run_both(net, x, 5, tmp_path)
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    functional.reset_net(net)
+    with torch.no_grad():
+        hidden_spikes = net[:2](x.unsqueeze(0).repeat(5, 1, 1)).sum().item()
+    r = model.reports()
+    assert r[1]["spikes"] == hidden_spikes and r[1]["neuron_steps"] == 5 * 3 * 9
+    assert r[2]["synaptic_ops"] == hidden_spikes * 4
+    assert r[0]["dense_macs"] == 3 * 12 * 9  # direct input: computed once per sample, not per step
+    model.reset_reports()
+    assert all(rep["spikes"] == 0 and rep["synaptic_ops"] == 0 for rep in model.reports())
+
+
+def test_poisson_encoding(tmp_path):
+    net = nn.Sequential(layer.Linear(4, 4, bias=False, step_mode="m"), neuron.IFNode(step_mode="m"))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(4))
+    path = tmp_path / "p.spikeops"
+    spikeops.export(net, path, torch.rand(1, 4), T=50, encoding="poisson")
+    model = spikeops.runtime.load(path)
+    assert model.encoding == "poisson"
+    x = torch.tensor([[1.0, 0.0, 0.5, 0.25]]).repeat(200, 1)
+    scores, _ = model(x, seed=7)
+    assert torch.equal(scores[:, 0], torch.full((200,), 50.0))  # u <= 1 always
+    rates = scores.mean(0) / 50
+    assert rates[1] < 0.01 and abs(rates[2] - 0.5) < 0.03 and abs(rates[3] - 0.25) < 0.03
+    again, _ = model(x, seed=7)
+    other, _ = model(x, seed=8)
+    assert torch.equal(scores, again) and not torch.equal(scores, other)
+
+
+def test_bad_files_and_inputs(tmp_path):
+    net = lif_fc_mnist.build_net()
+    path = tmp_path / "ok.spikeops"
+    spikeops.export(net, path, torch.rand(1, 1, 28, 28), T=4)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.spikeops"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="bad.spikeops.*outside the"):
+        spikeops.runtime.load(bad)
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="bad.spikeops"):
+        spikeops.runtime.load(bad)
+    with pytest.raises(ValueError, match="cannot open"):
+        spikeops.runtime.load(tmp_path / "missing.spikeops")
+    model = spikeops.runtime.load(path)
+    with pytest.raises(ValueError, match=r"x must have shape \[N, 1, 28, 28\]"):
+        model(torch.rand(2, 784))
+    with pytest.raises(ValueError, match="x must be float32"):
+        model(torch.rand(2, 1, 28, 28, dtype=torch.float64))
+    scores, predictions = model(torch.rand(1, 28, 28))  # one sample without the batch dimension
+    assert scores.shape == (1, 10) and predictions.shape == (1,)
+    assert model(torch.rand(0, 1, 28, 28))[0].shape == (0, 10)
+    assert "linear" in repr(model)
