@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from . import neuron
+from ._files import atomic_write
 from .functional import reset_net
 
 __all__ = ["export"]
@@ -45,7 +46,7 @@ def export(model: nn.Module, path: Union[str, os.PathLike], example_input: Tenso
         model (nn.Module): the network, mapping the encoded sequence [T, N, *input_shape] to [T, N, num_out]
             (or run one step at a time). Its weights may be float32, float16 or bfloat16 on any device; the
             file holds float32.
-        path (str or os.PathLike): the file to write (atomically: through ``path + ".tmp"``, then renamed).
+        path (str or os.PathLike): the file to write (atomically: through a temporary file in the same directory, then renamed).
         example_input (Tensor): [N, *input_shape] float, a static batch (N >= 1) such as the runtime will
             be given; only its shape matters (and that the model runs on it).
         T (int): time steps per input, in [1, 65536].
@@ -345,17 +346,11 @@ def _write(path: str, graph: dict, tensors: Dict[str, Tensor]) -> None:
         offset += len(data)
     text = json.dumps(header, allow_nan=False).encode("utf-8")
     text += b" " * (-len(text) % 8)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for data in blobs:
-                f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def write(f) -> None:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for data in blobs:
+            f.write(data)
+
+    atomic_write(path, write)

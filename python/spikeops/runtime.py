@@ -77,9 +77,9 @@ class RuntimeModel:
 
     def reports(self) -> List[dict]:
         """Per layer, summed over the calls since :meth:`reset_reports`: name, type, output_shape, spike_input,
-        synaptic_ops (accumulates on spikes), dense_macs, spikes, neuron_steps, firing_rate."""
+        synaptic_ops (accumulates on spikes), dense_macs, spikes, neuron_steps, firing_rate, seconds."""
         keys = ("name", "type", "output_shape", "spike_input", "synaptic_ops", "dense_macs", "spikes",
-                "neuron_steps", "firing_rate")
+                "neuron_steps", "firing_rate", "seconds")
         return [{k: getattr(r, k) for k in keys} for r in self._model.reports]
 
     def reset_reports(self) -> None:

@@ -158,6 +158,7 @@ PYBIND11_MODULE(_C, m) {
       .def_readonly("dense_macs", &LayerReport::dense_macs)
       .def_readonly("spikes", &LayerReport::spikes)
       .def_readonly("neuron_steps", &LayerReport::neuron_steps)
+      .def_readonly("seconds", &LayerReport::seconds)
       .def_property_readonly("firing_rate", &LayerReport::firing_rate);
 
   // The C++ inference runtime. run() writes into caller-owned buffers (torch tensors' data pointers):

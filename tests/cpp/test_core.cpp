@@ -9,40 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "spikeops/spikeops.hpp"
 
 using namespace spikeops;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond)                                                           \
-  do {                                                                        \
-    ++g_checks;                                                               \
-    if (!(cond)) {                                                            \
-      ++g_failures;                                                           \
-      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);           \
-    }                                                                         \
-  } while (0)
-
-// Runs fn and checks that it throws spikeops::Error (a std::invalid_argument) whose message contains `needle`.
-void expect_error(const std::function<void()>& fn, const std::string& needle, int line) {
-  ++g_checks;
-  try {
-    fn();
-  } catch (const std::invalid_argument& e) {
-    if (std::string(e.what()).find(needle) == std::string::npos) {
-      ++g_failures;
-      std::printf("FAILED line %d: message \"%s\" does not mention \"%s\"\n", line, e.what(), needle.c_str());
-    }
-    return;
-  }
-  ++g_failures;
-  std::printf("FAILED line %d: expected an error mentioning \"%s\"\n", line, needle.c_str());
-}
-#define EXPECT_ERROR(stmt, needle) expect_error([&] { stmt; }, needle, __LINE__)
 
 // The contract, one neuron at a time, written as plainly as possible.
 struct ScalarNeuron {
@@ -412,6 +384,6 @@ int main() {
   CHECK(cpu_threads() == 1);
   const BuildInfo info = build_info();
   std::printf("spikeops %s, cpu simd %s, cuda %d: %d checks, %d failed\n", info.version.c_str(),
-              info.cpu_simd.c_str(), info.cuda ? 1 : 0, g_checks, g_failures);
-  return g_failures == 0 ? 0 : 1;
+              info.cpu_simd.c_str(), info.cuda ? 1 : 0, spikeops_test::g_checks, spikeops_test::g_failures);
+  return spikeops_test::g_failures == 0 ? 0 : 1;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "model_file_writer.hpp"
 #include "spikeops/spikeops.hpp"
 
@@ -19,34 +20,6 @@ using spikeops_test::model_file_bytes;
 using spikeops_test::NamedTensor;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond)                                                 \
-  do {                                                              \
-    ++g_checks;                                                     \
-    if (!(cond)) {                                                  \
-      ++g_failures;                                                 \
-      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                               \
-  } while (0)
-
-void expect_error(const std::function<void()>& fn, const std::string& needle, int line) {
-  ++g_checks;
-  try {
-    fn();
-  } catch (const std::invalid_argument& e) {
-    if (std::string(e.what()).find(needle) == std::string::npos) {
-      ++g_failures;
-      std::printf("FAILED line %d: message \"%s\" does not mention \"%s\"\n", line, e.what(), needle.c_str());
-    }
-    return;
-  }
-  ++g_failures;
-  std::printf("FAILED line %d: expected an error mentioning \"%s\"\n", line, needle.c_str());
-}
-#define EXPECT_ERROR(stmt, needle) expect_error([&] { stmt; }, needle, __LINE__)
 
 // x [3] -> linear (integer weights) -> IF, T = 4, direct input: small enough to work out by hand.
 const char* kTinyGraph = R"({"time_steps": 4, "encoding": "direct", "input_shape": [3], "layers": [
@@ -266,11 +239,11 @@ void fuzz_loader(int mutations) {
     } catch (const std::invalid_argument&) {
       ++rejected;
     } catch (const std::exception& e) {
-      ++g_failures;
+      ++spikeops_test::g_failures;
       std::printf("FAILED fuzz mutation %d: unexpected exception %s\n", i, e.what());
     }
   }
-  ++g_checks;
+  ++spikeops_test::g_checks;
   std::printf("fuzz: %d damaged files: %d rejected with spikeops::Error, %d loaded (%d ran)\n", mutations,
               rejected, loaded, ran);
 }
@@ -284,6 +257,6 @@ int main(int argc, char** argv) {
   test_poisson_encoding();
   test_errors();
   fuzz_loader(mutations);
-  std::printf("spikeops model tests: %d checks, %d failed\n", g_checks, g_failures);
-  return g_failures == 0 ? 0 : 1;
+  std::printf("spikeops model tests: %d checks, %d failed\n", spikeops_test::g_checks, spikeops_test::g_failures);
+  return spikeops_test::g_failures == 0 ? 0 : 1;
 }

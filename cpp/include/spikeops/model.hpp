@@ -35,6 +35,7 @@ struct LayerReport {
   int64_t dense_macs = 0;             // multiply-accumulates of a layer fed real values
   int64_t spikes = 0;                 // neurons: spikes emitted
   int64_t neuron_steps = 0;           // neurons: neuron updates (features x T x samples)
+  double seconds = 0.0;               // wall time spent in the layer
   double firing_rate() const { return neuron_steps > 0 ? double(spikes) / double(neuron_steps) : 0.0; }
 };
 
@@ -64,7 +65,8 @@ class Model {
   int64_t input_numel() const;                      // product of input_shape
   int64_t num_outputs() const;                      // per sample
   int64_t num_layers() const;
-  // Bytes of activations run() allocates for this batch size (excluding the weights).
+  // A bound on the bytes of activations run() keeps for this batch size (excluding the weights). The buffers
+  // stay with the model and are reused by later runs of the same or a smaller batch.
   int64_t workspace_bytes(int64_t batch) const;
 
   // Runs the network on `batch` samples (`input`: [batch, *input_shape] float32, contiguous, host memory) on

@@ -29,6 +29,15 @@
 namespace spikeops {
 namespace cpu {
 
+#if defined(__GNUC__) || defined(__clang__)
+#define SPIKEOPS_HAVE_VECTOR_EXT 1
+// 16 floats; unaligned and allowed to alias float memory. Each target clone lowers it to its own registers
+// (one zmm on AVX-512, two ymm on AVX2, four xmm on the baseline).
+typedef float Vec16 __attribute__((vector_size(64), aligned(4), may_alias));
+#else
+#define SPIKEOPS_HAVE_VECTOR_EXT 0
+#endif
+
 // Neurons are processed in blocks of this many: a block's state lives in L1 while the time loop runs.
 constexpr int kBlock = 1024;
 

@@ -23,15 +23,6 @@ constexpr int kTileN = kPackedTileN;  // four 16-float vectors
 // Below this many spike bytes (or tiles) threads cost more than they save.
 constexpr int64_t kMinParallelBytes = 1 << 16;
 
-#if defined(__GNUC__) || defined(__clang__)
-#define SPIKEOPS_HAVE_VECTOR_EXT 1
-// 16 floats; unaligned and allowed to alias float memory. Each target clone lowers it to its own registers
-// (one zmm on AVX-512, two ymm on AVX2, four xmm on the baseline).
-typedef float Vec16 __attribute__((vector_size(64), aligned(4), may_alias));
-#else
-#define SPIKEOPS_HAVE_VECTOR_EXT 0
-#endif
-
 struct Plan {
   const uint8_t* spikes;
   const float* rows;

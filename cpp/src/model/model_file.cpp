@@ -10,6 +10,7 @@
 #include <sstream>
 #include <utility>
 
+#include "cpu/conv_events_cpu.hpp"
 #include "model/json.hpp"
 #include "model/model_impl.hpp"
 #include "spikeops/error.hpp"
@@ -372,15 +373,18 @@ class Loader {
     return (in + 2 * p - span) / s + 1;
   }
 
-  // W [O, ...] with K = numel / O, kept as W^T [K, O] (dense input) or packed for the spike GEMM.
+  // W [O, ...] with K = numel / O, kept as W^T [K, O]: packed for the spike GEMM in a linear layer fed spikes,
+  // with the channels padded to whole vectors for a convolution (whose event-driven kernel takes both kinds
+  // of input), as it is for a linear layer fed real values.
   void read_weights(const Fields& f, ModelLayer& layer, const Shape& weight_shape) const {
     const std::vector<float> w = tensor(f, "weight", weight_shape);
     const int64_t K = layer.K, O = layer.O;
-    std::vector<float> wt(std::size_t(K * O));
+    const int64_t ld = layer.kind == LayerKind::kConv2d ? cpu::conv_padded_channels(O) : O;
+    std::vector<float> wt(std::size_t(K * ld), 0.0f);
     for (int64_t o = 0; o < O; ++o) {
-      for (int64_t k = 0; k < K; ++k) wt[std::size_t(k * O + o)] = w[std::size_t(o * K + k)];
+      for (int64_t k = 0; k < K; ++k) wt[std::size_t(k * ld + o)] = w[std::size_t(o * K + k)];
     }
-    if (layer.spike_input) {
+    if (layer.spike_input && layer.kind == LayerKind::kLinear) {
       const int64_t tiles = (O + kPackedTileN - 1) / kPackedTileN;
       layer.packed.assign(std::size_t(tiles * K * kPackedTileN), 0.0f);
       pack_rows(make_tensor_view(wt.data(), DType::kFloat32, {K, O}),

@@ -29,8 +29,8 @@ struct ModelLayer {
 
   // linear and conv2d: y = x . W^T + b with K = in_features (linear) or C * kh * kw (conv2d), O outputs.
   int64_t K = 0, O = 0;
-  std::vector<float> weight_t;  // dense input: W^T [K, O]
-  std::vector<float> packed;    // spike input: W^T in the spike GEMM's kPacked layout
+  std::vector<float> weight_t;  // W^T [K, O] (conv2d: [K, O padded to 16]), unless packed
+  std::vector<float> packed;    // linear fed spikes: W^T in the spike GEMM's kPacked layout
   std::vector<float> bias;      // [O] or empty
 
   // conv2d and pooling
@@ -42,6 +42,18 @@ struct ModelLayer {
   float decay = 0.0f;  // ParametricLIF: k = sigmoid(w) as exported
 };
 
+// A layer's output over the run: [rows, features] in C order, rows = T * batch in step-major order, or
+// rows = batch when it is the same at every step (time_invariant). Spikes are 1 byte.
+struct Activation {
+  bool spikes = false;
+  bool time_invariant = false;
+  int64_t rows = 0;
+  int64_t features = 0;
+  std::vector<float> values;   // real values
+  std::vector<uint8_t> bits;   // spikes
+  std::vector<float> scratch;  // the layer's temporary (a neuron's float input sequence, ...)
+};
+
 struct Model::Impl {
   std::string source;
   int64_t time_steps = 1;
@@ -49,6 +61,7 @@ struct Model::Impl {
   Shape input_shape;
   std::vector<ModelLayer> layers;
   std::vector<LayerReport> reports;
+  std::vector<Activation> activations;  // [0]: the encoded input, [i + 1]: layer i's output; reused by run()
 };
 
 inline int64_t shape_numel(const Shape& s) {

@@ -5,11 +5,14 @@
 // encoded network the activation is the same at every step, so it is kept (and computed) once per sample:
 // rows = batch, `time_invariant`. Spikes are 1 byte; a layer fed spikes runs on the spike GEMM.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 #include "backend.hpp"
+#include "cpu/conv_events_cpu.hpp"
 #include "model/model_impl.hpp"
 #include "spikeops/error.hpp"
 #include "spikeops/neuron.hpp"
@@ -22,15 +25,6 @@
 namespace spikeops {
 
 namespace {
-
-struct Activation {
-  bool spikes = false;
-  bool time_invariant = false;
-  int64_t rows = 0;
-  int64_t features = 0;
-  std::vector<float> values;   // float activations, [rows, features]
-  std::vector<uint8_t> bits;   // spikes, [rows, features]
-};
 
 int64_t count_spikes(const uint8_t* s, int64_t n) {
   int64_t count = 0;
@@ -47,18 +41,19 @@ inline uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-Activation encode(const Model::Impl& m, const float* input, int64_t batch, uint64_t seed) {
+void encode(const Model::Impl& m, const float* input, int64_t batch, uint64_t seed, Activation& a) {
   const int64_t F = shape_numel(m.input_shape);
-  Activation a;
   a.features = F;
   if (m.encoding == InputEncoding::kDirect) {
+    a.spikes = false;
     a.time_invariant = true;
     a.rows = batch;
     a.values.assign(input, input + batch * F);
-    return a;
+    return;
   }
   // Poisson: a spike where u <= x, u uniform in [0, 1) with 24 random bits (a float32's resolution).
   a.spikes = true;
+  a.time_invariant = false;
   a.rows = m.time_steps * batch;
   a.bits.resize(std::size_t(a.rows * F));
   const int64_t per_step = batch * F;
@@ -69,7 +64,6 @@ Activation encode(const Model::Impl& m, const float* input, int64_t batch, uint6
     const float u = float(mix64(key ^ uint64_t(i)) >> 40) * (1.0f / 16777216.0f);
     out[i] = u <= input[i % per_step] ? 1 : 0;
   }
-  return a;
 }
 
 // y[r, :] = bias + sum over k of x[r, k] * W^T[k, :]; zero inputs are skipped.
@@ -102,8 +96,8 @@ void spike_linear_rows(const ModelLayer& L, const uint8_t* s, int64_t rows, floa
   spike_accumulate(args);
 }
 
-Activation run_linear(const ModelLayer& L, const Activation& a, LayerReport& report) {
-  Activation y;
+void run_linear(const ModelLayer& L, const Activation& a, Activation& y, LayerReport& report) {
+  y.spikes = false;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
   y.features = L.O;
@@ -115,154 +109,129 @@ Activation run_linear(const ModelLayer& L, const Activation& a, LayerReport& rep
     dense_linear(L, a.values.data(), a.rows, y.values.data());
     report.dense_macs += a.rows * L.K * L.O;
   }
-  return y;
 }
 
-// Input pixel (iy, ix) of kernel tap (ky, kx) for output pixel (oy, ox), or false when it is padding.
-inline bool tap(const ModelLayer& L, int64_t H, int64_t W, int64_t oy, int64_t ox, int64_t ky, int64_t kx,
-                int64_t& iy, int64_t& ix) {
-  iy = oy * L.stride.h - L.padding.h + ky * L.dilation.h;
-  ix = ox * L.stride.w - L.padding.w + kx * L.dilation.w;
-  return iy >= 0 && iy < H && ix >= 0 && ix < W;
-}
-
-Activation run_conv2d(const ModelLayer& L, const Activation& a, LayerReport& report) {
-  const int64_t C = L.in_shape[0], H = L.in_shape[1], W = L.in_shape[2];
-  const int64_t OH = L.out_shape[1], OW = L.out_shape[2], P = OH * OW, O = L.O, K = L.K;
-  const int64_t kh = L.kernel.h, kw = L.kernel.w;
-  Activation y;
+void run_conv2d(const ModelLayer& L, const Activation& a, Activation& y, LayerReport& report) {
+  cpu::ConvGeometry g;
+  g.C = L.in_shape[0], g.H = L.in_shape[1], g.W = L.in_shape[2];
+  g.O = L.O, g.OH = L.out_shape[1], g.OW = L.out_shape[2];
+  g.kh = L.kernel.h, g.kw = L.kernel.w, g.sh = L.stride.h, g.sw = L.stride.w;
+  g.ph = L.padding.h, g.pw = L.padding.w, g.dh = L.dilation.h, g.dw = L.dilation.w;
+  y.spikes = false;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
-  y.features = O * P;
+  y.features = g.O * g.OH * g.OW;
   y.values.resize(std::size_t(y.rows * y.features));
-  float* out = y.values.data();
-
-  if (!a.spikes) {
-    // Direct convolution of real values, one output pixel at a time: acc[O] += x * W^T[k, :] per input tap.
-    const float* x = a.values.data();
-    const float* wt = L.weight_t.data();
-#pragma omp parallel
-    {
-      std::vector<float> acc(static_cast<std::size_t>(O));
-#pragma omp for schedule(static)
-      for (int64_t rp = 0; rp < a.rows * P; ++rp) {
-        const int64_t r = rp / P, p = rp % P, oy = p / OW, ox = p % OW;
-        for (int64_t o = 0; o < O; ++o) acc[std::size_t(o)] = L.bias.empty() ? 0.0f : L.bias[std::size_t(o)];
-        for (int64_t c = 0; c < C; ++c) {
-          for (int64_t ky = 0; ky < kh; ++ky) {
-            for (int64_t kx = 0; kx < kw; ++kx) {
-              int64_t iy, ix;
-              if (!tap(L, H, W, oy, ox, ky, kx, iy, ix)) continue;
-              const float v = x[((r * C + c) * H + iy) * W + ix];
-              if (v == 0.0f) continue;
-              const float* w = wt + ((c * kh + ky) * kw + kx) * O;
-              for (int64_t o = 0; o < O; ++o) acc[std::size_t(o)] += v * w[o];
-            }
-          }
-        }
-        for (int64_t o = 0; o < O; ++o) out[(r * O + o) * P + p] = acc[std::size_t(o)];
-      }
-    }
-    report.dense_macs += a.rows * P * K * O;
-    return y;
+  const float* bias = L.bias.empty() ? nullptr : L.bias.data();
+  // Event-driven: each nonzero input adds (spikes) or multiply-adds (real values) its weight column into
+  // the output pixels it reaches, so the work follows the number of events.
+  if (a.spikes) {
+    report.synaptic_ops += cpu::conv2d_events_spikes(g, a.bits.data(), a.rows, L.weight_t.data(), bias, y.values.data());
+  } else {
+    cpu::conv2d_events_values(g, a.values.data(), a.rows, L.weight_t.data(), bias, y.values.data());
+    report.dense_macs += a.rows * g.OH * g.OW * L.K * L.O;
   }
-
-  // Spikes: unfold the input in bytes (im2col, [pixels, K] with K ordered (c, ky, kx) like the weight) and run
-  // the spike GEMM, a chunk of samples at a time so the unfolded bytes stay around 8 MB.
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(8) << 20) / std::max<int64_t>(1, P * K));
-  std::vector<uint8_t> cols;
-  std::vector<float> tmp;
-  for (int64_t r0 = 0; r0 < a.rows; r0 += chunk) {
-    const int64_t n = std::min(chunk, a.rows - r0);
-    cols.assign(std::size_t(n * P * K), 0);
-    const uint8_t* s = a.bits.data() + r0 * C * H * W;
-#pragma omp parallel for schedule(static)
-    for (int64_t rp = 0; rp < n * P; ++rp) {
-      const int64_t r = rp / P, p = rp % P, oy = p / OW, ox = p % OW;
-      uint8_t* col = cols.data() + rp * K;
-      for (int64_t c = 0; c < C; ++c) {
-        for (int64_t ky = 0; ky < kh; ++ky) {
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            int64_t iy, ix;
-            if (tap(L, H, W, oy, ox, ky, kx, iy, ix)) col[(c * kh + ky) * kw + kx] = s[((r * C + c) * H + iy) * W + ix];
-          }
-        }
-      }
-    }
-    report.synaptic_ops += count_spikes(cols.data(), n * P * K) * O;
-    tmp.resize(std::size_t(n * P * O));
-    spike_linear_rows(L, cols.data(), n * P, tmp.data());
-    // [n, P, O] -> [n, O, P]
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t p = 0; p < P; ++p) {
-        for (int64_t o = 0; o < O; ++o) out[((r0 + r) * O + o) * P + p] = tmp[std::size_t((r * P + p) * O + o)];
-      }
-    }
-  }
-  return y;
 }
 
-Activation run_pool(const ModelLayer& L, const Activation& a) {
-  const int64_t C = L.in_shape[0], H = L.in_shape[1], W = L.in_shape[2];
-  const int64_t OH = L.out_shape[1], OW = L.out_shape[2];
-  const bool is_max = L.kind == LayerKind::kMaxPool2d;
-  Activation y;
-  y.time_invariant = a.time_invariant;
-  y.rows = a.rows;
-  y.features = C * OH * OW;
-  y.spikes = L.spike_output;
-  if (y.spikes) {
-    y.bits.resize(std::size_t(y.rows * y.features));
-  } else {
-    y.values.resize(std::size_t(y.rows * y.features));
+// The clipped window [begin, end) of every output coordinate along one axis (padding never contributes).
+struct Windows {
+  std::vector<int64_t> begin, end;
+};
+Windows pool_windows(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad) {
+  Windows w;
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t start = o * stride - pad;
+    w.begin.push_back(std::max<int64_t>(start, 0));
+    w.end.push_back(std::min(start + kernel, in));
   }
-  const int64_t planes = a.rows * C;
-#pragma omp parallel for schedule(static) if (planes * OH * OW >= 4096)
-  for (int64_t rc = 0; rc < planes; ++rc) {
+  return w;
+}
+
+// Pools every [H, W] plane of `in` into [OH, OW]: `reduce(plane, y0, y1, x0, x1)` gives one output.
+template <typename In, typename Out, typename Reduce>
+void pool_planes(const ModelLayer& L, const In* in, int64_t planes, Out* out, Reduce reduce) {
+  const int64_t H = L.in_shape[1], W = L.in_shape[2], OH = L.out_shape[1], OW = L.out_shape[2];
+  const Windows wy = pool_windows(H, OH, L.kernel.h, L.stride.h, L.padding.h);
+  const Windows wx = pool_windows(W, OW, L.kernel.w, L.stride.w, L.padding.w);
+#pragma omp parallel for schedule(static) if (planes * OH * OW >= 16384)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const In* plane = in + pl * H * W;
+    Out* o = out + pl * OH * OW;
     for (int64_t oy = 0; oy < OH; ++oy) {
       for (int64_t ox = 0; ox < OW; ++ox) {
-        const int64_t o = (rc * OH + oy) * OW + ox;
-        const int64_t y0 = oy * L.stride.h - L.padding.h, x0 = ox * L.stride.w - L.padding.w;
-        if (y.spikes) {  // max of 0/1 spikes: their OR; padding never wins
-          uint8_t any = 0;
-          for (int64_t iy = std::max<int64_t>(y0, 0); iy < std::min(y0 + L.kernel.h, H); ++iy) {
-            for (int64_t ix = std::max<int64_t>(x0, 0); ix < std::min(x0 + L.kernel.w, W); ++ix) {
-              any |= a.bits[std::size_t((rc * H + iy) * W + ix)] != 0;
-            }
-          }
-          y.bits[std::size_t(o)] = any;
-          continue;
-        }
-        float m = -std::numeric_limits<float>::infinity(), sum = 0.0f;
-        int64_t inside = 0;
-        for (int64_t iy = std::max<int64_t>(y0, 0); iy < std::min(y0 + L.kernel.h, H); ++iy) {
-          for (int64_t ix = std::max<int64_t>(x0, 0); ix < std::min(x0 + L.kernel.w, W); ++ix) {
-            const int64_t i = (rc * H + iy) * W + ix;
-            const float v = a.spikes ? float(a.bits[std::size_t(i)] != 0) : a.values[std::size_t(i)];
-            // torch's max pooling propagates NaN
-            if (v > m || v != v) m = v;
-            sum += v;
-            ++inside;
-          }
-        }
-        // Padding is at most half the kernel, so (floor mode) a window always lies within the padded input
-        // and counting the padding means dividing by the whole kernel.
-        y.values[std::size_t(o)] = is_max ? m : sum / float(L.count_include_pad ? L.kernel.h * L.kernel.w : inside);
+        o[oy * OW + ox] = reduce(plane, W, wy.begin[std::size_t(oy)], wy.end[std::size_t(oy)],
+                                 wx.begin[std::size_t(ox)], wx.end[std::size_t(ox)]);
       }
     }
   }
-  return y;
 }
 
-Activation run_neuron(const Model::Impl& m, const ModelLayer& L, Activation a, int64_t batch,
-                      LayerReport& report) {
+void run_pool(const ModelLayer& L, const Activation& a, Activation& y) {
+  y.time_invariant = a.time_invariant;
+  y.rows = a.rows;
+  y.features = L.in_shape[0] * L.out_shape[1] * L.out_shape[2];
+  y.spikes = L.spike_output;
+  const int64_t planes = a.rows * L.in_shape[0];
+  if (L.kind == LayerKind::kMaxPool2d && a.spikes) {
+    // the max of 0/1 spikes is their OR
+    y.bits.resize(std::size_t(y.rows * y.features));
+    pool_planes(L, a.bits.data(), planes, y.bits.data(),
+                [](const uint8_t* p, int64_t W, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+                  uint8_t any = 0;
+                  for (int64_t iy = y0; iy < y1; ++iy) {
+                    for (int64_t ix = x0; ix < x1; ++ix) any |= p[iy * W + ix];
+                  }
+                  return uint8_t(any != 0);
+                });
+    return;
+  }
+  const float* in = a.values.data();
+  if (a.spikes) {  // average pooling of spikes: their mean, a real value
+    const std::size_t n = std::size_t(a.rows * a.features);
+    y.scratch.resize(n);
+    for (std::size_t i = 0; i < n; ++i) y.scratch[i] = a.bits[i] != 0 ? 1.0f : 0.0f;
+    in = y.scratch.data();
+  }
+  y.values.resize(std::size_t(y.rows * y.features));
+  if (L.kind == LayerKind::kMaxPool2d) {
+    pool_planes(L, in, planes, y.values.data(),
+                [](const float* p, int64_t W, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+                  float m = -std::numeric_limits<float>::infinity();
+                  bool nan = false;
+                  for (int64_t iy = y0; iy < y1; ++iy) {
+                    for (int64_t ix = x0; ix < x1; ++ix) {
+                      const float v = p[iy * W + ix];
+                      m = v > m ? v : m;  // branch-free: a compare of random values mispredicts
+                      nan |= v != v;
+                    }
+                  }
+                  return nan ? std::numeric_limits<float>::quiet_NaN() : m;  // torch propagates NaN
+                });
+  } else {
+    // Padding is at most half the kernel, so (floor mode) a window lies within the padded input and
+    // counting the padding means dividing by the whole kernel; torch sums in this order, then divides.
+    const float whole = float(L.kernel.h * L.kernel.w);
+    const bool include_pad = L.count_include_pad;
+    pool_planes(L, in, planes, y.values.data(),
+                [whole, include_pad](const float* p, int64_t W, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+                  float sum = 0.0f;
+                  for (int64_t iy = y0; iy < y1; ++iy) {
+                    for (int64_t ix = x0; ix < x1; ++ix) sum += p[iy * W + ix];
+                  }
+                  return sum / (include_pad ? whole : float((y1 - y0) * (x1 - x0)));
+                });
+  }
+}
+
+void run_neuron(const Model::Impl& m, const ModelLayer& L, const Activation& a, Activation& y, int64_t batch,
+                LayerReport& report) {
   const int64_t T = m.time_steps, F = a.features, N = batch * F;
   // The neuron kernel takes float32 [T, batch * F] (a neuron fed spikes directly gets them as 0/1 values).
-  std::vector<float> x(std::size_t(T * N));
+  y.scratch.resize(std::size_t(T * N));
+  float* x = y.scratch.data();
   for (int64_t t = 0; t < T; ++t) {
     const int64_t src_row = a.time_invariant ? 0 : t * batch;
-    float* dst = x.data() + t * N;
+    float* dst = x + t * N;
     if (a.spikes) {
       const uint8_t* s = a.bits.data() + src_row * F;
       for (int64_t i = 0; i < N; ++i) dst[i] = s[i] != 0 ? 1.0f : 0.0f;
@@ -270,8 +239,8 @@ Activation run_neuron(const Model::Impl& m, const ModelLayer& L, Activation a, i
       std::memcpy(dst, a.values.data() + src_row * F, std::size_t(N) * sizeof(float));
     }
   }
-  Activation y;
   y.spikes = true;
+  y.time_invariant = false;
   y.rows = T * batch;
   y.features = F;
   y.bits.resize(std::size_t(T * N));
@@ -279,7 +248,7 @@ Activation run_neuron(const Model::Impl& m, const ModelLayer& L, Activation a, i
   std::vector<float> v_final(static_cast<std::size_t>(N));
   float decay = L.decay;
   NeuronForwardArgs args;
-  args.x_seq = make_tensor_view(x.data(), DType::kFloat32, {T, N});
+  args.x_seq = make_tensor_view(x, DType::kFloat32, {T, N});
   args.v_init = make_tensor_view(v_init.data(), DType::kFloat32, {N});
   if (L.neuron.kind == NeuronKind::kParametricLIF) args.decay = make_tensor_view(&decay, DType::kFloat32, {1});
   args.spike_seq = make_tensor_view(y.bits.data(), DType::kUInt8, {T, N});
@@ -287,7 +256,6 @@ Activation run_neuron(const Model::Impl& m, const ModelLayer& L, Activation a, i
   neuron_multistep_forward(L.neuron, args);
   report.spikes += count_spikes(y.bits.data(), T * N);
   report.neuron_steps += T * N;
-  return y;
 }
 
 }  // namespace
@@ -303,23 +271,20 @@ const std::vector<LayerReport>& Model::reports() const { return impl_->reports; 
 void Model::reset_reports() {
   for (LayerReport& r : impl_->reports) {
     r.synaptic_ops = r.dense_macs = r.spikes = r.neuron_steps = 0;
+    r.seconds = 0.0;
   }
 }
 
 int64_t Model::workspace_bytes(int64_t batch) const {
   if (batch < 0) throw Error("Model::workspace_bytes: batch must be >= 0, got " + std::to_string(batch));
-  // The largest input + output pair of any layer, all T steps, float32, plus the neuron's copies of its
-  // input and state; a bound, not an exact count. Saturates instead of overflowing.
-  const double T = double(impl_->time_steps);
-  double worst = 0.0, in = double(input_numel()) * 4.0;
+  // Every layer keeps its output (float32 or 1-byte spikes) for all T steps, a neuron also its float32 input
+  // sequence; a bound (layers that run once per sample are counted T times). Saturates instead of overflowing.
+  double per_step = double(input_numel()) * 4.0;
   for (const ModelLayer& L : impl_->layers) {
-    const double out = double(shape_numel(L.out_shape)) * 4.0;
-    double extra = L.kind == LayerKind::kNeuron ? out + 8.0 : 0.0;
-    if (L.kind == LayerKind::kConv2d && L.spike_input) extra = 8.0 * (1 << 20) / double(batch > 0 ? batch : 1) / T + out;
-    worst = std::max(worst, in + out + extra);
-    in = out;
+    const double n = double(shape_numel(L.out_shape));
+    per_step += L.kind == LayerKind::kNeuron ? n * 5.0 : L.spike_output ? n : n * 4.0;
   }
-  const double total = worst * T * double(batch);
+  const double total = per_step * double(impl_->time_steps) * double(batch);
   return total >= 9.0e18 ? std::numeric_limits<int64_t>::max() : int64_t(total);
 }
 
@@ -337,27 +302,35 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
   result.predictions.assign(std::size_t(batch), 0);
   if (batch == 0) return result;
 
-  Activation a = encode(m, input, batch, seed);
+  // Every layer writes into its own buffers, kept by the model: after the first run of a batch size, runs
+  // allocate nothing (and touch no fresh pages).
+  m.activations.resize(m.layers.size() + 1);
+  encode(m, input, batch, seed, m.activations[0]);
+  const Activation* a = &m.activations[0];
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     const ModelLayer& L = m.layers[i];
     LayerReport& report = m.reports[i];
+    Activation& y = m.activations[i + 1];
+    const auto start = std::chrono::steady_clock::now();
     switch (L.kind) {
-      case LayerKind::kLinear: a = run_linear(L, a, report); break;
-      case LayerKind::kConv2d: a = run_conv2d(L, a, report); break;
-      case LayerKind::kFlatten: break;  // C order: the same memory
+      case LayerKind::kLinear: run_linear(L, *a, y, report); break;
+      case LayerKind::kConv2d: run_conv2d(L, *a, y, report); break;
+      case LayerKind::kFlatten: break;  // C order: the same memory, the next layer reads it as it is
       case LayerKind::kMaxPool2d:
-      case LayerKind::kAvgPool2d: a = run_pool(L, a); break;
-      case LayerKind::kNeuron: a = run_neuron(m, L, std::move(a), batch, report); break;
+      case LayerKind::kAvgPool2d: run_pool(L, *a, y); break;
+      case LayerKind::kNeuron: run_neuron(m, L, *a, y, batch, report); break;
     }
+    if (L.kind != LayerKind::kFlatten) a = &y;
+    report.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
   // scores[b, j] = sum over t of y[t, b, j], in step order.
   const int64_t J = result.num_outputs, T = m.time_steps;
   for (int64_t t = 0; t < T; ++t) {
-    const int64_t row0 = a.time_invariant ? 0 : t * batch;
+    const int64_t row0 = a->time_invariant ? 0 : t * batch;
     for (int64_t i = 0; i < batch * J; ++i) {
       const int64_t src = row0 * J + i;
-      result.scores[std::size_t(i)] += a.spikes ? float(a.bits[std::size_t(src)] != 0) : a.values[std::size_t(src)];
+      result.scores[std::size_t(i)] += a->spikes ? float(a->bits[std::size_t(src)] != 0) : a->values[std::size_t(src)];
     }
   }
   for (int64_t b = 0; b < batch; ++b) {

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -21,6 +19,7 @@ from torch import Tensor, nn
 
 import spikeops
 from spikeops import datasets
+from spikeops._files import atomic_write
 
 # ------------------------------------------------------------------------------------------------ command line
 
@@ -218,26 +217,6 @@ def plot_curves(history: List[Dict[str, float]], path: Path) -> bool:
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     return True
-
-
-def atomic_write(path: Path, write: Callable) -> None:
-    """Write through a temporary file in the same directory, then rename: readers (and a Ctrl-C) only ever
-    see the previous complete file or the new complete one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
