@@ -14,6 +14,7 @@ void heaviside_forward(const TensorView& x, const TensorView& spike);
 void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const TensorView& x,
                         const TensorView& grad_x);
 void spike_accumulate(const SpikeAccumulateArgs& a);
+int64_t count_spikes(const uint8_t* row, int64_t K);  // nonzero bytes of row[0:K], one thread
 const char* simd_level();  // the clone the running CPU uses: "avx512", "avx2" or "baseline"
 int max_threads();
 void set_max_threads(int n);

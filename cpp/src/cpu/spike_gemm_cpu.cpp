@@ -17,6 +17,14 @@
 
 namespace spikeops {
 namespace cpu {
+
+// Also used by the model runtime (backend.hpp).
+SPIKEOPS_CPU_CLONES int64_t count_spikes(const uint8_t* row, int64_t K) {
+  int64_t n = 0;
+  for (int64_t k = 0; k < K; ++k) n += row[k] != 0;
+  return n;
+}
+
 namespace {
 
 constexpr int kTileN = kPackedTileN;  // four 16-float vectors
@@ -37,12 +45,6 @@ struct Plan {
   std::vector<int64_t> count;
   std::vector<int32_t> idx;
 };
-
-SPIKEOPS_CPU_CLONES int64_t count_spikes(const uint8_t* row, int64_t K) {
-  int64_t n = 0;
-  for (int64_t k = 0; k < K; ++k) n += row[k] != 0;
-  return n;
-}
 
 // Writes the columns of the nonzero bytes of row[0:K] to idx and returns how many. Branch-free per byte (the
 // write at idx[n] happens whether or not the byte is a spike, so idx needs one slot of slack), and eight

@@ -26,10 +26,12 @@ namespace spikeops {
 
 namespace {
 
+// The nonzero bytes of s[0:n]: the spike GEMM's (vectorized) counter over chunks, in parallel.
 int64_t count_spikes(const uint8_t* s, int64_t n) {
+  constexpr int64_t kChunk = int64_t(1) << 16;
   int64_t count = 0;
-#pragma omp parallel for reduction(+ : count) schedule(static) if (n >= (int64_t(1) << 16))
-  for (int64_t i = 0; i < n; ++i) count += s[i] != 0;
+#pragma omp parallel for reduction(+ : count) schedule(static) if (n >= 2 * kChunk)
+  for (int64_t c = 0; c < n; c += kChunk) count += cpu::count_spikes(s + c, std::min(kChunk, n - c));
   return count;
 }
 
