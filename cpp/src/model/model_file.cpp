@@ -7,7 +7,6 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <sstream>
 #include <utility>
 
 #include "cpu/conv_events_cpu.hpp"

@@ -3,12 +3,12 @@
 // An activation is [rows, features] in C order, rows = T * batch in step-major order ([T, batch, ...], the
 // layout the multi-step neuron kernel takes as [T, batch * features]). Until the first neuron of a directly
 // encoded network the activation is the same at every step, so it is kept (and computed) once per sample:
-// rows = batch, `time_invariant`. Spikes are 1 byte; a layer fed spikes runs on the spike GEMM.
+// rows = batch, `time_invariant`. Spikes are 1 byte; a layer fed spikes only adds (the spike GEMM for linear,
+// the event-driven kernel of conv_events_cpu for conv2d).
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <sstream>
 
 #include "backend.hpp"
@@ -114,11 +114,10 @@ void run_linear(const ModelLayer& L, const Activation& a, Activation& y, LayerRe
 }
 
 void run_conv2d(const ModelLayer& L, const Activation& a, Activation& y, LayerReport& report) {
-  cpu::ConvGeometry g;
-  g.C = L.in_shape[0], g.H = L.in_shape[1], g.W = L.in_shape[2];
-  g.O = L.O, g.OH = L.out_shape[1], g.OW = L.out_shape[2];
-  g.kh = L.kernel.h, g.kw = L.kernel.w, g.sh = L.stride.h, g.sw = L.stride.w;
-  g.ph = L.padding.h, g.pw = L.padding.w, g.dh = L.dilation.h, g.dw = L.dilation.w;
+  const cpu::ConvGeometry g{L.in_shape[0], L.in_shape[1], L.in_shape[2],    // C, H, W
+                            L.O, L.out_shape[1], L.out_shape[2],            // O, OH, OW
+                            L.kernel.h, L.kernel.w, L.stride.h, L.stride.w,  // kh, kw, sh, sw
+                            L.padding.h, L.padding.w, L.dilation.h, L.dilation.w};
   y.spikes = false;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
@@ -304,8 +303,8 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
   result.predictions.assign(std::size_t(batch), 0);
   if (batch == 0) return result;
 
-  // Every layer writes into its own buffers, kept by the model: after the first run of a batch size, runs
-  // allocate nothing (and touch no fresh pages).
+  // Every layer writes its output into buffers kept by the model: after the first run of a batch size the
+  // large allocations (activations, the neurons' input sequences) are reused and touch no fresh pages.
   m.activations.resize(m.layers.size() + 1);
   encode(m, input, batch, seed, m.activations[0]);
   const Activation* a = &m.activations[0];
