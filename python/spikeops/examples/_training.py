@@ -223,6 +223,11 @@ def save_checkpoint(state: dict, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint` (``net``, ``optimizer``, ``epoch``, ...), on the CPU."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def write_json(path: Path, obj: dict) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
@@ -282,7 +287,7 @@ def fit(args: argparse.Namespace, net: nn.Module, optimizer: torch.optim.Optimiz
         path = latest_path if args.resume == "latest" else Path(args.resume)
         if not path.is_file():
             raise SystemExit(f"--resume: no checkpoint at {path}")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(path)
         net.load_state_dict(ckpt["net"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch = ckpt["epoch"] + 1
@@ -386,7 +391,7 @@ def export_model(args: argparse.Namespace, net: nn.Module, checkpoint: Optional[
     is when there is none, written with :func:`spikeops.export` (T = ``args.T``)."""
     which = "the current network (no checkpoint yet)"
     if checkpoint is not None:
-        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["net"])
+        net.load_state_dict(load_checkpoint(checkpoint)["net"])
         which = f"the best checkpoint, {checkpoint}"
     spikeops.export(net, args.export, example_input, T=args.T, encoding=encoding)
     print(f"exported {which} to {args.export} (T={args.T}, {encoding} encoding)")
