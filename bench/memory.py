@@ -8,7 +8,9 @@ LIF neurons, multi-step):
   - eager torch:            nn.Linear layers and a plain-PyTorch LIF step loop (as in the tutorials),
   - spikeops float spikes:  layer.Linear + neuron.LIFNode, spikes float32 into dense nn.Linear,
   - spikeops 1-byte spikes: the same with layer.Linear(spike_input=True): the spike GEMM keeps its input
-                            spikes in 1 byte for the backward (the gradient still reaches the neurons).
+                            spikes in 1 byte for the backward (the gradient still reaches the neurons),
+  - spikeops SpikeTensor:   neurons with spike_tensor=True write their spikes in 1 byte (no float spike
+                            tensor at all) and the spike GEMM keeps those bytes.
 
     python bench/memory.py [--T 16] [--batch 128] [--hidden 4096]
 """
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from _common import ATanSpike  # bench/ is on sys.path when run as a script
-from spikeops import functional, layer, neuron, surrogate
+from spikeops import SpikeTensor, functional, layer, neuron, surrogate
 
 
 class EagerLIF(nn.Module):
@@ -40,10 +42,12 @@ def make_net(kind: str, hidden: int) -> nn.Module:
     if kind == "eager torch":
         fc = lambda i, o: layer.SeqToANNContainer(nn.Linear(i, o))  # noqa: E731
         return nn.Sequential(fc(784, hidden), EagerLIF(), fc(hidden, hidden), EagerLIF(), fc(hidden, 10), EagerLIF())
-    spike_input = kind == "spikeops 1-byte spikes"
-    lif = lambda: neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan())  # noqa: E731
-    return nn.Sequential(layer.Linear(784, hidden, step_mode="m"), lif(),
-                         layer.Linear(hidden, hidden, step_mode="m", spike_input=spike_input), lif(),
+    spike_input = kind in ("spikeops 1-byte spikes", "spikeops SpikeTensor")
+    st = kind == "spikeops SpikeTensor"
+    lif = lambda st=False: neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan(),  # noqa: E731
+                                          spike_tensor=st)
+    return nn.Sequential(layer.Linear(784, hidden, step_mode="m"), lif(st),
+                         layer.Linear(hidden, hidden, step_mode="m", spike_input=spike_input), lif(st),
                          layer.Linear(hidden, 10, step_mode="m", spike_input=spike_input), lif())
 
 
@@ -52,7 +56,7 @@ def activation_bytes(net: nn.Module, x: torch.Tensor) -> tuple[int, dict]:
     seen, by_dtype = {}, {}
 
     def pack(t):
-        storage = t.untyped_storage()
+        storage = (t.spikes if isinstance(t, SpikeTensor) else t).untyped_storage()
         ptr = storage.data_ptr()
         if ptr not in params and ptr not in seen and storage.nbytes() > 0:
             seen[ptr] = storage.nbytes()
@@ -78,7 +82,8 @@ def main() -> None:
           "memory autograd keeps for the backward")
     print(f"{'network':26} {'activations MB':>15} {'vs float spikes':>16}  by dtype")
     results = {kind: activation_bytes(make_net(kind, args.hidden), x)
-               for kind in ("eager torch", "spikeops float spikes", "spikeops 1-byte spikes")}
+               for kind in ("eager torch", "spikeops float spikes", "spikeops 1-byte spikes",
+                                "spikeops SpikeTensor")}
     for kind, (total, by_dtype) in results.items():
         ratio = results["spikeops float spikes"][0] / total
         detail = ", ".join(f"{str(d).replace('torch.', '')} {b / 2**20:.0f} MB" for d, b in sorted(

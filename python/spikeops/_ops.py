@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from . import _C
+from .spike_tensor import SpikeTensor
 
 __all__ = ["neuron_forward", "neuron_backward", "spike_fn", "surrogate_backward", "CUDA_BUILT"]
 
@@ -244,6 +245,30 @@ torch.library.register_autograd("spikeops::neuron_forward", _neuron_backward,
                                 setup_context=_neuron_setup_context)
 
 
+class _NeuronSpikeTensor(torch.autograd.Function):
+    """neuron_forward with its spikes written in 1 byte and returned as a SpikeTensor presenting ``spike_dtype``:
+    the same kernel, setup and backward as the op (the gradient of the spikes arrives as a float tensor)."""
+
+    @staticmethod
+    def forward(*inputs):
+        outs = neuron_forward(*inputs[:12], torch.uint8, *inputs[13:])
+        return (SpikeTensor(outs[0], inputs[12]),) + tuple(outs[1:])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _neuron_setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return _neuron_backward(ctx, *grads)
+
+
+def neuron_forward_spike_tensor(*inputs) -> tuple:
+    """neuron_forward's arguments and outputs, with the spikes a :class:`SpikeTensor` of dtype ``spike_dtype``
+    (float32/float16/bfloat16) stored in 1 byte per spike."""
+    return _NeuronSpikeTensor.apply(*inputs)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Standalone spike function (what a surrogate object computes when called on a tensor)
 # ---------------------------------------------------------------------------------------------------------
@@ -412,6 +437,8 @@ def _spike_linear_setup_context(ctx, inputs, output):
     ctx.weight_dtype = weight.dtype
     ctx.has_bias = bias is not None
     # The weight gradient needs the spikes transposed; they are kept in 1 byte whatever their dtype.
+    if isinstance(spikes, SpikeTensor):
+        spikes = spikes.spikes
     spikes_t = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).t().contiguous()
     ctx.save_for_backward(spikes_t, weight if ctx.needs_input_grad[0] else None)
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import MemoryModule, StepModule, check_step_mode
+from .spike_tensor import SpikeTensor
 
 __all__ = ["reset_net", "detach_net", "set_step_mode", "spike_linear", "spike_conv2d"]
 
@@ -54,9 +55,10 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     """``F.linear(spikes.float(), weight, bias)`` by adding the weight columns the spikes select: no multiplies.
 
     Args:
-        spikes (Tensor): [*, K] spikes: ``uint8`` (1 byte per spike; no gradient flows to an integer tensor) or
-            float32/float16/bfloat16 0/1 (the gradient ``grad_out . weight`` flows back to them, e.g. into
-            the neuron that fired them). Any nonzero value counts as one spike; its value is not a multiplier.
+        spikes (Tensor): [*, K] spikes: a :class:`spikeops.SpikeTensor` (1 byte per spike, read as it is, and
+            the gradient ``grad_out . weight`` flows back to it, e.g. into the neuron that fired it), ``uint8``
+            (1 byte per spike; no gradient flows to an integer tensor) or float32/float16/bfloat16 0/1 (the
+            gradient flows back to them). Any nonzero value counts as one spike; its value is not a multiplier.
         weight (Tensor): [N, K] float32, float16 or bfloat16, on the spikes' device.
         bias (Tensor, optional): [N].
         check_spikes (bool): verify that every value is 0 or 1 and raise ValueError otherwise (one extra pass).
@@ -85,14 +87,15 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         if bias.device != weight.device:
             raise ValueError(f"spike_linear: bias is on {bias.device} but weight is on {weight.device}")
     if check_spikes and spikes.numel() > 0:
-        bad = (spikes != 0) & (spikes != 1)
+        values = spikes.spikes if isinstance(spikes, SpikeTensor) else spikes
+        bad = (values != 0) & (values != 1)
         if bool(bad.any()):
             raise ValueError(f"spike_linear: spikes must be 0 or 1, found {int(bad.sum())} other values "
-                             f"(e.g. {spikes[bad][0].item()})")
+                             f"(e.g. {values[bad][0].item()})")
     lead = spikes.shape[:-1]
     spikes_2d = spikes.reshape(math.prod(lead), spikes.shape[-1])  # explicit: -1 is ambiguous when K = 0
-    if spikes_2d.dtype == torch.uint8:
-        spikes_2d = spikes_2d.contiguous()
+    if spikes_2d.dtype == torch.uint8 or isinstance(spikes_2d, SpikeTensor):
+        spikes_2d = spikes_2d.contiguous()  # 1 byte per element: the kernel reads rows of bytes
     out = torch.ops.spikeops.spike_linear(spikes_2d, weight, bias)
     return out.view(*lead, weight.shape[0])
 
@@ -141,8 +144,13 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     firing rate of ``CONV_DENSE_RATE_THRESHOLD_CPU`` or when the weight needs a gradient, torch's dense
     convolution is faster and is used instead (same result up to float32 summation order).
 
+    A :class:`spikeops.SpikeTensor` input is read the same way; when a gradient is needed (of the spikes or of
+    the weight) it runs torch's dense convolution on a temporary float copy and keeps the spikes for the
+    backward in 1 byte, not the float copy.
+
     Args:
-        spikes (Tensor): [N, C, H, W] uint8 spikes (any nonzero byte is a spike; no gradient flows to them).
+        spikes (Tensor): [N, C, H, W] uint8 spikes (any nonzero byte is a spike; no gradient flows to them) or a
+            SpikeTensor (the gradient flows back to it).
         weight (Tensor): [C_out, C / groups, kh, kw] float32/float16/bfloat16.
         bias (Tensor, optional): [C_out].
         stride, padding, dilation: ints or pairs, as ``F.conv2d`` (zero padding).
@@ -151,9 +159,9 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     Returns:
         Tensor: [N, C_out, OH, OW] in the weight's dtype.
     """
-    if not isinstance(spikes, Tensor) or spikes.dtype != torch.uint8:
+    if not isinstance(spikes, Tensor) or (spikes.dtype != torch.uint8 and not isinstance(spikes, SpikeTensor)):
         got = spikes.dtype if isinstance(spikes, Tensor) else type(spikes).__name__
-        raise TypeError(f"spike_conv2d: spikes must be a uint8 tensor, got {got}")
+        raise TypeError(f"spike_conv2d: spikes must be a uint8 tensor or a SpikeTensor, got {got}")
     if spikes.dim() != 4:
         raise ValueError(f"spike_conv2d: spikes must be [N, C, H, W], got shape {tuple(spikes.shape)}")
     if not isinstance(weight, Tensor) or weight.dim() != 4:
@@ -169,6 +177,11 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
         raise ValueError(f"spike_conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, "
                          f"{dilation}, {padding}")
+    if isinstance(spikes, SpikeTensor):
+        if torch.is_grad_enabled() and (spikes.requires_grad or weight.requires_grad or
+                                        (bias is not None and bias.requires_grad)):
+            return _SpikeTensorConv2d.apply(spikes, weight, bias, stride, padding, dilation, groups)
+        spikes = spikes.spikes
     if spikes.device.type == "cpu" and spikes.numel() > 0:
         training = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
         rate = torch.count_nonzero(spikes).item() / spikes.numel()
@@ -185,3 +198,33 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
         outs.append(spike_linear(cols, w_g, b_g))  # [N * OH * OW, c_out]
     out = outs[0] if groups == 1 else torch.cat(outs, dim=1)
     return out.view(n, oh, ow, weight.shape[0]).permute(0, 3, 1, 2).contiguous()
+
+
+class _SpikeTensorConv2d(torch.autograd.Function):
+    """conv2d of a SpikeTensor by torch's dense convolution, with the spikes kept in 1 byte for the backward."""
+
+    @staticmethod
+    def forward(spikes, weight, bias, stride, padding, dilation, groups):
+        return torch.nn.functional.conv2d(spikes.spikes.to(weight.dtype), weight, bias, stride, padding, dilation,
+                                          groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        spikes, weight, bias, stride, padding, dilation, groups = inputs
+        ctx.conv = (stride, padding, dilation, groups)
+        ctx.spikes_dtype = spikes.dtype
+        ctx.bias_shape = None if bias is None else list(bias.shape)
+        ctx.save_for_backward(spikes.spikes, weight)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        spikes_u8, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                ctx.bias_shape is not None and ctx.needs_input_grad[2]]
+        grad_in, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad_out, spikes_u8.to(weight.dtype), weight, ctx.bias_shape, list(stride),
+            list(padding), list(dilation), False, [0, 0], groups, mask)
+        if grad_in is not None:
+            grad_in = grad_in.to(ctx.spikes_dtype)
+        return grad_in, grad_w, grad_b, None, None, None, None

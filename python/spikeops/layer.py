@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .base import StepModule, check_step_mode
 from .functional import spike_conv2d, spike_linear
+from .spike_tensor import SpikeTensor
 
 __all__ = ["SeqToANNContainer", "MultiStepContainer", "Linear", "Conv2d", "Flatten", "MaxPool2d",
            "AvgPool2d", "BatchNorm2d", "Dropout"]
@@ -56,8 +57,9 @@ class _StepModeLayer(StepModule):
 class Linear(_StepModeLayer, nn.Linear):
     """``nn.Linear`` that also takes [T, N, in_features] in step_mode='m', and runs spikes on the spike GEMM.
 
-    A ``uint8`` input is a tensor of 1-byte spikes: it goes to :func:`spikeops.functional.spike_linear`, which
-    adds the selected weight columns instead of multiplying. With ``spike_input=True`` float inputs are taken
+    A :class:`spikeops.SpikeTensor` (1-byte spikes that carry a gradient) or a ``uint8`` input (1-byte spikes,
+    no gradient) goes to :func:`spikeops.functional.spike_linear`, which adds the selected weight columns
+    instead of multiplying. With ``spike_input=True`` float inputs are taken
     as 0/1 spikes too (any nonzero value is a spike): the gradient still flows back to them, and the backward
     keeps them in 1 byte instead of 4. Other float inputs use the dense ``nn.Linear``.
 
@@ -73,7 +75,7 @@ class Linear(_StepModeLayer, nn.Linear):
         self.spike_input = bool(spike_input)
 
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(x, Tensor) and (x.dtype == torch.uint8 or self.spike_input):
+        if isinstance(x, SpikeTensor) or (isinstance(x, Tensor) and (x.dtype == torch.uint8 or self.spike_input)):
             if self.step_mode == "m" and x.dim() < 2:
                 raise ValueError(f"Linear: in step_mode='m' the input must be [T, N, *], got shape {tuple(x.shape)}")
             # Rows are independent, so [T, N, K] needs no folding: spike_linear takes any leading dims.
@@ -89,8 +91,8 @@ class Linear(_StepModeLayer, nn.Linear):
 class Conv2d(_StepModeLayer, nn.Conv2d):
     """``nn.Conv2d`` that also takes [T, N, C, H, W] in step_mode='m', and runs 1-byte spikes on the spike GEMM.
 
-    A ``uint8`` input goes to :func:`spikeops.functional.spike_conv2d` (zero padding only); float inputs use
-    the dense ``nn.Conv2d``.
+    A ``uint8`` input or a :class:`spikeops.SpikeTensor` goes to :func:`spikeops.functional.spike_conv2d` (zero
+    padding only; a SpikeTensor's bytes are what the backward keeps); float inputs use the dense ``nn.Conv2d``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -100,7 +102,7 @@ class Conv2d(_StepModeLayer, nn.Conv2d):
         self._init_step_mode(step_mode)
 
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-        if x.dtype != torch.uint8:
+        if x.dtype != torch.uint8 and not isinstance(x, SpikeTensor):
             if not x.is_floating_point():
                 raise TypeError(f"Conv2d: the input must be float or uint8 spikes, got {x.dtype}")
             return super()._conv_forward(x, weight, bias)

@@ -40,6 +40,10 @@ class BaseNode(MemoryModule):
         store_v_seq (bool): in multi-step mode keep ``v_seq`` ([T, N, *] float32). Default False.
         spike_dtype (torch.dtype or None): dtype of the spikes; None (default) uses the input's dtype.
             ``torch.uint8`` writes 1-byte spikes (no gradient flows through a uint8 tensor).
+        spike_tensor (bool): return the spikes as a :class:`spikeops.SpikeTensor`: written and stored in
+            1 byte each, while autograd sees a float tensor (of ``spike_dtype``, default the input's dtype), so
+            the surrogate gradient still reaches this neuron. ``layer.Linear``/``layer.Conv2d`` read the bytes
+            directly. Default False.
     """
 
     _neuron_kind = -1
@@ -47,7 +51,7 @@ class BaseNode(MemoryModule):
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                  surrogate_function: Optional[SurrogateFunctionBase] = None, detach_reset: bool = False,
                  step_mode: str = "s", backend: str = "torch", store_v_seq: bool = False,
-                 spike_dtype: Optional[torch.dtype] = None):
+                 spike_dtype: Optional[torch.dtype] = None, spike_tensor: bool = False):
         super().__init__()
         name = type(self).__name__
         self.v_threshold = self._finite("v_threshold", v_threshold)
@@ -68,6 +72,10 @@ class BaseNode(MemoryModule):
             raise ValueError(f"{name}: spike_dtype must be None, torch.float32, torch.float16, torch.bfloat16 "
                              f"or torch.uint8, got {spike_dtype}")
         self.spike_dtype = spike_dtype
+        self.spike_tensor = bool(spike_tensor)
+        if self.spike_tensor and spike_dtype == torch.uint8:
+            raise ValueError(f"{name}: spike_tensor=True already stores the spikes in 1 byte; spike_dtype must "
+                             "then be None or the float dtype it presents to autograd, got torch.uint8")
         self.v: Union[float, Tensor] = self.v_init_value
         self.v_seq: Optional[Tensor] = None
 
@@ -88,7 +96,8 @@ class BaseNode(MemoryModule):
 
     def extra_repr(self) -> str:
         return (f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, "
-                f"step_mode={self.step_mode}, store_v_seq={self.store_v_seq}, spike_dtype={self.spike_dtype}")
+                f"step_mode={self.step_mode}, store_v_seq={self.store_v_seq}, spike_dtype={self.spike_dtype}"
+                + (", spike_tensor=True" if self.spike_tensor else ""))
 
     def _finite(self, name: str, value) -> float:
         value = float(value)
@@ -164,7 +173,8 @@ class BaseNode(MemoryModule):
         needs_grad = torch.is_grad_enabled() and (
             x_seq.requires_grad or v.requires_grad or (decay is not None and decay.requires_grad))
         sg = self.surrogate_function
-        spike_seq, v_final, _, v_seq = _ops.neuron_forward(
+        forward = _ops.neuron_forward_spike_tensor if self.spike_tensor else _ops.neuron_forward
+        spike_seq, v_final, _, v_seq = forward(
             x_seq.reshape(T, N).contiguous(), v.reshape(N).contiguous(), decay, self._neuron_kind,
             self.v_threshold, self.v_reset, self._tau(), self._decay_input(), self.detach_reset,
             sg.kind_id, sg.alpha, sg.beta, spike_dtype, needs_grad, store_v_seq)
@@ -200,12 +210,13 @@ class LIFNode(BaseNode):
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate_function: Optional[SurrogateFunctionBase] = None,
                  detach_reset: bool = False, step_mode: str = "s", backend: str = "torch",
-                 store_v_seq: bool = False, spike_dtype: Optional[torch.dtype] = None):
+                 store_v_seq: bool = False, spike_dtype: Optional[torch.dtype] = None,
+                 spike_tensor: bool = False):
         tau = float(tau)
         if not (tau > 1.0 and math.isfinite(tau)):
             raise ValueError(f"LIFNode: tau must be a finite number > 1, got {tau}")
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend,
-                         store_v_seq, spike_dtype)
+                         store_v_seq, spike_dtype, spike_tensor)
         self.tau = tau
         self.decay_input = bool(decay_input)
 
@@ -233,12 +244,13 @@ class ParametricLIFNode(BaseNode):
     def __init__(self, init_tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate_function: Optional[SurrogateFunctionBase] = None,
                  detach_reset: bool = False, step_mode: str = "s", backend: str = "torch",
-                 store_v_seq: bool = False, spike_dtype: Optional[torch.dtype] = None):
+                 store_v_seq: bool = False, spike_dtype: Optional[torch.dtype] = None,
+                 spike_tensor: bool = False):
         init_tau = float(init_tau)
         if not (init_tau > 1.0 and math.isfinite(init_tau)):
             raise ValueError(f"ParametricLIFNode: init_tau must be a finite number > 1, got {init_tau}")
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend,
-                         store_v_seq, spike_dtype)
+                         store_v_seq, spike_dtype, spike_tensor)
         self.decay_input = bool(decay_input)
         self.w = nn.Parameter(torch.as_tensor(-math.log(init_tau - 1.0), dtype=torch.float32))
 

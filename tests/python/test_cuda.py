@@ -151,3 +151,34 @@ def test_opcheck_spike_linear_cuda():
     s = (torch.rand(9, 70, device="cuda") < 0.3).to(torch.uint8)
     w = torch.randn(65, 70, device="cuda", requires_grad=True)
     torch.library.opcheck(ops.spike_linear, (s, w, None))
+
+
+def test_spike_tensor_network_cuda_equals_cpu():
+    """SpikeTensors on the GPU: neuron bytes, max pooling (on a half copy there), conv and spike GEMM backward."""
+    from spikeops import SpikeTensor, layer
+
+    def make():
+        torch.manual_seed(11)
+        return torch.nn.Sequential(
+            layer.Conv2d(1, 6, 3, padding=1, step_mode="m"), neuron.LIFNode(step_mode="m", spike_tensor=True),
+            layer.MaxPool2d(2, step_mode="m"), layer.Conv2d(6, 8, 3, step_mode="m"),
+            neuron.IFNode(step_mode="m", spike_tensor=True), layer.Flatten(step_mode="m"),
+            layer.Linear(8 * 2 * 2, 5, step_mode="m"), neuron.LIFNode(step_mode="m"))
+
+    x = torch.rand(4, 3, 1, 8, 8) * 6
+    results = []
+    for device in ("cpu", "cuda"):
+        net = make().to(device)
+        hidden = net[:3](x.to(device))
+        assert isinstance(hidden, SpikeTensor) and hidden.spikes.device.type == device
+        for m in net:
+            if hasattr(m, "reset"):
+                m.reset()
+        out = net(x.to(device))
+        out.sum().backward()
+        results.append((hidden.spikes.cpu(), out.detach().cpu(), [p.grad.cpu() for p in net.parameters()]))
+    (h_cpu, o_cpu, g_cpu), (h_gpu, o_gpu, g_gpu) = results
+    assert torch.equal(h_cpu, h_gpu)
+    torch.testing.assert_close(o_gpu, o_cpu)
+    for a, b in zip(g_gpu, g_cpu):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
