@@ -166,7 +166,7 @@ def test_csnn_mnist_embedded_sample(tmp_path, offline, capsys):
     summary = run_csnn(tmp_path, "-N", "1", "--no-tensorboard")
     out = capsys.readouterr().out
     assert "embedded sample" in summary["data_source"] and "embedded sample" in out
-    assert summary["epochs"] == 1 and summary["T"] == 4 and summary["batch_size"] == 128 and summary["lr"] == 0.01
+    assert summary["epochs"] == 1 and summary["T"] == 4 and summary["batch_size"] == 128 and summary["lr"] == 0.002
     assert summary["history"][0]["train_loss"] > 0
     ckpt = torch.load(tmp_path / "ckpt" / "checkpoint_max.pth", weights_only=False)
     assert set(ckpt) >= {"net", "optimizer", "epoch", "max_test_acc", "history"} and ckpt["epoch"] == 0

@@ -3,7 +3,8 @@
 The network and recipe are the tutorial's: Conv2d(1, 12, 5) -> MaxPool2d(2) -> Leaky -> Conv2d(12, 64, 5) ->
 MaxPool2d(2) -> Leaky -> Flatten -> Linear(64*4*4, 10) -> Leaky, Leaky neurons with beta 0.5 and the fast-sigmoid
 surrogate (slope 25), the static image fed as a direct current at every step, loss ``ce_rate_loss`` (cross-entropy
-of the output spikes at every step), Adam with lr 1e-2 and betas (0.9, 0.999), batch 128. Every layer runs in
+of the output spikes at every step), Adam with betas (0.9, 0.999), batch 128; the learning rate is 2e-3 instead
+of the tutorial's 1e-2 (see below). Every layer runs in
 multi-step mode, [T, N, ...] in one call; the Linear layer reads the spikes of the layer before it through the
 accumulate-only spike GEMM.
 
@@ -32,9 +33,10 @@ Speed: the convolutions run in channels-last memory order (oneDNN's fast layout 
 each element independently, so they run on that memory as it lies (:class:`ChannelsLast`) instead of copying
 it to NCHW and back. ``--memory-format contiguous`` uses NCHW throughout.
 
-Differences from the tutorial: T=25 steps by default (the tutorial uses 50; ``-T 50``), the test pass covers
-the whole test set after every epoch (the tutorial tests every 50 iterations), the neuron's reset as above,
-and the seed is fixed (``--seed``).
+Differences from the tutorial: T=25 steps by default (the tutorial uses 50; ``-T 50``), Adam's learning rate
+2e-3 (the tutorial's 1e-2 reaches 97.5% after 3 epochs on the full MNIST, 2e-3 reaches 98.6%; ``--lr 1e-2``
+gives the tutorial's), the test pass covers the whole test set after every epoch (the tutorial tests every 50
+iterations), the neuron's reset as above, and the seed is fixed (``--seed``).
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def make_parser() -> argparse.ArgumentParser:
         prog="python -m spikeops.examples.csnn_mnist",
         description="Convolutional SNN MNIST training (snnTorch's tutorial 6 network on spikeops kernels)",
         epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    _training.add_common_args(parser, T=25, batch_size=128, epochs=1, lr=1e-2, name="csnn_mnist")
+    _training.add_common_args(parser, T=25, batch_size=128, epochs=1, lr=2e-3, name="csnn_mnist")
     parser.add_argument("--beta", type=float, default=0.5, help="membrane decay of the Leaky neurons (default 0.5)")
     parser.add_argument("--slope", type=float, default=25.0,
                         help="slope of the fast-sigmoid surrogate gradient (default 25)")
