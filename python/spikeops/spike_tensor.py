@@ -187,32 +187,28 @@ def _raw_spike_ops() -> set:
     return _RAW_OPS
 
 
-class _Dense(torch.autograd.Function):
+class _StraightThrough(torch.autograd.Function):
+    """A conversion between float spikes and a SpikeTensor: the gradient passes through unchanged."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class _Dense(_StraightThrough):
     @staticmethod
     def forward(spikes: SpikeTensor) -> Tensor:
         return spikes.spikes.to(spikes.dtype)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
 
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
-
-
-class _ToSpikes(torch.autograd.Function):
+class _ToSpikes(_StraightThrough):
     @staticmethod
     def forward(x: Tensor) -> SpikeTensor:
         return SpikeTensor((x != 0).to(torch.uint8), x.dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
 
 
 def to_spike_tensor(x: Tensor, dtype: Optional[torch.dtype] = None) -> SpikeTensor:

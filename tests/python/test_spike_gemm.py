@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeops import _ops, functional, layer, neuron, surrogate
+from train_util import rate_mse_losses
 
 ops = torch.ops.spikeops
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float16: dict(rtol=2e-3, atol=2e-3),
@@ -190,18 +191,7 @@ def test_spike_input_layer_trains_like_dense():
 
     x = torch.rand(8, 16, 20) * 4
     target = F.one_hot(torch.arange(16) % 5, 5).float()
-    losses = {}
-    for spike_input in (False, True):
-        net = make(spike_input)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-        losses[spike_input] = []
-        for _ in range(5):
-            functional.reset_net(net)
-            loss = F.mse_loss(net(x).mean(0), target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses[spike_input].append(loss.item())
+    losses = {spike_input: rate_mse_losses(make(spike_input), x, target, steps=5) for spike_input in (False, True)}
     assert losses[True][-1] < losses[True][0]
     torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-4, atol=1e-5)
 
