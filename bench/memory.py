@@ -12,7 +12,9 @@ LIF neurons, multi-step):
   - spikeops SpikeTensor:   neurons with spike_tensor=True write their spikes in 1 byte (no float spike
                             tensor at all) and the spike GEMM keeps those bytes.
 
-    python bench/memory.py [--T 16] [--batch 128] [--hidden 4096]
+It also times one training step (forward + backward, median) of each network, in the same run.
+
+    python bench/memory.py [--T 16] [--batch 128] [--hidden 4096] [--no-time]
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import argparse
 import torch
 from torch import nn
 
-from _common import ATanSpike  # bench/ is on sys.path when run as a script
+from _common import ATanSpike, median_time  # bench/ is on sys.path when run as a script
 from spikeops import SpikeTensor, functional, layer, neuron, surrogate
 
 
@@ -70,25 +72,36 @@ def activation_bytes(net: nn.Module, x: torch.Tensor) -> tuple[int, dict]:
     return sum(seen.values()), by_dtype
 
 
+def step_seconds(net: nn.Module, x: torch.Tensor) -> float:
+    def step():
+        functional.reset_net(net)
+        net(x).float().mean().backward()
+
+    return median_time(step, torch.device("cpu"), min_runs=5, budget_s=3.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--T", type=int, default=16)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=4096)
+    parser.add_argument("--no-time", action="store_true", help="memory only, no timing")
     args = parser.parse_args()
     torch.manual_seed(0)
     x = torch.rand(args.T, args.batch, 784)
     print(f"3-layer spiking MLP 784-{args.hidden}-{args.hidden}-10, T={args.T}, batch={args.batch}: "
           "memory autograd keeps for the backward")
-    print(f"{'network':26} {'activations MB':>15} {'vs float spikes':>16}  by dtype")
-    results = {kind: activation_bytes(make_net(kind, args.hidden), x)
-               for kind in ("eager torch", "spikeops float spikes", "spikeops 1-byte spikes",
-                                "spikeops SpikeTensor")}
+    print(f"{'network':26} {'activations MB':>15} {'vs float spikes':>16} {'step ms':>9} {'vs float':>9}  by dtype")
+    kinds = ("eager torch", "spikeops float spikes", "spikeops 1-byte spikes", "spikeops SpikeTensor")
+    nets = {kind: make_net(kind, args.hidden) for kind in kinds}
+    results = {kind: activation_bytes(net, x) for kind, net in nets.items()}
+    times = {kind: float("nan") if args.no_time else step_seconds(net, x) for kind, net in nets.items()}
     for kind, (total, by_dtype) in results.items():
         ratio = results["spikeops float spikes"][0] / total
+        speed = times["spikeops float spikes"] / times[kind]
         detail = ", ".join(f"{str(d).replace('torch.', '')} {b / 2**20:.0f} MB" for d, b in sorted(
             by_dtype.items(), key=lambda kv: -kv[1]))
-        print(f"{kind:26} {total / 2**20:15.1f} {ratio:15.2f}x  {detail}")
+        print(f"{kind:26} {total / 2**20:15.1f} {ratio:15.2f}x {1e3 * times[kind]:9.0f} {speed:8.2f}x  {detail}")
 
 
 if __name__ == "__main__":
