@@ -53,10 +53,11 @@ _SHAPE_OPS = {
     aten.as_strided.default, aten.flip.default, aten.roll.default, aten.repeat.default, aten.unfold.default,
 }
 
-# Operations that get a float copy without a warning: max pooling's backward reads only the shape of its
+# Operations that get a float copy without a warning: copying spikes into a plain tensor (``buf.copy_(s)``,
+# ``buf[i] = s``) is the conversion the caller asked for; max pooling's backward reads only the shape of its
 # SpikeTensor input; the neuron's backward sees a SpikeTensor gradient only while torch.compile (dynamo)
 # traces it with placeholder gradients typed like the forward's outputs (real gradients are plain tensors).
-_QUIET_DENSE_OPS = {aten.max_pool2d_with_indices_backward.default}
+_QUIET_DENSE_OPS = {aten.copy_.default, aten.max_pool2d_with_indices_backward.default}
 _QUIET_SPIKEOPS = ("neuron_backward",)
 
 _warned: set = set()
@@ -133,7 +134,7 @@ class SpikeTensor(Tensor):
             return _rewrap(_max_pool_bytes(func, args, kwargs), dtype)
         if func.namespace == "spikeops" and func in _raw_spike_ops():
             return func(*tree_map(raw, args), **tree_map(raw, kwargs))  # these kernels read 1-byte spikes
-        if func._schema.is_mutable:
+        if _writes_into_spikes(func, args, kwargs):
             raise TypeError(f"SpikeTensor: {func} would write into spikes stored as 0/1 bytes; "
                             "call .dense() first for a float copy you can modify")
         quiet = func in _QUIET_DENSE_OPS or (func.namespace == "spikeops" and func._opname in _QUIET_SPIKEOPS)
@@ -147,6 +148,16 @@ class SpikeTensor(Tensor):
             return x.spikes.to(x.dtype) if isinstance(x, SpikeTensor) else x
 
         return func(*tree_map(dense, args), **tree_map(dense, kwargs))
+
+
+def _writes_into_spikes(func, args, kwargs) -> bool:
+    """Whether func writes into one of its SpikeTensor arguments (an in-place or out= operation on spikes)."""
+    for i, arg in enumerate(func._schema.arguments):
+        if arg.alias_info is not None and arg.alias_info.is_write:
+            value = args[i] if i < len(args) else kwargs.get(arg.name)
+            if isinstance(value, SpikeTensor):
+                return True
+    return False
 
 
 def _rewrap(out, dtype: torch.dtype):

@@ -189,6 +189,13 @@ def test_in_place_writes_are_rejected():
         s.add_(1)
     with pytest.raises(TypeError, match="would write into spikes"):
         s.zero_()
+    with pytest.raises(TypeError, match="would write into spikes"):
+        torch.add(torch.ones(3), 1, out=s)
+    buf = torch.full((3,), 7.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpikeTensorDensifyWarning)
+        buf.copy_(s)  # writing spikes into a float tensor is the conversion asked for, not a write into spikes
+    assert torch.equal(buf, s.dense())
 
 
 # ---- neurons that write SpikeTensors ----
