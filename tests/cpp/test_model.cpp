@@ -152,6 +152,10 @@ std::string replace_once(std::string s, const std::string& from, const std::stri
 void test_errors() {
   const std::vector<NamedTensor> tensors = {{"fc.weight", {2, 3}, {1, 0, 0, 0, 0.5f, 0}}, {"fc.bias", {2}, {0, 0.25f}}};
   auto load = [](const std::string& bytes) { Model::from_buffer(bytes.data(), bytes.size(), "bad.spikeops"); };
+  // Loads the tiny model with one edit of its graph.
+  auto load_edited = [&](const std::string& from, const std::string& to) {
+    load(model_file_bytes(replace_once(kTinyGraph, from, to), tensors));
+  };
   const std::string good = tiny_file();
   EXPECT_ERROR(load(good.substr(0, 5)), "too short");
   EXPECT_ERROR(load(good.substr(0, 40)), "truncated");
@@ -159,26 +163,26 @@ void test_errors() {
   EXPECT_ERROR(load(good + "xxxx"), "the tensors cover");
   EXPECT_ERROR(load(model_file_bytes(kTinyGraph, tensors, "2")), "unsupported format_version \"2\"");
   EXPECT_ERROR(load(replace_once(good, "\"spikeops\"", "\"pytorch\" ")), "not a spikeops model file");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"in_features\": 3", "\"in_features\": 4"), tensors)),
+  EXPECT_ERROR(load_edited("\"in_features\": 3", "\"in_features\": 4"),
                "in_features 4 does not match the input [3]");
   EXPECT_ERROR(load(model_file_bytes(kTinyGraph, {{"fc.weight", {3, 2}, {1, 0, 0, 0, 0.5f, 0}}, tensors[1]})),
                "tensor 'fc.weight' has shape [3, 2], expected [2, 3]");
   EXPECT_ERROR(load(model_file_bytes(kTinyGraph, {tensors[0]})), "names tensor 'fc.bias', which the file lacks");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"if\"", "\"relu\""), tensors)),
+  EXPECT_ERROR(load_edited("\"if\"", "\"relu\""),
                "layer type 'relu' is not supported");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"output_shape\": [2]}]", "\"output_shape\": [3]}]"), tensors)),
+  EXPECT_ERROR(load_edited("\"output_shape\": [2]}]", "\"output_shape\": [3]}]"),
                "output_shape [3] disagrees");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"time_steps\": 4", "\"time_steps\": 0"), tensors)),
+  EXPECT_ERROR(load_edited("\"time_steps\": 4", "\"time_steps\": 0"),
                "time_steps must be an integer in [1, 65536]");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"direct\"", "\"latency\""), tensors)),
+  EXPECT_ERROR(load_edited("\"direct\"", "\"latency\""),
                "encoding \"latency\" is not supported");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"v_threshold\": 1.0", "\"v_threshold\": 1e99"), tensors)),
+  EXPECT_ERROR(load_edited("\"v_threshold\": 1.0", "\"v_threshold\": 1e99"),
                "'v_threshold' must be a finite number");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"type\": \"if\"", "\"type\": \"lif\", \"tau\": 0.5, \"decay_input\": true"), tensors)),
+  EXPECT_ERROR(load_edited("\"type\": \"if\"", "\"type\": \"lif\", \"tau\": 0.5, \"decay_input\": true"),
                "'tau' must be a finite number > 1");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "\"layers\": [", "\"layers\": [[], "), tensors)),
+  EXPECT_ERROR(load_edited("\"layers\": [", "\"layers\": [[], "),
                "graph.layers[0] must be an object");
-  EXPECT_ERROR(load(model_file_bytes(replace_once(kTinyGraph, "}]}", "}]"), tensors)), "invalid JSON");
+  EXPECT_ERROR(load_edited("}]}", "}]"), "invalid JSON");
   EXPECT_ERROR(Model::load("/nonexistent/model.spikeops"), "cannot open '/nonexistent/model.spikeops'");
   EXPECT_ERROR(Model::from_buffer(nullptr, 3), "data is null");
 }

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import reference as ref
+from train_util import scale_parameters
 from spikeops import datasets, functional, surrogate
 from spikeops.examples import _training, csnn_mnist, lif_fc_mnist
 
@@ -229,9 +230,7 @@ def test_csnn_forward_direct_matches_repeated_input():
     torch.manual_seed(0)
     for channels_last in (True, False):
         net = csnn_mnist.build_net(channels_last=channels_last)
-        with torch.no_grad():  # larger weights than the initial ones, so that every layer fires
-            for p in net.parameters():
-                p.mul_(4)
+        scale_parameters(net)
         x = torch.rand(6, 1, 28, 28)
         T = 5
         out = csnn_mnist.forward_direct(net, x, T)

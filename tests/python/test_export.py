@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import reference as ref
+from train_util import scale_parameters
 import spikeops
 from spikeops import functional, layer, neuron, surrogate
 from spikeops.examples import csnn_mnist, lif_fc_mnist
@@ -151,9 +152,7 @@ def test_lif_fc_mnist_matches(tmp_path, encoding):
 def test_csnn_mnist_matches(tmp_path, channels_last):
     torch.manual_seed(0)
     net = csnn_mnist.build_net(channels_last=channels_last)
-    with torch.no_grad():  # larger weights than the initial ones, so that every layer fires
-        for p in net.parameters():
-            p.mul_(4)
+    scale_parameters(net)
     x = torch.rand(16, 1, 28, 28)
     T = 6
     graph, _, scores = export_and_run(net, tmp_path, x, T)

@@ -13,7 +13,7 @@ from spikeops import SpikeTensor, SpikeTensorDensifyWarning, functional, layer, 
 from spikeops import to_spike_tensor
 
 import reference
-from train_util import rate_mse_losses
+from train_util import rate_mse_losses, scale_parameters
 
 
 @pytest.fixture(autouse=True)
@@ -341,18 +341,13 @@ def test_single_step_network_equals_multi_step():
 def test_mlp_trains_with_the_same_losses_as_float_spikes():
     def make(spike_tensor):
         torch.manual_seed(7)
-        net = torch.nn.Sequential(
+        return scale_parameters(torch.nn.Sequential(
             layer.Linear(20, 64, step_mode="m"),
             neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan(), spike_tensor=spike_tensor),
             layer.Linear(64, 64, step_mode="m", spike_input=True),
             neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan(), spike_tensor=spike_tensor),
             layer.Linear(64, 5, step_mode="m", spike_input=True),
-            neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan()))
-        with torch.no_grad():  # larger than the default init, so that every layer fires
-            for m in net:
-                if isinstance(m, layer.Linear):
-                    m.weight.mul_(4)
-        return net
+            neuron.LIFNode(step_mode="m", surrogate_function=surrogate.ATan())))
 
     x = torch.rand(8, 16, 20) * 4
     target = F.one_hot(torch.arange(16) % 5, 5).float()
