@@ -121,17 +121,16 @@ class SpikeTensor(Tensor):
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        dtype = next(a.dtype for a in tree_leaves((args, kwargs)) if isinstance(a, SpikeTensor))
 
         def raw(x):
             return x.spikes if isinstance(x, SpikeTensor) else x
 
         if func in _SHAPE_OPS:
-            return _rewrap(func(*tree_map(raw, args), **tree_map(raw, kwargs)), dtype)
+            return _rewrap(func(*tree_map(raw, args), **tree_map(raw, kwargs)), args, kwargs)
         if func is aten._to_copy.default:
             return _to_copy(args[0], kwargs)
         if func in (aten.max_pool2d_with_indices.default, aten.max_pool2d.default):
-            return _rewrap(_max_pool_bytes(func, args, kwargs), dtype)
+            return _rewrap(_max_pool_bytes(func, args, kwargs), args, kwargs)
         if func.namespace == "spikeops" and func in _raw_spike_ops():
             return func(*tree_map(raw, args), **tree_map(raw, kwargs))  # these kernels read 1-byte spikes
         if _writes_into_spikes(func, args, kwargs):
@@ -160,7 +159,9 @@ def _writes_into_spikes(func, args, kwargs) -> bool:
     return False
 
 
-def _rewrap(out, dtype: torch.dtype):
+def _rewrap(out, args, kwargs):
+    """The uint8 results of an operation on spikes as SpikeTensors presenting its SpikeTensor argument's dtype."""
+    dtype = next(a.dtype for a in tree_leaves((args, kwargs)) if isinstance(a, SpikeTensor))
     return tree_map(lambda t: SpikeTensor(t, dtype) if isinstance(t, Tensor) and t.dtype == torch.uint8 else t, out)
 
 
