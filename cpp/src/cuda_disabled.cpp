@@ -1,5 +1,6 @@
 // Compiled instead of cuda/ when the library is built without CUDA: every CUDA entry point says so.
 #include "backend.hpp"
+#include "model/model_impl.hpp"
 #include "spikeops/error.hpp"
 
 namespace spikeops {
@@ -20,6 +21,17 @@ void surrogate_backward(const Surrogate&, const TensorView&, const TensorView&, 
   no_cuda();
 }
 void spike_accumulate(const SpikeAccumulateArgs&) { no_cuda(); }
+
+// No ModelDevice is ever made without CUDA.
+void ModelDeviceDeleter::operator()(ModelDevice*) const noexcept {}
+ModelDevicePtr model_to_device(const Model::Impl&, int) {
+  throw Error("Model::to(CUDA): this spikeops was built without CUDA (rebuild with nvcc on the PATH or "
+              "-DSPIKEOPS_CUDA=ON)");
+}
+int model_device_index(const ModelDevice&) { no_cuda(); }
+void model_run(const Model::Impl&, ModelDevice&, const float*, int64_t, uint64_t, std::vector<LayerReport>&, float*) {
+  no_cuda();
+}
 
 }  // namespace cuda
 }  // namespace spikeops

@@ -140,6 +140,66 @@ void test_poisson_encoding() {
   CHECK(std::abs(total / (4000.0 * 4) - 0.5) < 0.02);
 }
 
+// The runtime on a GPU against the CPU: with dyadic weights and inputs every sum is exact in any order, so
+// scores and reports must be identical. Without CUDA (or without a GPU) Model::to must say so.
+void expect_same_on_gpu(const std::string& file, const std::vector<float>& x, int64_t batch, uint64_t seed) {
+  Model cpu = Model::from_buffer(file.data(), file.size(), "cpu");
+  Model gpu = Model::from_buffer(file.data(), file.size(), "gpu");
+  gpu.to(Device::kCUDA);
+  CHECK(gpu.device() == Device::kCUDA && gpu.device_index() == 0);
+  for (int repeat = 0; repeat < 2; ++repeat) {  // the second run reuses the device buffers
+    const InferenceResult a = cpu.run(x.data(), batch, seed), b = gpu.run(x.data(), batch, seed);
+    CHECK(a.scores == b.scores);
+    CHECK(a.predictions == b.predictions);
+  }
+  const InferenceResult small = gpu.run(x.data(), 1, seed);  // a smaller batch in the same buffers
+  CHECK(small.scores == cpu.run(x.data(), 1, seed).scores);
+  for (std::size_t i = 0; i < cpu.reports().size(); ++i) {
+    const LayerReport &p = cpu.reports()[i], &q = gpu.reports()[i];
+    CHECK(p.synaptic_ops == q.synaptic_ops && p.dense_macs == q.dense_macs);
+    CHECK(p.spikes == q.spikes && p.neuron_steps == q.neuron_steps);
+  }
+  gpu.to(Device::kCPU);
+  CHECK(gpu.device() == Device::kCPU);
+  CHECK(gpu.run(x.data(), batch, seed).scores == cpu.run(x.data(), batch, seed).scores);
+}
+
+void test_cuda_runtime() {
+  const std::string file = full_file();
+  Model model = Model::from_buffer(file.data(), file.size(), "full");
+  CHECK(model.device() == Device::kCPU);
+  if (!build_info().cuda) {
+    EXPECT_ERROR(model.to(Device::kCUDA), "built without CUDA");
+    CHECK(model.device() == Device::kCPU);
+    return;
+  }
+  try {
+    model.to(Device::kCUDA);
+  } catch (const DeviceError& e) {
+    std::printf("skipped the runtime's CUDA tests: %s\n", e.what());
+    return;
+  }
+  bool threw = false;
+  try {
+    model.to(Device::kCUDA, 4096);
+  } catch (const DeviceError&) {
+    threw = true;
+  }
+  CHECK(threw);
+  CHECK(model.device() == Device::kCUDA && model.device_index() == 0);  // a failed move keeps the model where it was
+  std::mt19937 rng(11);
+  std::vector<float> x(64 * 36);
+  std::uniform_int_distribution<int> d(0, 16);
+  for (float& v : x) v = float(d(rng)) / 16.0f;
+  expect_same_on_gpu(file, x, 64, 0);
+  expect_same_on_gpu(tiny_file(), {1, 0, 0, 0.5f, 1, 0}, 2, 0);
+  std::string graph = kTinyGraph;
+  graph.replace(graph.find("direct"), 6, "poisson");
+  const std::string poisson = model_file_bytes(graph, {{"fc.weight", {2, 3}, {1, 0, 0, 0, 1, 0}}, {"fc.bias", {2}, {0, 0}}});
+  std::vector<float> half(3 * 500, 0.5f);
+  expect_same_on_gpu(poisson, half, 500, 9);  // the same Poisson draws on both
+}
+
 std::string replace_once(std::string s, const std::string& from, const std::string& to) {
   const std::size_t at = s.find(from);
   if (at == std::string::npos) {
@@ -259,6 +319,7 @@ int main(int argc, char** argv) {
   test_tiny_network();
   test_full_network();
   test_poisson_encoding();
+  test_cuda_runtime();
   test_errors();
   fuzz_loader(mutations);
   std::printf("spikeops model tests: %d checks, %d failed\n", spikeops_test::g_checks, spikeops_test::g_failures);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "spikeops/config.hpp"
+#include "spikeops/tensor.hpp"
 
 namespace spikeops {
 
@@ -69,9 +70,16 @@ class Model {
   // stay with the model and are reused by later runs of the same or a smaller batch.
   int64_t workspace_bytes(int64_t batch) const;
 
+  // Where run() computes: the CPU (the default) or a CUDA device. Moving to a GPU copies the weights there
+  // once (throws spikeops::Error when the library was built without CUDA, DeviceError when that device does
+  // not exist); to(Device::kCPU) frees the GPU copy. Inputs and results stay in host memory either way.
+  void to(Device device, int device_index = 0);
+  Device device() const;
+  int device_index() const;  // 0 on the CPU
+
   // Runs the network on `batch` samples (`input`: [batch, *input_shape] float32, contiguous, host memory) on
-  // the CPU. `seed` drives the Poisson encoder (ignored for direct encoding). Not thread-safe on one Model;
-  // the CPU kernels use spikeops::cpu_threads() threads.
+  // device(). `seed` drives the Poisson encoder (ignored for direct encoding); the CPU and the GPU draw the
+  // same spikes. Not thread-safe on one Model; the CPU kernels use spikeops::cpu_threads() threads.
   InferenceResult run(const float* input, int64_t batch, uint64_t seed = 0);
 
   const std::vector<LayerReport>& reports() const;

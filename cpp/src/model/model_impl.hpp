@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,15 @@ struct Activation {
   std::vector<float> scratch;  // the layer's temporary (a neuron's float input sequence, ...)
 };
 
+namespace cuda {
+// The model on a GPU (cuda/model_cuda.cu): the weights, the activation buffers and a stream.
+struct ModelDevice;
+struct ModelDeviceDeleter {
+  void operator()(ModelDevice* d) const noexcept;
+};
+using ModelDevicePtr = std::unique_ptr<ModelDevice, ModelDeviceDeleter>;
+}  // namespace cuda
+
 struct Model::Impl {
   std::string source;
   int64_t time_steps = 1;
@@ -62,7 +72,18 @@ struct Model::Impl {
   std::vector<ModelLayer> layers;
   std::vector<LayerReport> reports;
   std::vector<Activation> activations;  // [0]: the encoded input, [i + 1]: layer i's output; reused by run()
+  cuda::ModelDevicePtr device;          // set while the model runs on a GPU (Model::to)
 };
+
+namespace cuda {
+// Copies the weights of `m` to GPU `device_index` (throws without CUDA or without that device).
+ModelDevicePtr model_to_device(const Model::Impl& m, int device_index);
+int model_device_index(const ModelDevice& d);
+// Model::run on the GPU: `input` [batch, *input_shape] in host memory, `scores` [batch, num_outputs] written
+// in host memory (the last layer's output summed over T, in step order). Adds to `reports`.
+void model_run(const Model::Impl& m, ModelDevice& d, const float* input, int64_t batch, uint64_t seed,
+               std::vector<LayerReport>& reports, float* scores);
+}  // namespace cuda
 
 inline int64_t shape_numel(const Shape& s) {
   int64_t n = 1;

@@ -14,6 +14,7 @@
 #include "backend.hpp"
 #include "cpu/conv_events_cpu.hpp"
 #include "model/model_impl.hpp"
+#include "model/model_math.hpp"
 #include "spikeops/error.hpp"
 #include "spikeops/neuron.hpp"
 #include "spikeops/spike_gemm.hpp"
@@ -35,14 +36,6 @@ int64_t count_spikes(const uint8_t* s, int64_t n) {
   return count;
 }
 
-// splitmix64: a counter-based generator, so every element's draw is independent of the thread that makes it.
-inline uint64_t mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 void encode(const Model::Impl& m, const float* input, int64_t batch, uint64_t seed, Activation& a) {
   const int64_t F = shape_numel(m.input_shape);
   a.features = F;
@@ -53,19 +46,16 @@ void encode(const Model::Impl& m, const float* input, int64_t batch, uint64_t se
     a.values.assign(input, input + batch * F);
     return;
   }
-  // Poisson: a spike where u <= x, u uniform in [0, 1) with 24 random bits (a float32's resolution).
+  // Poisson: the same draws as the CUDA path (model_math::poisson_spike).
   a.spikes = true;
   a.time_invariant = false;
   a.rows = m.time_steps * batch;
   a.bits.resize(std::size_t(a.rows * F));
   const int64_t per_step = batch * F;
-  const uint64_t key = mix64(seed);
+  const uint64_t key = model_math::mix64(seed);
   uint8_t* out = a.bits.data();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < a.rows * F; ++i) {
-    const float u = float(mix64(key ^ uint64_t(i)) >> 40) * (1.0f / 16777216.0f);
-    out[i] = u <= input[i % per_step] ? 1 : 0;
-  }
+  for (int64_t i = 0; i < a.rows * F; ++i) out[i] = model_math::poisson_spike(key, i, input[i % per_step]);
 }
 
 // y[r, :] = bias + sum over k of x[r, k] * W^T[k, :]; zero inputs are skipped.
@@ -140,10 +130,10 @@ struct Windows {
 };
 Windows pool_windows(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad) {
   Windows w;
+  w.begin.resize(std::size_t(out));
+  w.end.resize(std::size_t(out));
   for (int64_t o = 0; o < out; ++o) {
-    const int64_t start = o * stride - pad;
-    w.begin.push_back(std::max<int64_t>(start, 0));
-    w.end.push_back(std::min(start + kernel, in));
+    model_math::pool_window(o, in, kernel, stride, pad, w.begin[std::size_t(o)], w.end[std::size_t(o)]);
   }
   return w;
 }
@@ -259,6 +249,40 @@ void run_neuron(const Model::Impl& m, const ModelLayer& L, const Activation& a, 
   report.neuron_steps += T * N;
 }
 
+// Model::run on the CPU: every layer writes its output into buffers kept by the model, so after the first run
+// of a batch size the large allocations (activations, the neurons' input sequences) are reused and touch no
+// fresh pages. Writes the summed scores [batch, num_outputs].
+void run_cpu(Model::Impl& m, const float* input, int64_t batch, uint64_t seed, float* scores) {
+  m.activations.resize(m.layers.size() + 1);
+  encode(m, input, batch, seed, m.activations[0]);
+  const Activation* a = &m.activations[0];
+  for (std::size_t i = 0; i < m.layers.size(); ++i) {
+    const ModelLayer& L = m.layers[i];
+    LayerReport& report = m.reports[i];
+    Activation& y = m.activations[i + 1];
+    const auto start = std::chrono::steady_clock::now();
+    switch (L.kind) {
+      case LayerKind::kLinear: run_linear(L, *a, y, report); break;
+      case LayerKind::kConv2d: run_conv2d(L, *a, y, report); break;
+      case LayerKind::kFlatten: break;  // C order: the same memory, the next layer reads it as it is
+      case LayerKind::kMaxPool2d:
+      case LayerKind::kAvgPool2d: run_pool(L, *a, y); break;
+      case LayerKind::kNeuron: run_neuron(m, L, *a, y, batch, report); break;
+    }
+    if (L.kind != LayerKind::kFlatten) a = &y;
+    report.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  // scores[b, j] = sum over t of y[t, b, j], in step order.
+  const int64_t J = shape_numel(m.layers.back().out_shape), T = m.time_steps;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t row0 = a->time_invariant ? 0 : t * batch;
+    for (int64_t i = 0; i < batch * J; ++i) {
+      const int64_t src = row0 * J + i;
+      scores[i] += a->spikes ? float(a->bits[std::size_t(src)] != 0) : a->values[std::size_t(src)];
+    }
+  }
+}
+
 }  // namespace
 
 int64_t Model::time_steps() const { return impl_->time_steps; }
@@ -303,37 +327,12 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
   result.predictions.assign(std::size_t(batch), 0);
   if (batch == 0) return result;
 
-  // Every layer writes its output into buffers kept by the model: after the first run of a batch size the
-  // large allocations (activations, the neurons' input sequences) are reused and touch no fresh pages.
-  m.activations.resize(m.layers.size() + 1);
-  encode(m, input, batch, seed, m.activations[0]);
-  const Activation* a = &m.activations[0];
-  for (std::size_t i = 0; i < m.layers.size(); ++i) {
-    const ModelLayer& L = m.layers[i];
-    LayerReport& report = m.reports[i];
-    Activation& y = m.activations[i + 1];
-    const auto start = std::chrono::steady_clock::now();
-    switch (L.kind) {
-      case LayerKind::kLinear: run_linear(L, *a, y, report); break;
-      case LayerKind::kConv2d: run_conv2d(L, *a, y, report); break;
-      case LayerKind::kFlatten: break;  // C order: the same memory, the next layer reads it as it is
-      case LayerKind::kMaxPool2d:
-      case LayerKind::kAvgPool2d: run_pool(L, *a, y); break;
-      case LayerKind::kNeuron: run_neuron(m, L, *a, y, batch, report); break;
-    }
-    if (L.kind != LayerKind::kFlatten) a = &y;
-    report.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (m.device) {
+    cuda::model_run(m, *m.device, input, batch, seed, m.reports, result.scores.data());
+  } else {
+    run_cpu(m, input, batch, seed, result.scores.data());
   }
-
-  // scores[b, j] = sum over t of y[t, b, j], in step order.
-  const int64_t J = result.num_outputs, T = m.time_steps;
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t row0 = a->time_invariant ? 0 : t * batch;
-    for (int64_t i = 0; i < batch * J; ++i) {
-      const int64_t src = row0 * J + i;
-      result.scores[std::size_t(i)] += a->spikes ? float(a->bits[std::size_t(src)] != 0) : a->values[std::size_t(src)];
-    }
-  }
+  const int64_t J = result.num_outputs;
   for (int64_t b = 0; b < batch; ++b) {
     const float* s = result.scores.data() + b * J;
     int64_t best = 0;
@@ -344,6 +343,20 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
   }
   return result;
 }
+
+void Model::to(Device device, int device_index) {
+  if (device == Device::kCPU) {
+    impl_->device.reset();
+    return;
+  }
+  if (device != Device::kCUDA) throw Error("Model::to: unknown device " + std::to_string(int(device)));
+  if (device_index < 0) throw Error("Model::to: device_index must be >= 0, got " + std::to_string(device_index));
+  if (impl_->device && cuda::model_device_index(*impl_->device) == device_index) return;
+  impl_->device = cuda::model_to_device(*impl_, device_index);
+}
+
+Device Model::device() const { return impl_->device ? Device::kCUDA : Device::kCPU; }
+int Model::device_index() const { return impl_->device ? cuda::model_device_index(*impl_->device) : 0; }
 
 std::string Model::summary() const {
   std::ostringstream out;
