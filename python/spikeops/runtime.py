@@ -2,7 +2,7 @@
 
     net = ...                                          # a trained spikeops network
     spikeops.export(net, "mnist.spikeops", x[:1], T=25)
-    model = spikeops.runtime.load("mnist.spikeops")
+    model = spikeops.runtime.load("mnist.spikeops")  # device="cuda" to run it on a GPU
     scores, predictions = model(x)                     # [N, num_outputs] float32, [N] int64
     model.reports()                                    # per layer: firing rate, synaptic operations
 
@@ -12,7 +12,7 @@ Useful to check an export before shipping it: the runtime is the same C++ code a
 from __future__ import annotations
 
 import os
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -23,7 +23,8 @@ __all__ = ["RuntimeModel", "load"]
 
 
 class RuntimeModel:
-    """A model file loaded by the C++ runtime (CPU). Create with :func:`load`."""
+    """A model file loaded by the C++ runtime. Create with :func:`load`; it computes on the CPU or, after
+    :meth:`to`, on a GPU (inputs and results stay CPU tensors either way)."""
 
     def __init__(self, model: "_C.Model"):
         self._model = model
@@ -44,11 +45,34 @@ class RuntimeModel:
     def num_outputs(self) -> int:
         return self._model.num_outputs
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network computes."""
+        return torch.device(self._model.device)
+
+    def to(self, device: Union[str, torch.device]) -> "RuntimeModel":
+        """Compute on ``device`` ("cpu", "cuda" or "cuda:N") from now on; moving to a GPU copies the weights
+        there once. Returns self.
+
+        Raises:
+            ValueError: not a CPU or CUDA device, or this spikeops was built without CUDA.
+            RuntimeError: that GPU does not exist.
+        """
+        device = torch.device(device)
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"RuntimeModel.to: device must be cpu or cuda, got {device}")
+        index = 0 if device.index is None else device.index
+        if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+            index = torch.cuda.current_device()
+        self._model.to(device.type, index)
+        return self
+
     def __call__(self, x: Tensor, seed: int = 0) -> Tuple[Tensor, Tensor]:
         """Run the network on a batch.
 
         Args:
-            x (Tensor): [N, *input_shape] (or one sample, [*input_shape]), float32 on the CPU.
+            x (Tensor): [N, *input_shape] (or one sample, [*input_shape]), float32 on the CPU (the runtime
+                copies it to its GPU when it runs on one).
             seed (int): seed of the Poisson encoder (unused with direct encoding).
 
         Returns:
@@ -58,7 +82,8 @@ class RuntimeModel:
         if not isinstance(x, Tensor):
             raise TypeError(f"RuntimeModel: x must be a torch.Tensor, got {type(x).__name__}")
         if x.device.type != "cpu":
-            raise ValueError(f"RuntimeModel: x must be on the CPU (the runtime's CUDA path is not built), got {x.device}")
+            raise ValueError(f"RuntimeModel: x must be a CPU tensor (the runtime takes host memory and copies it to "
+                             f"its device), got {x.device}")
         if x.dtype != torch.float32:
             raise ValueError(f"RuntimeModel: x must be float32, got {x.dtype}")
         if tuple(x.shape) == self.input_shape:
@@ -89,11 +114,13 @@ class RuntimeModel:
         return self._model.summary().rstrip()
 
 
-def load(path: Union[str, os.PathLike]) -> RuntimeModel:
-    """Load a file written by :func:`spikeops.export` with the C++ runtime (which validates it).
+def load(path: Union[str, os.PathLike], device: Optional[Union[str, torch.device]] = None) -> RuntimeModel:
+    """Load a file written by :func:`spikeops.export` with the C++ runtime (which validates it), on the CPU
+    or on ``device`` (see :meth:`RuntimeModel.to`).
 
     Raises:
         ValueError: the file is unreadable, damaged, of another format version, or describes a network the
             runtime cannot run; the message names the file and the field.
     """
-    return RuntimeModel(_C.Model.load(os.fspath(path)))
+    model = RuntimeModel(_C.Model.load(os.fspath(path)))
+    return model if device is None else model.to(device)

@@ -182,6 +182,19 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("num_outputs", &Model::num_outputs)
       .def("workspace_bytes", &Model::workspace_bytes, py::arg("batch"))
       .def(
+          "to",
+          [](Model& model, const std::string& type, int index) {
+            if (type != "cpu" && type != "cuda") throw Error("Model.to: device must be cpu or cuda, got " + type);
+            model.to(type == "cpu" ? Device::kCPU : Device::kCUDA, index);
+          },
+          py::arg("type"), py::arg("index") = 0, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("device",
+                             [](const Model& model) {
+                               return model.device() == Device::kCPU
+                                          ? std::string("cpu")
+                                          : "cuda:" + std::to_string(model.device_index());
+                             })
+      .def(
           "run_into",
           [](Model& model, std::uintptr_t input, int64_t batch, uint64_t seed, std::uintptr_t scores,
              std::uintptr_t predictions) {

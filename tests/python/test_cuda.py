@@ -182,3 +182,49 @@ def test_spike_tensor_network_cuda_equals_cpu():
     torch.testing.assert_close(o_gpu, o_cpu)
     for a, b in zip(g_gpu, g_cpu):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+# ---- The C++ runtime (spikeops::Model) on the GPU against the same runtime on the CPU ----
+
+@pytest.mark.parametrize("encoding", ["direct", "poisson"])
+def test_runtime_cuda_equals_cpu(tmp_path, encoding):
+    """Every layer kind, dyadic weights and inputs (every sum exact in any order): identical scores and reports;
+    the Poisson encoder draws the same spikes on both devices."""
+    import spikeops
+    from test_runtime import dyadic_, mixed_net
+
+    torch.manual_seed(1)
+    net = dyadic_(mixed_net("m"), gain=4)
+    x = torch.randint(0, 17, (33, 2, 13, 11)).float() / 16
+    path = tmp_path / "mixed.spikeops"
+    spikeops.export(net, path, x[:1], T=6, encoding=encoding)
+    cpu = spikeops.runtime.load(path)
+    gpu = spikeops.runtime.load(path, device="cuda")
+    assert gpu.device == torch.device("cuda", torch.cuda.current_device())
+    for seed, n in ((0, 33), (5, 33), (5, 1)):
+        s_cpu, p_cpu = cpu(x[:n], seed=seed)
+        s_gpu, p_gpu = gpu(x[:n], seed=seed)
+        assert s_cpu.sum() > 0
+        assert torch.equal(s_cpu, s_gpu) and torch.equal(p_cpu, p_gpu)
+    keys = ("synaptic_ops", "dense_macs", "spikes", "neuron_steps")
+    assert [[r[k] for k in keys] for r in cpu.reports()] == [[r[k] for k in keys] for r in gpu.reports()]
+
+
+def test_runtime_cuda_csnn_equals_python(tmp_path):
+    import spikeops
+    from spikeops import functional
+    from spikeops.examples import csnn_mnist
+    from test_runtime import dyadic_
+
+    torch.manual_seed(2)
+    net = dyadic_(csnn_mnist.build_net(), gain=4)
+    x = torch.randint(0, 17, (40, 1, 28, 28)).float() / 16
+    functional.reset_net(net)
+    with torch.no_grad():
+        expected = csnn_mnist.forward_direct(net, x, 12).sum(0)
+    path = tmp_path / "csnn.spikeops"
+    spikeops.export(net, path, x[:1], T=12)
+    scores, predictions = spikeops.runtime.load(path, device="cuda")(x)
+    assert expected.sum() > 0
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    assert torch.equal(predictions, expected.argmax(1))

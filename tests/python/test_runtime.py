@@ -186,3 +186,22 @@ def test_bad_files_and_inputs(tmp_path):
     assert scores.shape == (1, 10) and predictions.shape == (1,)
     assert model(torch.rand(0, 1, 28, 28))[0].shape == (0, 10)
     assert "linear" in repr(model)
+
+
+def test_device_moves(tmp_path):
+    """Model.to: the CPU always; a GPU only with a CUDA build and a GPU (test_cuda.py compares the results)."""
+    path = tmp_path / "m.spikeops"
+    spikeops.export(lif_fc_mnist.build_net(), path, torch.rand(1, 1, 28, 28), T=4)
+    model = spikeops.runtime.load(path, device="cpu")
+    assert model.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be cpu or cuda, got meta"):
+        model.to("meta")
+    if not spikeops._C.build_info()["cuda"]:
+        with pytest.raises(ValueError, match="built without CUDA"):
+            model.to("cuda")
+    elif not torch.cuda.is_available():
+        with pytest.raises(RuntimeError):
+            model.to("cuda")
+    assert model.device == torch.device("cpu")  # a failed move leaves the model where it was
+    assert model.to("cpu") is model
+    assert model(torch.rand(2, 1, 28, 28))[0].shape == (2, 10)
