@@ -1,6 +1,7 @@
 """Inference throughput of the C++ runtime (spikeops::Model) vs the same network in PyTorch eager.
 
     python bench/cpp_inference.py [--network csnn|lif_fc] [--checkpoint PATH] [--runner build/.../mnist_infer]
+                                  [--device cpu|cuda]
 
 The network is one of the MNIST examples' (snnTorch's tutorial CSNN by default, T=25, direct input; or the
 SpikingJelly tutorial's LIF-FC, T=100, Poisson input), with the weights of ``--checkpoint`` (the examples'
@@ -13,8 +14,9 @@ SpikingJelly tutorial's LIF-FC, T=100, Poisson input), with the weights of ``--c
 - ``C++ application``: ``examples/cpp/mnist_infer --json`` (with ``--runner``), timed inside the program
   around Model::run only.
 
-Both sides use the same number of threads (``torch.get_num_threads()``). Prints images per second and the
-ratio against PyTorch eager measured in the same run.
+Both sides use the same number of threads (``torch.get_num_threads()``). With ``--device cuda`` both run on
+the GPU (PyTorch eager on CUDA tensors, the runtime after ``Model::to(kCUDA)``), the images starting in host
+memory on both sides. Prints images per second and the ratio against PyTorch eager measured in the same run.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_time, print_setup  # noqa: E402
 
 
-def build(network: str, checkpoint: str | None):
+def build(network: str, checkpoint: str | None, device: torch.device):
     from spikeops.examples import csnn_mnist, lif_fc_mnist
 
     if network == "csnn":
@@ -47,7 +49,7 @@ def build(network: str, checkpoint: str | None):
         net, T, encoding = lif_fc_mnist.build_net(), 100, "poisson"
 
         def forward(x):
-            return net((torch.rand((T,) + tuple(x.shape)) <= x).float())
+            return net((torch.rand((T,) + tuple(x.shape), device=x.device) <= x).float())
     if checkpoint:
         net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["net"])
     else:
@@ -56,14 +58,14 @@ def build(network: str, checkpoint: str | None):
             for m in net.modules():
                 if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
                     m.weight.mul_(4)
-    net.eval()
+    net.eval().to(device)
 
     def python_predict(x):
         functional.reset_net(net)
         with torch.no_grad():
-            scores = forward(x).sum(0)
+            scores = forward(x.to(device)).sum(0)
         functional.reset_net(net)
-        return scores.argmax(1)
+        return scores.argmax(1).cpu()
 
     return net, T, encoding, python_predict
 
@@ -76,21 +78,23 @@ def main() -> None:
     parser.add_argument("--runner", default=None, help="the built examples/cpp/mnist_infer, for the application rows")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timing per measurement")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where both sides compute")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
-    print_setup(torch.device("cpu"), "float32")
+    print_setup(device, "float32")
     root, source = datasets.resolve_mnist_root(args.data_dir, download=False)
     test = datasets.MNIST(root, train=False)
     images = test.data.float().div(255).unsqueeze(1)  # [N, 1, 28, 28]
     labels = test.targets.long()
-    net, T, encoding, python_predict = build(args.network, args.checkpoint)
+    net, T, encoding, python_predict = build(args.network, args.checkpoint, device)
     weights = f"weights of {args.checkpoint}" if args.checkpoint else "untrained weights (x4 init)"
     print(f"network {args.network} (T={T}, {encoding} input), {weights}; images: {source}")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{args.network}.spikeops"
         spikeops.export(net, path, images[:1], T=T, encoding=encoding)
-        model = spikeops.runtime.load(path)
+        model = spikeops.runtime.load(path, device=device)
 
         n_check = min(1000, images.shape[0])
         py_pred = torch.cat([python_predict(images[i:i + 100]) for i in range(0, n_check, 100)])
@@ -110,13 +114,14 @@ def main() -> None:
                 state["i"] += 1
                 return images[s:s + batch]
 
-            rows = [("PyTorch eager (spikeops)", median_time(lambda: python_predict(next_batch()), torch.device("cpu"),
+            rows = [("PyTorch eager (spikeops)", median_time(lambda: python_predict(next_batch()), device,
                                                            budget_s=args.budget)),
-                    ("C++ runtime", median_time(lambda: model(next_batch()), torch.device("cpu"), budget_s=args.budget))]
+                    ("C++ runtime", median_time(lambda: model(next_batch()), device, budget_s=args.budget))]
             if args.runner:
                 limit = max(batch * 20, 200) if args.network == "csnn" else max(batch * 10, 100)
                 out = subprocess.run([args.runner, str(path), str(root), "--batch", str(batch), "--limit",
-                                      str(limit), "--threads", str(torch.get_num_threads()), "--json"],
+                                      str(limit), "--threads", str(torch.get_num_threads()), "--device", args.device,
+                                      "--json"],
                                      check=True, capture_output=True, text=True).stdout
                 rows.append(("C++ application", batch / json.loads(out)["images_per_second"]))
             base = rows[0][1]

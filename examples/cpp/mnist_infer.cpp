@@ -1,7 +1,8 @@
 // Spike-GEMM inference of an exported MNIST network with the spikeops C++ runtime: no Python, no torch.
 //
 //   python -m spikeops.examples.csnn_mnist --data-dir DIR --export csnn.spikeops     (train and export)
-//   ./mnist_infer csnn.spikeops DIR [--batch 64] [--limit N] [--threads N] [--predictions FILE] [--json]
+//   ./mnist_infer csnn.spikeops DIR [--batch 64] [--limit N] [--threads N] [--device cpu|cuda[:N]]
+//                [--predictions FILE] [--json]
 //
 // Reads the MNIST test set (t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, gzipped or not) from DIR, runs
 // the network over it, and prints the accuracy, images per second and the synaptic operations per image.
@@ -77,7 +78,7 @@ void load_mnist_test(const std::string& dir, std::vector<float>& images, std::ve
 void usage() {
   std::fprintf(stderr,
                "usage: mnist_infer MODEL DATA_DIR [--batch B] [--limit N] [--threads N] [--seed S]\n"
-               "                   [--predictions FILE] [--json]\n");
+               "                   [--device cpu|cuda[:N]] [--predictions FILE] [--json]\n");
 }
 
 }  // namespace
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
   const std::string model_path = argv[1], data_dir = argv[2];
   int64_t batch = 64, limit = -1;
   uint64_t seed = 0;
-  std::string predictions_path;
+  std::string predictions_path, device = "cpu";
   bool json = false;
   for (int i = 3; i < argc; ++i) {
     const std::string a = argv[i];
@@ -103,6 +104,8 @@ int main(int argc, char** argv) {
       spikeops::set_cpu_threads(std::atoi(argv[++i]));
     } else if (a == "--seed" && has_value) {
       seed = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--device" && has_value) {
+      device = argv[++i];
     } else if (a == "--predictions" && has_value) {
       predictions_path = argv[++i];
     } else if (a == "--json") {
@@ -119,6 +122,13 @@ int main(int argc, char** argv) {
 
   try {
     spikeops::Model model = spikeops::Model::load(model_path);
+    const bool cuda_index = device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
+                            device.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (device == "cuda" || cuda_index) {  // a library built with CUDA runs the model on that GPU
+      model.to(spikeops::Device::kCUDA, cuda_index ? std::atoi(device.c_str() + 5) : 0);
+    } else if (device != "cpu") {
+      throw std::runtime_error("--device must be cpu, cuda or cuda:N, got " + device);
+    }
     if (model.input_numel() != 784) {
       throw std::runtime_error("the model takes " + std::to_string(model.input_numel()) +
                                " inputs per sample, MNIST images have 784");
@@ -161,9 +171,10 @@ int main(int argc, char** argv) {
     }
     const double accuracy = n ? double(correct) / double(n) : 0.0, per_second = seconds > 0 ? double(n) / seconds : 0.0;
     if (json) {
-      std::printf("{\"images\": %lld, \"batch\": %lld, \"threads\": %d, \"accuracy\": %.6f, \"seconds\": %.6f, "
-                  "\"images_per_second\": %.2f, \"synaptic_ops_per_image\": %.1f, \"dense_macs_per_image\": %.1f}\n",
-                  (long long)n, (long long)batch, spikeops::cpu_threads(), accuracy, seconds, per_second,
+      std::printf("{\"images\": %lld, \"batch\": %lld, \"device\": \"%s\", \"threads\": %d, \"accuracy\": %.6f, "
+                  "\"seconds\": %.6f, \"images_per_second\": %.2f, \"synaptic_ops_per_image\": %.1f, "
+                  "\"dense_macs_per_image\": %.1f}\n",
+                  (long long)n, (long long)batch, device.c_str(), spikeops::cpu_threads(), accuracy, seconds, per_second,
                   n ? double(synaptic_ops) / double(n) : 0.0, n ? double(dense_macs) / double(n) : 0.0);
       return 0;
     }
@@ -177,9 +188,9 @@ int main(int argc, char** argv) {
                   neuron ? "" : rep.spike_input ? "spikes (1 B)" : "real values", rate,
                   n ? double(rep.synaptic_ops) / double(n) : 0.0, n ? double(rep.dense_macs) / double(n) : 0.0);
     }
-    std::printf("\n%lld test images, batch %lld, %d threads: accuracy %.2f%%, %.0f images/s, "
+    std::printf("\n%lld test images, batch %lld, %s, %d CPU threads: accuracy %.2f%%, %.0f images/s, "
                 "%.0f synaptic accumulates and %.0f dense multiply-accumulates per image\n",
-                (long long)n, (long long)batch, spikeops::cpu_threads(), 100.0 * accuracy, per_second,
+                (long long)n, (long long)batch, device.c_str(), spikeops::cpu_threads(), 100.0 * accuracy, per_second,
                 n ? double(synaptic_ops) / double(n) : 0.0, n ? double(dense_macs) / double(n) : 0.0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mnist_infer: %s\n", e.what());

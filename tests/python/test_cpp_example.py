@@ -9,6 +9,7 @@ there, else the sample shipped in the package), exported, and run by the C++ pro
 predictions and output spike counts must be identical to the Python model's.
 """
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -86,3 +87,22 @@ def test_cpp_application_matches_python(tmp_path):
     mismatched = (cpp_counts != py_counts).any(1).nonzero().flatten().tolist()
     assert not mismatched, f"spike counts differ on images {mismatched[:10]}"
     assert torch.equal(cpp_pred, py_pred)
+
+
+def test_cpp_application_device_option(tmp_path):
+    """--device: a bad name is refused; cuda runs on a GPU when the installed library has CUDA and one is
+    present (the GPU's results are compared with the CPU's in test_cuda.py), else fails with a message."""
+    root = SHARED_MNIST if datasets.mnist_files_present(SHARED_MNIST) else datasets.SAMPLE_DIR
+    torch.manual_seed(0)
+    path = tmp_path / "small_csnn.spikeops"
+    spikeops.export(small_csnn(), path, torch.rand(1, 1, 28, 28), T=T, encoding="direct")
+    base = [RUNNER, str(path), str(root), "--limit", "64", "--json"]
+    bad = subprocess.run(base + ["--device", "tpu"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "--device must be cpu, cuda or cuda:N, got tpu" in bad.stderr
+    cpu = subprocess.run(base + ["--device", "cpu"], capture_output=True, text=True, check=True)
+    gpu = subprocess.run(base + ["--device", "cuda"], capture_output=True, text=True)
+    if gpu.returncode == 0:
+        assert json.loads(gpu.stdout)["device"] == "cuda"
+        assert abs(json.loads(gpu.stdout)["accuracy"] - json.loads(cpu.stdout)["accuracy"]) <= 0.02
+    else:
+        assert gpu.returncode == 1 and "CUDA" in gpu.stderr, gpu.stderr
