@@ -1,6 +1,8 @@
 // The model runtime on a GPU (Model::to(Device::kCUDA)): the same layers as the CPU path (model_run.cpp), in
-// the same activation layout, with the same per-element formulas (model_math.hpp) and the same summation
-// order per output, so that with exactly representable sums the two give identical spikes and scores.
+// the same activation layout, with the same per-element formulas (model_math.hpp) and, except in the spike
+// GEMM, the same order of summation per output, so that with exactly representable sums the two give
+// identical spikes and scores. (The CPU spike GEMM adds even and odd spikes in two accumulators, the CUDA one
+// in one: with arbitrary float weights a linear layer fed spikes may differ in the last bits.)
 //
 // An activation is [rows, features] in C order, rows = T * batch step-major, or rows = batch while it is the
 // same at every step (time_invariant). Spikes are 1 byte; a linear layer fed spikes runs the spike GEMM
@@ -9,7 +11,7 @@
 //
 // The kernels other than the spike GEMM and the neuron are simple one-thread-per-output loops: the layers
 // they serve (the encoder, the first dense layer, pooling, small convolutions) are small next to the
-// neurons' T steps, and their order of accumulation is the CPU's.
+// neurons' T steps, and their order of accumulation is the CPU's. Not tuned: no GPU has run them yet.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -66,12 +68,14 @@ class DeviceBuffer {
   std::size_t capacity_ = 0;
 };
 
-// A host vector copied to a new device buffer (nothing for an empty vector: the pointer stays null).
+// A host vector copied to a new device buffer on `stream` (nothing for an empty vector: the pointer stays
+// null). The caller synchronizes the stream before `host` goes away.
 template <typename T>
-void upload(DeviceBuffer& buffer, const std::vector<T>& host) {
+void upload(DeviceBuffer& buffer, const std::vector<T>& host, cudaStream_t stream) {
   if (host.empty()) return;
   void* p = buffer.reserve(host.size() * sizeof(T));
-  check_cuda(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+  check_cuda(cudaMemcpyAsync(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream),
+             "cudaMemcpyAsync (weights)");
 }
 
 struct DeviceLayer {
@@ -250,10 +254,19 @@ __global__ void scores_kernel(const In* y, bool time_invariant, int64_t T, int64
   }
 }
 
+// Launches one thread per work item, at most kMaxCountingBlocks blocks for the kernels that count into one
+// counter (they grid-stride, so fewer blocks mean fewer atomics on that address).
+constexpr unsigned int kMaxCountingBlocks = 4096;
 template <typename Kernel, typename... Args>
 void launch(const char* name, cudaStream_t stream, int64_t work_items, Kernel kernel, Args... args) {
   if (work_items <= 0) return;
   kernel<<<grid_blocks(work_items), kThreadsPerBlock, 0, stream>>>(args...);
+  check_launch(name);
+}
+template <typename Kernel, typename... Args>
+void launch_counting(const char* name, cudaStream_t stream, int64_t work_items, Kernel kernel, Args... args) {
+  if (work_items <= 0) return;
+  kernel<<<std::min(grid_blocks(work_items), kMaxCountingBlocks), kThreadsPerBlock, 0, stream>>>(args...);
   check_launch(name);
 }
 
@@ -278,9 +291,11 @@ void ModelDeviceDeleter::operator()(ModelDevice* d) const noexcept {
   try {
     DeviceGuard guard(d->device_index);  // the buffers are freed on their device
     delete d;
+    return;
   } catch (...) {
-    // cudaGetDevice failed: the context is gone (process exit); the memory goes with it.
+    // The device could not be made current (the context is gone at process exit): free what can be freed.
   }
+  delete d;
 }
 
 int model_device_index(const ModelDevice& d) { return d.device_index; }
@@ -297,16 +312,20 @@ ModelDevicePtr model_to_device(const Model::Impl& m, int device_index) {
   d->device_index = device_index;
   check_cuda(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking), "cudaStreamCreate");
   d->layers.resize(m.layers.size());
+  std::vector<std::vector<float>> decays(m.layers.size());
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     const ModelLayer& L = m.layers[i];
     DeviceLayer& D = d->layers[i];
-    upload(D.weight_t, L.weight_t);
-    upload(D.packed, L.packed);
-    upload(D.bias, L.bias);
+    upload(D.weight_t, L.weight_t, d->stream);
+    upload(D.packed, L.packed, d->stream);
+    upload(D.bias, L.bias, d->stream);
     if (L.neuron.kind == NeuronKind::kParametricLIF && L.kind == LayerKind::kNeuron) {
-      upload(D.decay, std::vector<float>{L.decay});
+      decays[i] = {L.decay};
+      upload(D.decay, decays[i], d->stream);
     }
   }
+  // The copies are complete before any run reads them (and before `decays` goes away).
+  check_cuda(cudaStreamSynchronize(d->stream), "Model::to(CUDA): copying the weights");
   d->activations.resize(m.layers.size() + 1);
   return d;
 }
@@ -335,7 +354,7 @@ void run_linear(const ModelLayer& L, DeviceLayer& D, const DeviceActivation& a, 
     args.out = device_view(out, DType::kFloat32, {a.rows, L.O}, index);
     args.stream = stream;
     ::spikeops::spike_accumulate(args);  // the validated entry point
-    launch("count_kernel", stream, a.rows * L.K, count_kernel, static_cast<const uint8_t*>(a.bits_ptr()),
+    launch_counting("count_kernel", stream, a.rows * L.K, count_kernel, static_cast<const uint8_t*>(a.bits_ptr()),
            a.rows * L.K, counter);
   } else {
     launch("dense_linear_kernel", stream, a.rows * L.O, dense_linear_kernel, static_cast<const float*>(a.values_ptr()),
@@ -357,7 +376,7 @@ void run_conv2d(const ModelLayer& L, DeviceLayer& D, const DeviceActivation& a, 
   const float* bias = D.bias.as<const float>();
   const int64_t n = y.rows * y.features;
   if (a.spikes) {
-    launch("conv2d_kernel<spikes>", stream, n, conv2d_kernel<true>, g, static_cast<const void*>(a.bits_ptr()),
+    launch_counting("conv2d_kernel<spikes>", stream, n, conv2d_kernel<true>, g, static_cast<const void*>(a.bits_ptr()),
            a.rows, wt, bias, out, counter);
   } else {
     launch("conv2d_kernel<values>", stream, n, conv2d_kernel<false>, g, static_cast<const void*>(a.values_ptr()),
@@ -420,7 +439,7 @@ void run_neuron(const Model::Impl& m, const ModelLayer& L, DeviceLayer& D, const
   args.v_final = device_view(v_final, DType::kFloat32, {N}, index);
   args.stream = stream;
   ::spikeops::neuron_multistep_forward(L.neuron, args);
-  launch("count_kernel", stream, T * N, count_kernel, static_cast<const uint8_t*>(spikes), T * N, counter);
+  launch_counting("count_kernel", stream, T * N, count_kernel, static_cast<const uint8_t*>(spikes), T * N, counter);
 }
 
 }  // namespace

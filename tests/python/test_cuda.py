@@ -201,7 +201,7 @@ def test_runtime_cuda_equals_cpu(tmp_path, encoding):
     cpu = spikeops.runtime.load(path)
     gpu = spikeops.runtime.load(path, device="cuda")
     assert gpu.device == torch.device("cuda", torch.cuda.current_device())
-    for seed, n in ((0, 33), (5, 33), (5, 1)):
+    for seed, n in ((0, 1), (0, 33), (5, 33)):  # one sample first: the device buffers grow, then are reused
         s_cpu, p_cpu = cpu(x[:n], seed=seed)
         s_gpu, p_gpu = gpu(x[:n], seed=seed)
         assert s_cpu.sum() > 0
@@ -228,3 +228,36 @@ def test_runtime_cuda_csnn_equals_python(tmp_path):
     assert expected.sum() > 0
     torch.testing.assert_close(scores, expected, rtol=0, atol=0)
     assert torch.equal(predictions, expected.argmax(1))
+
+
+@pytest.mark.parametrize("encoding", ["direct", "poisson"])
+def test_runtime_cuda_layer_combinations(tmp_path, encoding):
+    """The combinations the mixed network lacks: a neuron fed the (Poisson) input directly, max pooling of real
+    values, average pooling of spikes, a linear layer on real values at every step, a real-valued last layer."""
+    import spikeops
+    from spikeops import layer, neuron
+    from test_runtime import dyadic_
+
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(
+        neuron.IFNode(v_threshold=0.5, step_mode="m"),
+        layer.Conv2d(2, 4, 3, padding=1, step_mode="m"),
+        layer.MaxPool2d(2, step_mode="m"),
+        neuron.LIFNode(tau=2.0, step_mode="m"),
+        layer.AvgPool2d(2, step_mode="m"),
+        layer.Flatten(step_mode="m"),
+        layer.Linear(4 * 2 * 2, 6, step_mode="m"),
+    )
+    dyadic_(net, gain=4)
+    x = torch.randint(0, 17, (20, 2, 9, 8)).float() / 16
+    path = tmp_path / "combos.spikeops"
+    spikeops.export(net, path, x[:1], T=5, encoding=encoding)
+    cpu = spikeops.runtime.load(path)
+    gpu = spikeops.runtime.load(path, device="cuda")
+    for n in (3, 20):
+        s_cpu, p_cpu = cpu(x[:n], seed=1)
+        s_gpu, p_gpu = gpu(x[:n], seed=1)
+        assert s_cpu.abs().sum() > 0
+        assert torch.equal(s_cpu, s_gpu) and torch.equal(p_cpu, p_gpu)
+    keys = ("synaptic_ops", "dense_macs", "spikes", "neuron_steps")
+    assert [[r[k] for k in keys] for r in cpu.reports()] == [[r[k] for k in keys] for r in gpu.reports()]
