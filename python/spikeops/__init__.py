@@ -13,12 +13,13 @@ from __future__ import annotations
 from . import _C
 from . import _ops  # noqa: F401  (registers the torch.library ops)
 from . import base, datasets, encoding, functional, layer, loss, neuron, runtime, surrogate
+from ._allocator import tune_cpu_allocator
 from ._export import export
 from .spike_tensor import SpikeTensor, SpikeTensorDensifyWarning, to_spike_tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["build_info", "export", "SpikeTensor", "SpikeTensorDensifyWarning", "to_spike_tensor", "neuron", "surrogate", "functional", "layer", "base", "datasets", "encoding",
+__all__ = ["build_info", "export", "tune_cpu_allocator", "SpikeTensor", "SpikeTensorDensifyWarning", "to_spike_tensor", "neuron", "surrogate", "functional", "layer", "base", "datasets", "encoding",
            "loss", "runtime", "__version__"]
 
 
