@@ -39,8 +39,13 @@ backward alone is about 60% of the spikeops step on a 2-core CPU), so their cost
 The images are MNIST when --data-dir (or $SPIKEOPS_DATA) names the IDX files, else random images with
 MNIST's ink density (80% zero pixels), which costs the same.
 
+All rows run in one process with the same allocator: by default the process calls
+spikeops.tune_cpu_allocator() first (glibc keeps large buffers in the heap instead of mapping fresh pages for
+every step, as jemalloc or tcmalloc would), as the examples do; --default-malloc leaves glibc as it is.
+
     python bench/train_mnist.py [--network all|fc|csnn] [--batches 50] [--rounds 3] [-T 100] [-b 64]
                                 [--csnn-batches 10] [--csnn-T 25] [--csnn-b 128] [--data-dir DIR] [--device cpu]
+                                [--default-malloc]
 """
 
 from __future__ import annotations
@@ -449,13 +454,16 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=os.environ.get("SPIKEOPS_DATA"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-slow", action="store_true", help="leave out the SpikingJelly/snnTorch rows")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="do not call spikeops.tune_cpu_allocator() (every row then runs on glibc's defaults)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     info = spikeops.build_info()
+    tuned = not args.default_malloc and spikeops.tune_cpu_allocator()
     print(f"{device}, torch {torch.__version__} ({torch.get_num_threads()} threads), spikeops {info['version']} "
-          f"(cpu simd {info['cpu_simd']})")
+          f"(cpu simd {info['cpu_simd']}); CPU allocator: {'tuned (tune_cpu_allocator)' if tuned else 'default'}")
     if args.network in ("all", "fc"):
         bench_fc(args, device)
     if args.network in ("all", "csnn"):

@@ -75,6 +75,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, T: int, batch_size: int,
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the curves PNG")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave the C library's allocator as it is (by default, on the CPU, large buffers are "
+                             "kept in the heap between steps: spikeops.tune_cpu_allocator)")
     parser.set_defaults(_example_name=name)
 
 
@@ -92,6 +95,16 @@ def finish_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ar
     if args.model_output_dir is None:
         args.model_output_dir = args.log_dir
     return args
+
+
+def setup_allocator(args: argparse.Namespace, device: torch.device) -> str:
+    """Training on the CPU: keep the large multi-step buffers in the heap (spikeops.tune_cpu_allocator) unless
+    --default-malloc. Returns what was done, for the header line."""
+    if device.type != "cpu" or args.default_malloc:
+        return "default allocator"
+    if spikeops.tune_cpu_allocator():
+        return "large buffers kept in the heap"
+    return "default allocator (not glibc)"
 
 
 # ------------------------------------------------------------------------------------------------ data

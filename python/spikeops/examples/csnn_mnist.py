@@ -156,8 +156,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     device = torch.device(args.device)
 
     info = spikeops.build_info()
+    allocator = _training.setup_allocator(args, device)
     print(f"spikeops {info['version']} on {device} (cpu simd {info['cpu_simd']}, threads "
-          f"{torch.get_num_threads()}, cuda {info['cuda_available']})")
+          f"{torch.get_num_threads()}, cuda {info['cuda_available']}, {allocator})")
     train_set, test_set, source = _training.load_mnist(args)
 
     net = build_net(args.beta, args.slope, channels_last=args.memory_format == "channels_last").to(device)

@@ -70,8 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     spike_dtype = torch.uint8 if args.spikes == "uint8" else torch.float32
 
     info = spikeops.build_info()
+    allocator = _training.setup_allocator(args, device)
     print(f"spikeops {info['version']} on {device} (cpu simd {info['cpu_simd']}, threads "
-          f"{torch.get_num_threads()}, cuda {info['cuda_available']})")
+          f"{torch.get_num_threads()}, cuda {info['cuda_available']}, {allocator})")
     train_set, test_set, source = _training.load_mnist(args)
 
     net = build_net(args.tau).to(device)
