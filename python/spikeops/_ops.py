@@ -332,11 +332,16 @@ torch.library.register_autograd("spikeops::spike_fn", _spike_fn_backward, setup_
 # ---------------------------------------------------------------------------------------------------------
 
 # Above this firing rate a dense GEMM on the spikes as floats beats adding selected rows on the CPU (the
-# crossover measured by bench/spike_gemm.py on AVX-512 with torch's BLAS; see the README). The result is the
-# same either way, up to float32 summation order.
-DENSE_RATE_THRESHOLD_CPU = 0.7
+# crossover measured by bench/spike_gemm.py on AVX-512 with torch's BLAS; see the README). It depends on the
+# host: about 0.75 on the first machine measured, about 0.36 on a later one whose BLAS was 1.5x faster; 0.4
+# keeps every rate at or above the dense speed on both. The result is the same either way, up to float32
+# summation order.
+DENSE_RATE_THRESHOLD_CPU = 0.4
 # The weight gradient's product (S^T . dY, transposed output) crosses over earlier.
 DENSE_RATE_THRESHOLD_GRAD_CPU = 0.35
+# Products smaller than this many multiply-adds (M * K * N) stay on the kernel at every rate: there the fixed
+# costs of the dense path (counting, converting the spikes) outweigh its GEMM (measured at 32 x 1024 x 1024).
+DENSE_MIN_MACS_CPU = 1 << 28
 # Not measured yet on a GPU: the accumulate kernel is used at every rate there.
 DENSE_RATE_THRESHOLD_CUDA = 1.0
 
@@ -353,35 +358,35 @@ def pack_weight(weight: Tensor) -> Tensor:
     return w.view(tiles, PACKED_TILE_N, K).transpose(1, 2).contiguous()
 
 
-def unpack_weight(packed: Tensor, out_features: int) -> Tensor:
-    """The inverse of pack_weight: [N, K] float32."""
-    tiles, K, T = packed.shape
-    return packed.transpose(1, 2).reshape(tiles * T, K)[:out_features]
-
-
-def _accumulate(spikes_u8: Tensor, rows: Tensor, rows_packed: bool, bias: Optional[Tensor], out_features: int,
-                out_dtype: torch.dtype, out_transposed: bool = False, cpu_threshold: Optional[float] = None) -> Tensor:
-    """out = bias + spikes_u8 . rows ([M, N], or its transpose [N, M]) with the accumulate-only kernel, or
-    densely above the crossover rate."""
-    M = spikes_u8.shape[0]
+def _dense_is_faster(spikes_u8: Tensor, n: int, cpu_threshold: float) -> bool:
+    """Whether the spikes [M, K] fire above the crossover rate where a dense GEMM to n outputs wins (never on a
+    GPU yet)."""
     if spikes_u8.device.type == "cuda":
         threshold = DENSE_RATE_THRESHOLD_CUDA
     else:
-        threshold = DENSE_RATE_THRESHOLD_CPU if cpu_threshold is None else cpu_threshold
-    if threshold < 1.0 and spikes_u8.numel() > 0:
-        rate = torch.count_nonzero(spikes_u8).item() / spikes_u8.numel()
-        if rate > threshold:
-            dense_rows = unpack_weight(rows, out_features).t() if rows_packed else rows
-            spikes_f = (spikes_u8 != 0).to(torch.float32)
-            if out_transposed:
-                dense = dense_rows.t() @ spikes_f.t()
-                if bias is not None:
-                    dense += bias[:, None]
-            else:
-                dense = spikes_f @ dense_rows
-                if bias is not None:
-                    dense += bias
-            return dense.to(out_dtype)
+        threshold = cpu_threshold if spikes_u8.numel() * n >= DENSE_MIN_MACS_CPU else 1.0
+    if threshold >= 1.0 or spikes_u8.numel() == 0:
+        return False
+    return torch.count_nonzero(spikes_u8).item() / spikes_u8.numel() > threshold
+
+
+def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype,
+           out_transposed: bool = False) -> Tensor:
+    """The same product as _accumulate on the spikes as float32, by torch's GEMM: rows [K, N] (any strides)."""
+    spikes_f = (spikes_u8 != 0).to(torch.float32)
+    rows = rows.float()
+    a, b = (rows.t(), spikes_f.t()) if out_transposed else (spikes_f, rows)
+    if bias is None:
+        out = a @ b
+    else:
+        out = torch.addmm(bias[:, None] if out_transposed else bias, a, b)
+    return out.to(out_dtype)
+
+
+def _accumulate(spikes_u8: Tensor, rows: Tensor, rows_packed: bool, bias: Optional[Tensor], out_features: int,
+                out_dtype: torch.dtype, out_transposed: bool = False) -> Tensor:
+    """out = bias + spikes_u8 . rows ([M, N], or its transpose [N, M]) with the accumulate-only kernel."""
+    M = spikes_u8.shape[0]
     shape = (out_features, M) if out_transposed else (M, out_features)
     out = torch.empty(shape, dtype=out_dtype, device=rows.device)
     _C.spike_accumulate(_view(spikes_u8, "spikes"), _view(rows, "rows"), rows_packed, _view(bias, "bias"),
@@ -421,9 +426,11 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tens
     Returns:
         Tensor: [M, N] in the weight's dtype, accumulated in float32.
     """
-    spikes_u8 = spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)
-    return _accumulate(spikes_u8.contiguous(), packed_weight(weight), True,
-                       None if bias is None else bias.float().contiguous(), weight.shape[0], weight.dtype)
+    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
+    bias_f = None if bias is None else bias.float().contiguous()
+    if _dense_is_faster(spikes_u8, weight.shape[0], DENSE_RATE_THRESHOLD_CPU):  # the weight as it is: no packing, no copy
+        return _dense(spikes_u8, weight.t(), bias_f, weight.dtype)
+    return _accumulate(spikes_u8, packed_weight(weight), True, bias_f, weight.shape[0], weight.dtype)
 
 
 @spike_linear.register_fake
@@ -475,8 +482,9 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
     """
     # Packed, rows' column tiles are contiguous: worth the copy (rows is the small operand, dY) because the
     # kernel otherwise touches one page per spike (see RowsLayout::kPacked).
-    return _accumulate(spikes, pack_weight(rows.t()), True, None, rows.shape[1], out_dtype, out_transposed=True,
-                       cpu_threshold=DENSE_RATE_THRESHOLD_GRAD_CPU)
+    if _dense_is_faster(spikes, rows.shape[1], DENSE_RATE_THRESHOLD_GRAD_CPU):
+        return _dense(spikes, rows, None, out_dtype, out_transposed=True)
+    return _accumulate(spikes, pack_weight(rows.t()), True, None, rows.shape[1], out_dtype, out_transposed=True)
 
 
 @spike_accumulate_rows_t.register_fake

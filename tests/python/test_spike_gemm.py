@@ -19,6 +19,7 @@ def path(request, monkeypatch):
     threshold = 1.0 if request.param == "kernel" else 0.0
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", threshold)
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+    monkeypatch.setattr(_ops, "DENSE_MIN_MACS_CPU", 0)
     monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
     monkeypatch.setattr(functional, "CONV_DENSE_WHEN_TRAINING_CPU", request.param == "dense")
     return request.param
