@@ -178,18 +178,28 @@ struct PoolShape {
   int64_t H, W, OH, OW, kh, kw, sh, sw, ph, pw;
 };
 
+// The input window of pooling output i (over planes * OH * OW): its plane's offset and [y0, y1) x [x0, x1).
+struct Window {
+  int64_t plane_offset, y0, y1, x0, x1;
+};
+__device__ __forceinline__ Window window_of(const PoolShape& g, int64_t i) {
+  const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, plane = i / (g.OH * g.OW);
+  Window w;
+  w.plane_offset = plane * g.H * g.W;
+  model_math::pool_window(oy, g.H, g.kh, g.sh, g.ph, w.y0, w.y1);
+  model_math::pool_window(ox, g.W, g.kw, g.sw, g.pw, w.x0, w.x1);
+  return w;
+}
+
 // Max pooling of spikes: the OR of the window.
 __global__ void max_pool_spikes_kernel(const PoolShape g, const uint8_t* in, int64_t planes, uint8_t* out) {
   const int64_t n = planes * g.OH * g.OW;
   for (int64_t i = global_thread_index(); i < n; i += grid_thread_count()) {
-    const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, pl = i / (g.OH * g.OW);
-    int64_t y0, y1, x0, x1;
-    model_math::pool_window(oy, g.H, g.kh, g.sh, g.ph, y0, y1);
-    model_math::pool_window(ox, g.W, g.kw, g.sw, g.pw, x0, x1);
-    const uint8_t* p = in + pl * g.H * g.W;
+    const Window w = window_of(g, i);
+    const uint8_t* p = in + w.plane_offset;
     uint8_t any = 0;
-    for (int64_t iy = y0; iy < y1; ++iy) {
-      for (int64_t ix = x0; ix < x1; ++ix) any |= p[iy * g.W + ix];
+    for (int64_t iy = w.y0; iy < w.y1; ++iy) {
+      for (int64_t ix = w.x0; ix < w.x1; ++ix) any |= p[iy * g.W + ix];
     }
     out[i] = any != 0;
   }
@@ -201,11 +211,9 @@ __global__ void pool_values_kernel(const PoolShape g, const In* in, int64_t plan
                                    float* out) {
   const int64_t n = planes * g.OH * g.OW;
   for (int64_t i = global_thread_index(); i < n; i += grid_thread_count()) {
-    const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, pl = i / (g.OH * g.OW);
-    int64_t y0, y1, x0, x1;
-    model_math::pool_window(oy, g.H, g.kh, g.sh, g.ph, y0, y1);
-    model_math::pool_window(ox, g.W, g.kw, g.sw, g.pw, x0, x1);
-    const In* p = in + pl * g.H * g.W;
+    const Window w = window_of(g, i);
+    const int64_t y0 = w.y0, y1 = w.y1, x0 = w.x0, x1 = w.x1;
+    const In* p = in + w.plane_offset;
     if (kMax) {
       float m = -INFINITY;
       bool nan = false;
