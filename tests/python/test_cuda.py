@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import reference as ref
-from spikeops import _C, neuron, surrogate
+import spikeops
+from spikeops import _C, layer, neuron, surrogate
+from test_runtime import dyadic_, exported_csnn, mixed_net
 
 pytestmark = pytest.mark.cuda
 ops = torch.ops.spikeops
@@ -186,58 +188,36 @@ def test_spike_tensor_network_cuda_equals_cpu():
 
 # ---- The C++ runtime (spikeops::Model) on the GPU against the same runtime on the CPU ----
 
-@pytest.mark.parametrize("encoding", ["direct", "poisson"])
-def test_runtime_cuda_equals_cpu(tmp_path, encoding):
-    """Every layer kind, dyadic weights and inputs (every sum exact in any order): identical scores and reports;
-    the Poisson encoder draws the same spikes on both devices."""
-    import spikeops
-    from test_runtime import dyadic_, mixed_net
-
-    torch.manual_seed(1)
-    net = dyadic_(mixed_net("m"), gain=4)
-    x = torch.randint(0, 17, (33, 2, 13, 11)).float() / 16
-    path = tmp_path / "mixed.spikeops"
-    spikeops.export(net, path, x[:1], T=6, encoding=encoding)
+def assert_runtime_same_on_gpu(net, x, T, encoding, path, batches):
+    """Export `net`, run it with the C++ runtime on the CPU and on the GPU for each (seed, batch size):
+    identical scores, predictions and report counters (with dyadic weights and inputs every sum is exact)."""
+    spikeops.export(net, path, x[:1], T=T, encoding=encoding)
     cpu = spikeops.runtime.load(path)
     gpu = spikeops.runtime.load(path, device="cuda")
     assert gpu.device == torch.device("cuda", torch.cuda.current_device())
-    for seed, n in ((0, 1), (0, 33), (5, 33)):  # one sample first: the device buffers grow, then are reused
+    for seed, n in batches:
         s_cpu, p_cpu = cpu(x[:n], seed=seed)
         s_gpu, p_gpu = gpu(x[:n], seed=seed)
-        assert s_cpu.sum() > 0
+        assert s_cpu.abs().sum() > 0
         assert torch.equal(s_cpu, s_gpu) and torch.equal(p_cpu, p_gpu)
     keys = ("synaptic_ops", "dense_macs", "spikes", "neuron_steps")
     assert [[r[k] for k in keys] for r in cpu.reports()] == [[r[k] for k in keys] for r in gpu.reports()]
 
 
-def test_runtime_cuda_csnn_equals_python(tmp_path):
-    import spikeops
-    from spikeops import functional
-    from spikeops.examples import csnn_mnist
-    from test_runtime import dyadic_
-
-    torch.manual_seed(2)
-    net = dyadic_(csnn_mnist.build_net(), gain=4)
-    x = torch.randint(0, 17, (40, 1, 28, 28)).float() / 16
-    functional.reset_net(net)
-    with torch.no_grad():
-        expected = csnn_mnist.forward_direct(net, x, 12).sum(0)
-    path = tmp_path / "csnn.spikeops"
-    spikeops.export(net, path, x[:1], T=12)
-    scores, predictions = spikeops.runtime.load(path, device="cuda")(x)
-    assert expected.sum() > 0
-    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
-    assert torch.equal(predictions, expected.argmax(1))
+@pytest.mark.parametrize("encoding", ["direct", "poisson"])
+def test_runtime_cuda_equals_cpu(tmp_path, encoding):
+    """Every layer kind; the Poisson encoder draws the same spikes on both devices. One sample first: the
+    device buffers grow, then are reused."""
+    torch.manual_seed(1)
+    net = dyadic_(mixed_net("m"), gain=4)
+    x = torch.randint(0, 17, (33, 2, 13, 11)).float() / 16
+    assert_runtime_same_on_gpu(net, x, 6, encoding, tmp_path / "mixed.spikeops", ((0, 1), (0, 33), (5, 33)))
 
 
 @pytest.mark.parametrize("encoding", ["direct", "poisson"])
 def test_runtime_cuda_layer_combinations(tmp_path, encoding):
     """The combinations the mixed network lacks: a neuron fed the (Poisson) input directly, max pooling of real
     values, average pooling of spikes, a linear layer on real values at every step, a real-valued last layer."""
-    import spikeops
-    from spikeops import layer, neuron
-    from test_runtime import dyadic_
-
     torch.manual_seed(3)
     net = torch.nn.Sequential(
         neuron.IFNode(v_threshold=0.5, step_mode="m"),
@@ -250,14 +230,12 @@ def test_runtime_cuda_layer_combinations(tmp_path, encoding):
     )
     dyadic_(net, gain=4)
     x = torch.randint(0, 17, (20, 2, 9, 8)).float() / 16
-    path = tmp_path / "combos.spikeops"
-    spikeops.export(net, path, x[:1], T=5, encoding=encoding)
-    cpu = spikeops.runtime.load(path)
-    gpu = spikeops.runtime.load(path, device="cuda")
-    for n in (3, 20):
-        s_cpu, p_cpu = cpu(x[:n], seed=1)
-        s_gpu, p_gpu = gpu(x[:n], seed=1)
-        assert s_cpu.abs().sum() > 0
-        assert torch.equal(s_cpu, s_gpu) and torch.equal(p_cpu, p_gpu)
-    keys = ("synaptic_ops", "dense_macs", "spikes", "neuron_steps")
-    assert [[r[k] for k in keys] for r in cpu.reports()] == [[r[k] for k in keys] for r in gpu.reports()]
+    assert_runtime_same_on_gpu(net, x, 5, encoding, tmp_path / "combos.spikeops", ((1, 3), (1, 20)))
+
+
+def test_runtime_cuda_csnn_equals_python(tmp_path):
+    path, x, expected = exported_csnn(tmp_path, 40)
+    scores, predictions = spikeops.runtime.load(path, device="cuda")(x)
+    assert expected.sum() > 0
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    assert torch.equal(predictions, expected.argmax(1))

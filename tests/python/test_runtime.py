@@ -91,17 +91,23 @@ def test_single_step_network_exact(tmp_path):
     torch.testing.assert_close(scores, python_scores(SingleStep(net), x, 5), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_csnn_example_network_exact(tmp_path, channels_last):
+def exported_csnn(tmp_path, n: int, channels_last: bool = True, T: int = 12):
+    """The CSNN example's network with dyadic weights, exported: (path, images x [n, 1, 28, 28], the Python
+    model's output spike counts over T steps [n, 10])."""
     torch.manual_seed(2)
-    net = csnn_mnist.build_net(channels_last=channels_last)
-    dyadic_(net, gain=4)
-    x = torch.randint(0, 17, (6, 1, 28, 28)).float() / 16
+    net = dyadic_(csnn_mnist.build_net(channels_last=channels_last), gain=4)
+    x = torch.randint(0, 17, (n, 1, 28, 28)).float() / 16
     functional.reset_net(net)
     with torch.no_grad():
-        expected = csnn_mnist.forward_direct(net, x, 12).sum(0)
+        expected = csnn_mnist.forward_direct(net, x, T).sum(0)
     path = tmp_path / "csnn.spikeops"
-    spikeops.export(net, path, x[:1], T=12)
+    spikeops.export(net, path, x[:1], T=T)
+    return path, x, expected
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_csnn_example_network_exact(tmp_path, channels_last):
+    path, x, expected = exported_csnn(tmp_path, 6, channels_last)
     model = spikeops.runtime.load(path)
     scores, _ = model(x)
     assert expected.sum() > 0
