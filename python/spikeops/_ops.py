@@ -428,8 +428,8 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tens
     """
     spikes_u8 = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
     bias_f = None if bias is None else bias.float().contiguous()
-    if _dense_is_faster(spikes_u8, weight.shape[0], DENSE_RATE_THRESHOLD_CPU):  # the weight as it is: no packing, no copy
-        return _dense(spikes_u8, weight.t(), bias_f, weight.dtype)
+    if _dense_is_faster(spikes_u8, weight.shape[0], DENSE_RATE_THRESHOLD_CPU):
+        return _dense(spikes_u8, weight.t(), bias_f, weight.dtype)  # the weight as it is: no packing, no copy
     return _accumulate(spikes_u8, packed_weight(weight), True, bias_f, weight.shape[0], weight.dtype)
 
 

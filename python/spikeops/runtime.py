@@ -61,9 +61,12 @@ class RuntimeModel:
         device = torch.device(device)
         if device.type not in ("cpu", "cuda"):
             raise ValueError(f"RuntimeModel.to: device must be cpu or cuda, got {device}")
-        index = 0 if device.index is None else device.index
-        if device.type == "cuda" and device.index is None and torch.cuda.is_available():
-            index = torch.cuda.current_device()
+        if device.index is not None:
+            index = device.index
+        elif device.type == "cuda" and torch.cuda.is_available():
+            index = torch.cuda.current_device()  # "cuda" means the current device, as in torch
+        else:
+            index = 0
         self._model.to(device.type, index)
         return self
 
