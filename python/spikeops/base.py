@@ -27,7 +27,23 @@ class StepModule:
 
 
 class MemoryModule(nn.Module, StepModule):
-    """A stateful module: ``reset()`` clears its state, ``detach()`` cuts the state's autograd graph."""
+    """A stateful module: ``reset()`` clears its state, ``detach()`` cuts the state's autograd graph.
+
+    ``_memories`` names the attributes that hold the state (SpikingJelly's ``register_memory``);
+    :meth:`memory_state` and :meth:`load_memory_state` read and set them, e.g. for ``layer.GCContainer``,
+    which runs a block again in the backward from the state it started with.
+    """
+
+    _memories: tuple = ()
+
+    def memory_state(self) -> dict:
+        """The state: ``{name: value}`` of the attributes in ``_memories`` (the values, not copies)."""
+        return {name: getattr(self, name) for name in self._memories}
+
+    def load_memory_state(self, state: dict) -> None:
+        """Set the state from a :meth:`memory_state` result."""
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def reset(self) -> None:
         raise NotImplementedError

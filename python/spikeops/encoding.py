@@ -120,6 +120,8 @@ class LatencyEncoder(MemoryModule):
         dtype (torch.dtype, optional): dtype of the spikes; None (default) gives x's dtype.
     """
 
+    _memories = ("spike", "t")
+
     def __init__(self, T: int, enc_function: str = "linear", step_mode: str = "s",
                  dtype: Optional[torch.dtype] = None):
         super().__init__()

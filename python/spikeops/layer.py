@@ -10,12 +10,13 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from .base import StepModule, check_step_mode
+from .base import MemoryModule, StepModule, check_step_mode
 from .functional import spike_conv2d, spike_linear
 from .spike_tensor import SpikeTensor
 
-__all__ = ["SeqToANNContainer", "MultiStepContainer", "Linear", "Conv2d", "Flatten", "MaxPool2d",
+__all__ = ["SeqToANNContainer", "MultiStepContainer", "GCContainer", "Linear", "Conv2d", "Flatten", "MaxPool2d",
            "AvgPool2d", "BatchNorm2d", "Dropout"]
 
 
@@ -39,6 +40,67 @@ class MultiStepContainer(nn.Sequential):
 
     def forward(self, x_seq: Tensor) -> Tensor:
         return torch.stack([super(MultiStepContainer, self).forward(x) for x in x_seq.unbind(0)])
+
+
+class GCContainer(nn.Sequential):
+    """Gradient checkpointing of a block of layers, neurons included (SpikingJelly's ``memopt.GCContainer``).
+
+    While training, the forward keeps only the block's input for the backward, not what the layers inside
+    save (a neuron's float32 membrane potentials, a layer's input): the backward runs the block again, from
+    the state its neurons had when the forward started, to rebuild them. With a spike input (a
+    :class:`spikeops.SpikeTensor` or ``uint8``) that input is 1 byte per spike, so a network split into blocks
+    that each end in a neuron keeps 1 byte per spike for the backward; the cost is a second forward of each
+    block. Gradients are those of the same layers without the container (the block runs the same kernels on
+    the same values; the random number generator state is restored too). Without gradients (``torch.no_grad``,
+    inference) it is a plain ``nn.Sequential``.
+
+    Args:
+        *modules: the layers of the block, run in order like ``nn.Sequential``. Unlike SpikingJelly's, it
+            takes no spike compressor as first argument: spikes already travel in 1 byte.
+
+    Notes:
+        The neurons' state must be reset between batches as usual (``functional.reset_net``). Layers that
+        update buffers in their forward (BatchNorm's running statistics) update them again in the backward,
+        as with any gradient checkpointing. Under ``torch.compile`` the container runs eagerly (a graph
+        break; the layers around it are compiled).
+    """
+
+    def __init__(self, *modules: nn.Module):
+        if modules and not isinstance(modules[0], nn.Module):
+            raise TypeError("GCContainer: every argument must be an nn.Module (spikeops' GCContainer takes no "
+                            f"spike compressor first, unlike SpikingJelly's), got {type(modules[0]).__name__}")
+        super().__init__(*modules)
+
+    # Under torch.compile the block runs eagerly (a graph break): dynamo does not trace a checkpoint whose
+    # function sets the neurons' state (torch 2.13).
+    @torch.compiler.disable
+    def forward(self, x: Tensor) -> Tensor:
+        if not torch.is_grad_enabled():
+            return super().forward(x)
+        stateful = [m for m in self.modules() if isinstance(m, MemoryModule)]
+        for m in stateful:
+            if not m._memories:
+                raise TypeError(f"GCContainer: {type(m).__name__} is a MemoryModule that does not name its state "
+                                "in _memories, so the backward could not run it again from its initial state")
+        start = [m.memory_state() for m in stateful]
+        calls = []
+
+        def run(inp: Tensor) -> Tensor:
+            if not calls:  # the forward
+                calls.append(1)
+                return nn.Sequential.forward(self, inp)
+            # The backward's recomputation: from the state the forward started with, and the state of now put
+            # back afterwards (in `finally`, as torch stops a recomputation early once it has what it needs).
+            now = [m.memory_state() for m in stateful]
+            try:
+                for m, state in zip(stateful, start):
+                    m.load_memory_state(state)
+                return nn.Sequential.forward(self, inp)
+            finally:
+                for m, state in zip(stateful, now):
+                    m.load_memory_state(state)
+
+        return checkpoint(run, x, use_reentrant=False)
 
 
 class _StepModeLayer(StepModule):

@@ -47,6 +47,7 @@ class BaseNode(MemoryModule):
     """
 
     _neuron_kind = -1
+    _memories = ("v", "v_seq")
 
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                  surrogate_function: Optional[SurrogateFunctionBase] = None, detach_reset: bool = False,
