@@ -1,25 +1,32 @@
 """Activation memory of training a 3-layer spiking MLP: 1-byte spikes vs float32 spikes.
 
-Activation memory is what autograd keeps for the backward: every tensor saved by a forward op, counted once
-per storage through torch.autograd.graph.saved_tensors_hooks (parameters excluded). It is exact and
-deterministic, unlike the peak resident memory of a CPU process. Networks (T=16, batch 128, 784-4096-4096-10,
-LIF neurons, multi-step):
+Activation memory is what the training forward leaves allocated for the backward: the C heap in use after
+the forward minus before it (glibc's mallinfo2, mmapped blocks included), so it counts everything the autograd
+graph holds, also what a checkpoint keeps outside the saved-tensor hooks (the final neuron states and the
+output, under 7 MB, are in every row). The tensors saved through torch.autograd.graph.saved_tensors_hooks are
+counted too, by dtype, as a cross-check (parameters excluded; the hooks cannot see inside a checkpoint).
+Networks (T=16, batch 128, 784-4096-4096-10, LIF neurons, multi-step):
 
   - eager torch:            nn.Linear layers and a plain-PyTorch LIF step loop (as in the tutorials),
   - spikeops float spikes:  layer.Linear + neuron.LIFNode, spikes float32 into dense nn.Linear,
   - spikeops 1-byte spikes: the same with layer.Linear(spike_input=True): the spike GEMM keeps its input
                             spikes in 1 byte for the backward (the gradient still reaches the neurons),
   - spikeops SpikeTensor:   neurons with spike_tensor=True write their spikes in 1 byte (no float spike
-                            tensor at all) and the spike GEMM keeps those bytes.
+                            tensor at all) and the spike GEMM keeps those bytes,
+  - ... + GCContainer:      each (Linear, LIF) pair in a layer.GCContainer (gradient checkpointing): the forward
+                            keeps only each block's input, the backward runs the block again.
 
 It also times one training step (forward + backward, median) of each network, in the same run.
 
     python bench/memory.py [--T 16] [--batch 128] [--hidden 4096] [--no-time]
+
+Linux with glibc >= 2.33 only (mallinfo2).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 
 import torch
 from torch import nn
@@ -41,6 +48,9 @@ class EagerLIF(nn.Module):
 
 
 def make_net(kind: str, hidden: int) -> nn.Module:
+    if kind.endswith(" + GCContainer"):
+        flat = list(make_net(kind.removesuffix(" + GCContainer"), hidden))
+        return nn.Sequential(*[layer.GCContainer(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)])
     if kind == "eager torch":
         fc = lambda i, o: layer.SeqToANNContainer(nn.Linear(i, o))  # noqa: E731
         return nn.Sequential(fc(784, hidden), EagerLIF(), fc(hidden, hidden), EagerLIF(), fc(hidden, 10), EagerLIF())
@@ -53,7 +63,34 @@ def make_net(kind: str, hidden: int) -> nn.Module:
                          layer.Linear(hidden, 10, step_mode="m", spike_input=spike_input), lif())
 
 
-def activation_bytes(net: nn.Module, x: torch.Tensor) -> tuple[int, dict]:
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_in_use() -> int:
+    """Bytes of the C heap in use (glibc's mallinfo2: small blocks + mmapped blocks)."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def kept_bytes(net: nn.Module, x: torch.Tensor) -> int:
+    """Heap the training forward leaves allocated (after a first step, so that caches and lazy buffers exist)."""
+    for _ in range(2):
+        functional.reset_net(net)
+        net.zero_grad(set_to_none=True)
+        before = heap_in_use()
+        out = net(x)
+        kept = heap_in_use() - before
+        out.float().mean().backward()
+        del out
+    net.zero_grad(set_to_none=True)
+    return kept
+
+
+def saved_bytes(net: nn.Module, x: torch.Tensor) -> tuple[int, dict]:
     params = {p.untyped_storage().data_ptr() for p in net.parameters()}
     seen, by_dtype = {}, {}
 
@@ -91,17 +128,23 @@ def main() -> None:
     x = torch.rand(args.T, args.batch, 784)
     print(f"3-layer spiking MLP 784-{args.hidden}-{args.hidden}-10, T={args.T}, batch={args.batch}: "
           "memory autograd keeps for the backward")
-    print(f"{'network':26} {'activations MB':>15} {'vs float spikes':>16} {'step ms':>9} {'vs float':>9}  by dtype")
-    kinds = ("eager torch", "spikeops float spikes", "spikeops 1-byte spikes", "spikeops SpikeTensor")
-    nets = {kind: make_net(kind, args.hidden) for kind in kinds}
-    results = {kind: activation_bytes(net, x) for kind, net in nets.items()}
-    times = {kind: float("nan") if args.no_time else step_seconds(net, x) for kind, net in nets.items()}
-    for kind, (total, by_dtype) in results.items():
-        ratio = results["spikeops float spikes"][0] / total
-        speed = times["spikeops float spikes"] / times[kind]
+    print(f"{'network':40} {'activations MB':>15} {'vs float spikes':>16} {'step ms':>9} {'vs float':>9}  "
+          "saved through the hooks, by dtype")
+    kinds = ("eager torch", "spikeops float spikes", "spikeops 1-byte spikes", "spikeops SpikeTensor",
+             "spikeops float spikes + GCContainer", "spikeops SpikeTensor + GCContainer")
+    base = "spikeops float spikes"
+    results = {}
+    for kind in kinds:
+        net = make_net(kind, args.hidden)
+        results[kind] = (kept_bytes(net, x), saved_bytes(net, x)[1],
+                         float("nan") if args.no_time else step_seconds(net, x))
+        del net
+    for kind, (total, by_dtype, seconds) in results.items():
+        ratio = results[base][0] / total
+        speed = results[base][2] / seconds
         detail = ", ".join(f"{str(d).replace('torch.', '')} {b / 2**20:.0f} MB" for d, b in sorted(
-            by_dtype.items(), key=lambda kv: -kv[1]))
-        print(f"{kind:26} {total / 2**20:15.1f} {ratio:15.2f}x {1e3 * times[kind]:9.0f} {speed:8.2f}x  {detail}")
+            by_dtype.items(), key=lambda kv: -kv[1])) or "-"
+        print(f"{kind:40} {total / 2**20:15.1f} {ratio:15.2f}x {1e3 * seconds:9.0f} {speed:8.2f}x  {detail}")
 
 
 if __name__ == "__main__":
