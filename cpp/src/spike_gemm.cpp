@@ -11,9 +11,29 @@
 
 namespace spikeops {
 
+namespace {
+
+// The transpose of a contiguous [K, M] tensor (strides [1, M]) that is not also row-major.
+bool column_major_2d(const TensorView& t) {
+  return t.ndim == 2 && t.shape[0] > 1 && t.shape[1] > 1 && t.strides[0] == 1 && t.strides[1] == t.shape[0];
+}
+
+}  // namespace
+
 void spike_accumulate(const SpikeAccumulateArgs& a) {
   validate::Checker check("spike_accumulate");
-  check.tensor(a.spikes, "spikes", 2, {DType::kUInt8});
+  if (column_major_2d(a.spikes)) {
+    if (a.spikes.device == Device::kCUDA) {
+      check.fail("spikes", "must be contiguous on CUDA (column-major spikes are read on the CPU only), got strides " +
+                               std::to_string(a.spikes.strides[0]) + ", " + std::to_string(a.spikes.strides[1]));
+    }
+    TensorView row_major = a.spikes;  // the other checks (dtype, data) on the same tensor seen contiguous
+    row_major.strides[0] = a.spikes.shape[1];
+    row_major.strides[1] = 1;
+    check.tensor(row_major, "spikes", 2, {DType::kUInt8});
+  } else {
+    check.tensor(a.spikes, "spikes", 2, {DType::kUInt8});
+  }
   const int64_t M = a.spikes.shape[0], K = a.spikes.shape[1];
   // Spike indices are kept in 32 bits.
   if (K > std::numeric_limits<int32_t>::max()) check.fail("spikes", "must have fewer than 2^31 columns");

@@ -283,6 +283,14 @@ void test_empty() {
   CHECK(a.x_seq.is_contiguous());
 }
 
+// A [rows, cols] uint8 view of `data` with the given element strides.
+TensorView strided_bytes(void* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  TensorView v = make_tensor_view(data, DType::kUInt8, {rows, cols});
+  v.strides[0] = row_stride;
+  v.strides[1] = col_stride;
+  return v;
+}
+
 void test_spike_accumulate() {
   // Against a plain triple loop, for both layouts of rows, plain and transposed outputs, odd sizes.
   std::mt19937 rng(7);
@@ -325,6 +333,28 @@ void test_spike_accumulate() {
         CHECK(same);
       }
     }
+    // Column-major spikes (a transposed view of their [K, M] transpose in memory): the same sums.
+    std::vector<uint8_t> spikes_t(K * M);
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t k = 0; k < K; ++k) spikes_t[k * M + m] = spikes[m * K + k];
+    }
+    for (int transposed = 0; transposed < 2; ++transposed) {
+      std::vector<float> out(M * N, NAN);
+      SpikeAccumulateArgs a;
+      a.spikes = strided_bytes(spikes_t.data(), M, K, 1, M);
+      a.rows_layout = RowsLayout::kPacked;
+      a.rows = make_tensor_view(packed.data(), DType::kFloat32, {tiles, K, kPackedTileN});
+      a.bias = make_tensor_view(bias.data(), DType::kFloat32, {N});
+      a.out_transposed = transposed != 0;
+      a.out = transposed ? make_tensor_view(out.data(), DType::kFloat32, {N, M})
+                         : make_tensor_view(out.data(), DType::kFloat32, {M, N});
+      spike_accumulate(a);
+      bool same = true;
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) same = same && out[transposed ? n * M + m : m * N + n] == expected[m * N + n];
+      }
+      CHECK(same);
+    }
     // 16-bit output: the float32 sums rounded once.
     std::vector<uint16_t> out16(M * N);
     SpikeAccumulateArgs a;
@@ -366,6 +396,13 @@ void test_spike_accumulate() {
   bad = a;
   bad.out.device = Device::kCUDA;
   EXPECT_ERROR(spike_accumulate(bad), "out must be on the same device as spikes");
+  bad = a;
+  bad.spikes = strided_bytes(s, 2, 3, 1, 2);
+  spike_accumulate(bad);  // column-major spikes are fine on the CPU
+  bad.spikes.device = Device::kCUDA;
+  EXPECT_ERROR(spike_accumulate(bad), "spikes must be contiguous on CUDA (column-major spikes are read on the CPU only)");
+  bad.spikes = strided_bytes(s, 2, 3, 1, 4);
+  EXPECT_ERROR(spike_accumulate(bad), "spikes must be contiguous");
   EXPECT_ERROR(pack_rows(a.rows, make_tensor_view(r, DType::kFloat32, {1, 3, 3})), "packed must have shape [1, 3, 64]");
 }
 

@@ -5,6 +5,7 @@
 // (rows = W^T, [K, N]) one entry point serves both directions of a linear layer:
 //   forward          y[M, N]     = bias + S[M, K] . W^T      spikes = S,   rows = W^T [K, N]
 //   weight gradient  dW^T[K, N]  = S^T[K, M] . dY[M, N]      spikes = S^T, rows = dY    [M, N]
+// (S^T may be passed as a column-major view of S on the CPU.)
 #pragma once
 
 #include "spikeops/config.hpp"
@@ -26,7 +27,9 @@ constexpr int kPackedTileN = 64;
 // unspecified order: results agree with a dense float32 GEMM up to rounding, exactly when the sums are exact,
 // e.g. integer weights). Any nonzero byte counts as one spike (the byte's value is not a multiplier).
 struct SpikeAccumulateArgs {
-  TensorView spikes;  // [M, K] uint8, contiguous
+  // [M, K] uint8, contiguous; on the CPU also column-major (strides [1, M]: the transpose of a contiguous
+  // [K, M] tensor), so the weight gradient reads S^T from the forward's S without a transposed copy.
+  TensorView spikes;
   TensorView rows;    // float32, contiguous: [K, N] (kRowMajor) or [ceil(N / 64), K, 64] (kPacked)
   RowsLayout rows_layout = RowsLayout::kRowMajor;
   TensorView bias;    // optional [N] float32
