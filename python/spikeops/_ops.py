@@ -358,6 +358,15 @@ def pack_weight(weight: Tensor) -> Tensor:
     return w.view(tiles, PACKED_TILE_N, K).transpose(1, 2).contiguous()
 
 
+def _pack_rows(rows: Tensor) -> Tensor:
+    """rows [K, N] (contiguous) in the packed layout [ceil(N/64), K, 64] float32: pack_weight(rows.t()) in one copy
+    of 256-byte pieces instead of two transposing copies."""
+    K, N = rows.shape
+    tiles = (N + PACKED_TILE_N - 1) // PACKED_TILE_N
+    r = torch.nn.functional.pad(rows.float(), (0, tiles * PACKED_TILE_N - N)) if N % PACKED_TILE_N else rows.float()
+    return r.reshape(K, tiles, PACKED_TILE_N).transpose(0, 1).contiguous()
+
+
 def _dense_is_faster(spikes_u8: Tensor, n: int, cpu_threshold: float) -> bool:
     """Whether the spikes [M, K] fire above the crossover rate where a dense GEMM to n outputs wins (never on a
     GPU yet)."""
@@ -443,22 +452,22 @@ def _spike_linear_setup_context(ctx, inputs, output):
     ctx.spikes_dtype = spikes.dtype
     ctx.weight_dtype = weight.dtype
     ctx.has_bias = bias is not None
-    # The weight gradient needs the spikes transposed; they are kept in 1 byte whatever their dtype.
+    # The weight gradient reads the spikes transposed; they are kept as they are, in 1 byte whatever their dtype.
     if isinstance(spikes, SpikeTensor):
         spikes = spikes.spikes
-    spikes_t = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).t().contiguous()
-    ctx.save_for_backward(spikes_t, weight if ctx.needs_input_grad[0] else None)
+    spikes_u8 = spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)
+    ctx.save_for_backward(spikes_u8, weight if ctx.needs_input_grad[0] else None)
 
 
 def _spike_linear_backward(ctx, grad_out):
-    spikes_t, weight = ctx.saved_tensors
+    spikes_u8, weight = ctx.saved_tensors
     grad_spikes = grad_weight = grad_bias = None
     if ctx.needs_input_grad[0]:
         # dense: the gradient of the spikes is not sparse
         grad_spikes = (grad_out @ weight.to(grad_out.dtype)).to(ctx.spikes_dtype)
     if ctx.needs_input_grad[1]:
         # dW^T = S^T . dY: rows of dY are added where a spike occurred, the same accumulate-only kernel.
-        grad_weight = spike_accumulate_rows_t(spikes_t, grad_out.contiguous(), ctx.weight_dtype)
+        grad_weight = spike_accumulate_rows_t(spikes_u8.t(), grad_out.contiguous(), ctx.weight_dtype)
     if ctx.has_bias and ctx.needs_input_grad[2]:
         grad_bias = grad_out.sum(0)
     return grad_spikes, grad_weight, grad_bias
@@ -473,7 +482,7 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
     """(spikes . rows)^T: out[n, m] = sum of rows[k, n] over the spikes of row m, no multiplies.
 
     Args:
-        spikes (Tensor): [M, K] uint8.
+        spikes (Tensor): [M, K] uint8; on the CPU a transposed view (``S.t()``) is read as it is.
         rows (Tensor): [K, N] float32/float16/bfloat16 (converted to float32).
         out_dtype (torch.dtype): float32, float16 or bfloat16.
 
@@ -484,7 +493,11 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
     # kernel otherwise touches one page per spike (see RowsLayout::kPacked).
     if _dense_is_faster(spikes, rows.shape[1], DENSE_RATE_THRESHOLD_GRAD_CPU):
         return _dense(spikes, rows, None, out_dtype, out_transposed=True)
-    return _accumulate(spikes, pack_weight(rows.t()), True, None, rows.shape[1], out_dtype, out_transposed=True)
+    # The CPU kernel lists the spikes of a transposed view without copying it (a counting sort of the spikes);
+    # the CUDA kernel and other layouts take a contiguous copy.
+    if spikes.device.type != "cpu" or not spikes.t().is_contiguous():
+        spikes = spikes.contiguous()
+    return _accumulate(spikes, _pack_rows(rows), True, None, rows.shape[1], out_dtype, out_transposed=True)
 
 
 @spike_accumulate_rows_t.register_fake

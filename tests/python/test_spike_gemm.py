@@ -133,6 +133,13 @@ def test_saved_tensors_are_one_byte():
     assert x.grad is not None and x.grad.abs().sum() > 0, "the gradient must reach the neuron"
 
 
+@pytest.mark.parametrize("K,N", [(1, 1), (5, 64), (7, 130), (1024, 4096)])
+def test_pack_rows_is_pack_weight_of_the_transpose(K, N):
+    rows = torch.randn(K, N)
+    assert torch.equal(_ops._pack_rows(rows), _ops.pack_weight(rows.t()))
+    assert torch.equal(_ops._pack_rows(rows.bfloat16()), _ops.pack_weight(rows.bfloat16().t()))
+
+
 def test_cached_weight_follows_in_place_updates():
     s = spikes_at((5, 12), 0.5)
     w = torch.randn(3, 12)
@@ -249,6 +256,20 @@ def test_opcheck_spike_linear(spike_dtype, with_bias):
 def test_opcheck_spike_accumulate_rows_t():
     torch.library.opcheck(ops.spike_accumulate_rows_t, (spikes_at((30, 9), 0.3), torch.randn(9, 70),
                                                         torch.bfloat16))
+    # the weight gradient's input: a transposed view of the forward's spikes
+    torch.library.opcheck(ops.spike_accumulate_rows_t, (spikes_at((9, 30), 0.3).t(), torch.randn(9, 70),
+                                                        torch.float32))
+
+
+@pytest.mark.parametrize("M,K", [(30, 9), (1, 40), (40, 1), (257, 129)])
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.5, 1.0])
+def test_rows_t_reads_transposed_views(path, M, K, rate):
+    """S^T . dY from a transposed view of S [K, M] (read in place on the CPU) and from a strided one (copied)."""
+    s = spikes_at((K, M), rate)
+    rows = torch.randn(K, 70).round()  # integers: exact sums in any order
+    for view in (s.t(), s.t().contiguous(), spikes_at((K, 2 * M), rate)[:, ::2].t()):
+        expected = (view.float() @ rows).t()
+        torch.testing.assert_close(ops.spike_accumulate_rows_t(view, rows, torch.float32), expected, rtol=0, atol=0)
 
 
 # ---- convolution ----
