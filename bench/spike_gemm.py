@@ -5,10 +5,14 @@ For each shape and firing rate it prints the median time of
   - spikeops accumulate                     the accumulate-only kernel alone (dense dispatch disabled),
   - spikeops spike_linear                   what users get: the kernel, or the dense GEMM above the crossover,
 then a convolution layer (F.conv2d vs functional.spike_conv2d),
-and the ratio against the baseline, for the forward and for forward+backward (weight and bias gradients; the
-spikes come from uint8, so they need no gradient).
+and the ratio against the baseline, for the forward and for forward+backward (weight and bias gradients, into
+.grad set to None before each backward as optimizer.zero_grad() does; the spikes come from uint8, so they need
+no gradient).
 
-    python bench/spike_gemm.py [--device cpu|cuda] [--dtype float32|bfloat16] [--quick]
+    python bench/spike_gemm.py [--device cpu|cuda] [--dtype float32|bfloat16] [--quick] [--tune-malloc]
+
+--tune-malloc calls spikeops.tune_cpu_allocator() first (glibc then keeps the large outputs in its heap instead
+of mapping them afresh each call, as the training examples do): both sides gain.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from _common import add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
+import spikeops
 from spikeops import _ops, functional
 
 RATES = (0.005, 0.01, 0.05, 0.10, 0.25, 0.50)
@@ -41,11 +46,13 @@ def run_case(M, K, N, rate, dtype, device, budget, backward):
     def dense():
         y = F.linear(spikes_f, weight, bias)
         if backward:
+            weight.grad = bias.grad = None  # as optimizer.zero_grad() leaves them: no accumulation
             y.backward(grad)
 
     def ours():
         y = functional.spike_linear(spikes_u8, weight, bias)
         if backward:
+            weight.grad = bias.grad = None
             y.backward(grad)
 
     def accumulate_only():
@@ -78,11 +85,13 @@ def run_conv_case(rate, dtype, device, budget, backward):
     def dense():
         y = F.conv2d(spikes_f, weight, None, 1, c["padding"])
         if backward:
+            weight.grad = None
             y.sum().backward()
 
     def ours():
         y = functional.spike_conv2d(spikes_u8, weight, None, 1, c["padding"])
         if backward:
+            weight.grad = None
             y.sum().backward()
 
     def accumulate_only():
@@ -102,10 +111,13 @@ def run_conv_case(rate, dtype, device, budget, backward):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser, quick_help="the small shape only")
+    parser.add_argument("--tune-malloc", action="store_true", help="call spikeops.tune_cpu_allocator() first")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     print_setup(device, args.dtype)
+    if args.tune_malloc:
+        print(f"spikeops.tune_cpu_allocator(): {spikeops.tune_cpu_allocator()}")
     if device.type == "cpu":
         print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
               f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
