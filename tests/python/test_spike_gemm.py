@@ -133,6 +133,17 @@ def test_saved_tensors_are_one_byte():
     assert x.grad is not None and x.grad.abs().sum() > 0, "the gradient must reach the neuron"
 
 
+def test_dense_dispatch_follows_the_firing_rate(monkeypatch):
+    monkeypatch.setattr(_ops, "DENSE_MIN_MACS_CPU", 0)
+    for M in (1, 63, 1000):
+        for rate, dense in ((0.05, False), (0.9, True)):
+            s = spikes_at((M, 512), rate)
+            assert _ops._dense_is_faster(s, 10, 0.4) == dense
+            assert _ops._dense_is_faster(s.t(), 10, 0.4) == dense  # the weight gradient's view
+    monkeypatch.setattr(_ops, "DENSE_MIN_MACS_CPU", 1 << 28)
+    assert not _ops._dense_is_faster(spikes_at((100, 100), 0.9), 10, 0.4)  # too small a product
+
+
 @pytest.mark.parametrize("K,N", [(1, 1), (5, 64), (7, 130), (1024, 4096)])
 def test_pack_rows_is_pack_weight_of_the_transpose(K, N):
     rows = torch.randn(K, N)
