@@ -95,12 +95,12 @@ def run_conv_case(rate, dtype, device, budget, backward):
             y.sum().backward()
 
     def accumulate_only():
-        saved = functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_WHEN_TRAINING_CPU
-        functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_WHEN_TRAINING_CPU = 1.0, False
+        saved = functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU
+        functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU = 1.0, 1.0
         try:
             ours()
         finally:
-            functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_WHEN_TRAINING_CPU = saved
+            functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU = saved
 
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
@@ -138,8 +138,8 @@ def main() -> None:
     c = CONV
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
           f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d (im2col in bytes + spike GEMM)")
-    print(f"(dense dispatch above firing rate {functional.CONV_DENSE_RATE_THRESHOLD_CPU}, and for training: "
-          f"{functional.CONV_DENSE_WHEN_TRAINING_CPU})")
+    print(f"(dense dispatch above firing rate {functional.CONV_DENSE_RATE_THRESHOLD_CPU}, in training above "
+          f"{functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU})")
     print(f"{'mode':8} {'rate':>6} {'F.conv2d ms':>12} {'accumulate ms':>14} {'spike_conv2d ms':>16} {'accum x':>8} "
           f"{'spike_conv2d x':>15}")
     for backward in (False, True):

@@ -100,11 +100,13 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     return out.view(*lead, weight.shape[0])
 
 
-# When spike_conv2d hands the work to torch's dense convolution on the CPU (the result is the same up to float32
-# summation order). Measured with bench/spike_gemm.py's conv rows on the development CPU, where oneDNN's float
-# convolution runs near the FMA peak: the accumulate path only wins in inference below a few percent firing.
+# Firing rates above which spike_conv2d hands the work to torch's dense convolution on the CPU (the result is
+# the same up to float32 summation order). Measured with bench/spike_gemm.py's conv rows, where oneDNN's float
+# convolution runs near the FMA peak: the accumulate path wins in inference below about 4% firing, and in
+# training (weight gradient too, since it reads the unfolded bytes as a transposed view without a copy) below
+# about 3% (1.5-1.7x at 0.5-1%, 1.0x at 5% on the second host).
 CONV_DENSE_RATE_THRESHOLD_CPU = 0.04
-CONV_DENSE_WHEN_TRAINING_CPU = True
+CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU = 0.02
 
 
 def _pair(value, name: str) -> tuple:
@@ -141,8 +143,9 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
 
     The input is unfolded in bytes (im2col at 1 byte per element), then each output pixel adds the weights
     that its receptive field's spikes select (:func:`spike_linear`): no multiplies. On the CPU, above a
-    firing rate of ``CONV_DENSE_RATE_THRESHOLD_CPU`` or when the weight needs a gradient, torch's dense
-    convolution is faster and is used instead (same result up to float32 summation order).
+    firing rate of ``CONV_DENSE_RATE_THRESHOLD_CPU`` (``CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU`` when the
+    weight needs a gradient), torch's dense convolution is faster and is used instead (same result up to
+    float32 summation order).
 
     A :class:`spikeops.SpikeTensor` input is read the same way; when a gradient is needed (of the spikes or of
     the weight) it runs torch's dense convolution on a temporary float copy and keeps the spikes for the
@@ -185,7 +188,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if spikes.device.type == "cpu" and spikes.numel() > 0:
         training = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
         rate = torch.count_nonzero(spikes).item() / spikes.numel()
-        if (training and CONV_DENSE_WHEN_TRAINING_CPU) or rate > CONV_DENSE_RATE_THRESHOLD_CPU:
+        if rate > (CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU if training else CONV_DENSE_RATE_THRESHOLD_CPU):
             return torch.nn.functional.conv2d((spikes != 0).to(weight.dtype), weight, bias, stride, padding,
                                               dilation, groups)
     n = spikes.shape[0]

@@ -21,7 +21,7 @@ def path(request, monkeypatch):
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
     monkeypatch.setattr(_ops, "DENSE_MIN_MACS_CPU", 0)
     monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(functional, "CONV_DENSE_WHEN_TRAINING_CPU", request.param == "dense")
+    monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU", threshold)
     return request.param
 
 
