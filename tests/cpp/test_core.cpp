@@ -292,7 +292,7 @@ TensorView strided_bytes(void* data, int64_t rows, int64_t cols, int64_t row_str
 }
 
 void test_spike_accumulate() {
-  // Against a plain triple loop, for both layouts of rows, plain and transposed outputs, odd sizes.
+  // Against a plain triple loop, for both layouts of spikes and of rows, plain and transposed outputs, odd sizes.
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (const auto& mkn : std::vector<std::vector<int64_t>>{{1, 1, 1}, {5, 7, 3}, {17, 130, 65}, {40, 300, 128}}) {
@@ -311,49 +311,35 @@ void test_spike_accumulate() {
     }
     pack_rows(make_tensor_view(rows.data(), DType::kFloat32, {K, N}),
               make_tensor_view(packed.data(), DType::kFloat32, {tiles, K, kPackedTileN}));
-    for (int layout = 0; layout < 2; ++layout) {
-      for (int transposed = 0; transposed < 2; ++transposed) {
-        std::vector<float> out(M * N, NAN);
-        SpikeAccumulateArgs a;
-        a.spikes = make_tensor_view(spikes.data(), DType::kUInt8, {M, K});
-        a.rows_layout = layout ? RowsLayout::kPacked : RowsLayout::kRowMajor;
-        a.rows = layout ? make_tensor_view(packed.data(), DType::kFloat32, {tiles, K, kPackedTileN})
-                        : make_tensor_view(rows.data(), DType::kFloat32, {K, N});
-        a.bias = make_tensor_view(bias.data(), DType::kFloat32, {N});
-        a.out_transposed = transposed != 0;
-        a.out = transposed ? make_tensor_view(out.data(), DType::kFloat32, {N, M})
-                           : make_tensor_view(out.data(), DType::kFloat32, {M, N});
-        spike_accumulate(a);
-        bool same = true;
-        for (int64_t m = 0; m < M; ++m) {
-          for (int64_t n = 0; n < N; ++n) {
-            same = same && out[transposed ? n * M + m : m * N + n] == expected[m * N + n];
-          }
-        }
-        CHECK(same);
-      }
-    }
-    // Column-major spikes (a transposed view of their [K, M] transpose in memory): the same sums.
+    // Spikes also column-major: a transposed view of their [K, M] transpose in memory.
     std::vector<uint8_t> spikes_t(K * M);
     for (int64_t m = 0; m < M; ++m) {
       for (int64_t k = 0; k < K; ++k) spikes_t[k * M + m] = spikes[m * K + k];
     }
-    for (int transposed = 0; transposed < 2; ++transposed) {
-      std::vector<float> out(M * N, NAN);
-      SpikeAccumulateArgs a;
-      a.spikes = strided_bytes(spikes_t.data(), M, K, 1, M);
-      a.rows_layout = RowsLayout::kPacked;
-      a.rows = make_tensor_view(packed.data(), DType::kFloat32, {tiles, K, kPackedTileN});
-      a.bias = make_tensor_view(bias.data(), DType::kFloat32, {N});
-      a.out_transposed = transposed != 0;
-      a.out = transposed ? make_tensor_view(out.data(), DType::kFloat32, {N, M})
-                         : make_tensor_view(out.data(), DType::kFloat32, {M, N});
-      spike_accumulate(a);
-      bool same = true;
-      for (int64_t m = 0; m < M; ++m) {
-        for (int64_t n = 0; n < N; ++n) same = same && out[transposed ? n * M + m : m * N + n] == expected[m * N + n];
+    for (int column_major = 0; column_major < 2; ++column_major) {
+      for (int layout = 0; layout < 2; ++layout) {
+        for (int transposed = 0; transposed < 2; ++transposed) {
+          std::vector<float> out(M * N, NAN);
+          SpikeAccumulateArgs a;
+          a.spikes = column_major ? strided_bytes(spikes_t.data(), M, K, 1, M)
+                                  : make_tensor_view(spikes.data(), DType::kUInt8, {M, K});
+          a.rows_layout = layout ? RowsLayout::kPacked : RowsLayout::kRowMajor;
+          a.rows = layout ? make_tensor_view(packed.data(), DType::kFloat32, {tiles, K, kPackedTileN})
+                          : make_tensor_view(rows.data(), DType::kFloat32, {K, N});
+          a.bias = make_tensor_view(bias.data(), DType::kFloat32, {N});
+          a.out_transposed = transposed != 0;
+          a.out = transposed ? make_tensor_view(out.data(), DType::kFloat32, {N, M})
+                             : make_tensor_view(out.data(), DType::kFloat32, {M, N});
+          spike_accumulate(a);
+          bool same = true;
+          for (int64_t m = 0; m < M; ++m) {
+            for (int64_t n = 0; n < N; ++n) {
+              same = same && out[transposed ? n * M + m : m * N + n] == expected[m * N + n];
+            }
+          }
+          CHECK(same);
+        }
       }
-      CHECK(same);
     }
     // 16-bit output: the float32 sums rounded once.
     std::vector<uint16_t> out16(M * N);
