@@ -26,13 +26,13 @@ Linux with glibc >= 2.33 only (mallinfo2).
 from __future__ import annotations
 
 import argparse
-import ctypes
 
 import torch
 from torch import nn
 
 from _common import ATanSpike, median_time  # bench/ is on sys.path when run as a script
 from spikeops import SpikeTensor, functional, layer, neuron, surrogate
+from spikeops._allocator import mallinfo2
 
 
 class EagerLIF(nn.Module):
@@ -63,16 +63,9 @@ def make_net(kind: str, hidden: int) -> nn.Module:
                          layer.Linear(hidden, 10, step_mode="m", spike_input=spike_input), lif())
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
 def heap_in_use() -> int:
     """Bytes of the C heap in use (glibc's mallinfo2: small blocks + mmapped blocks)."""
-    libc = ctypes.CDLL(None)
-    libc.mallinfo2.restype = _MallInfo2
-    info = libc.mallinfo2()
+    info = mallinfo2()
     return info.uordblks + info.hblkhd
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 __all__ = ["tune_cpu_allocator"]
@@ -28,6 +29,27 @@ __all__ = ["tune_cpu_allocator"]
 # mallopt parameters, from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc >= 2.33)."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@functools.lru_cache(maxsize=None)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def mallinfo2() -> MallInfo2:
+    """glibc's malloc statistics, for measurements (the benchmarks and tests): ``uordblks`` bytes in use in the
+    heap, ``hblkhd`` bytes in mmapped blocks. Raises OSError or AttributeError where the C library has no
+    ``mallinfo2`` (not glibc >= 2.33)."""
+    fn = _libc().mallinfo2
+    fn.restype = MallInfo2
+    return fn()
 
 
 def tune_cpu_allocator(trim_threshold: int = 1 << 30) -> bool:
@@ -46,7 +68,7 @@ def tune_cpu_allocator(trim_threshold: int = 1 << 30) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # glibc only  # noqa: B018
     except (OSError, AttributeError):

@@ -10,20 +10,15 @@ import pytest
 import spikeops
 
 PROBE = r"""
-import ctypes, sys
+import sys
 import torch, spikeops
+from spikeops._allocator import mallinfo2
 
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
 if sys.argv[1] == "tuned":
     assert spikeops.tune_cpu_allocator() is True
-before = libc.mallinfo2().hblkhd  # bytes in mmap-ed blocks
+before = mallinfo2().hblkhd  # bytes in mmap-ed blocks
 x = torch.ones(64 << 20, dtype=torch.uint8)
-print(libc.mallinfo2().hblkhd - before)
+print(mallinfo2().hblkhd - before)
 """
 
 
