@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from . import _ops
 from .base import MemoryModule, StepModule, check_step_mode
 from .spike_tensor import SpikeTensor
 
@@ -187,7 +188,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
         spikes = spikes.spikes
     if spikes.device.type == "cpu" and spikes.numel() > 0:
         training = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
-        rate = torch.count_nonzero(spikes).item() / spikes.numel()
+        rate = _ops.firing_rate_estimate(spikes)
         if rate > (CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU if training else CONV_DENSE_RATE_THRESHOLD_CPU):
             return torch.nn.functional.conv2d((spikes != 0).to(weight.dtype), weight, bias, stride, padding,
                                               dilation, groups)
