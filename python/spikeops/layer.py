@@ -83,11 +83,12 @@ class GCContainer(nn.Sequential):
                 raise TypeError(f"GCContainer: {type(m).__name__} is a MemoryModule that does not name its state "
                                 "in _memories, so the backward could not run it again from its initial state")
         start = [m.memory_state() for m in stateful]
-        calls = []
+        first_call = True
 
         def run(inp: Tensor) -> Tensor:
-            if not calls:  # the forward
-                calls.append(1)
+            nonlocal first_call
+            if first_call:  # the forward
+                first_call = False
                 return nn.Sequential.forward(self, inp)
             # The backward's recomputation: from the state the forward started with, and the state of now put
             # back afterwards (in `finally`, as torch stops a recomputation early once it has what it needs).
