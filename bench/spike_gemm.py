@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from _common import add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
 import spikeops
-from spikeops import _ops, functional
+from spikeops import _C, _ops, functional
 
 RATES = (0.005, 0.01, 0.05, 0.10, 0.25, 0.50)
 SHAPES = ((1024, 4096, 4096), (32, 1024, 1024))
@@ -56,7 +56,7 @@ def run_case(M, K, N, rate, dtype, device, budget, backward):
             y.backward(grad)
 
     def accumulate_only():
-        names = ("DENSE_RATE_THRESHOLD_CPU", "DENSE_RATE_THRESHOLD_GRAD_CPU", "DENSE_RATE_THRESHOLD_CUDA")
+        names = ("DENSE_RATE_THRESHOLD_CPU", "DENSE_RATE_THRESHOLD_GRAD_CPU")
         saved = [getattr(_ops, n) for n in names]
         for n in names:
             setattr(_ops, n, 1.0)
@@ -72,6 +72,54 @@ def run_case(M, K, N, rate, dtype, device, budget, backward):
         t_acc = median_time(accumulate_only, device, budget_s=budget)
         t_ours = median_time(ours, device, budget_s=budget)
     return t_dense, t_acc, t_ours
+
+
+def run_case_cuda(M, K, N, rate, dtype, budget, backward):
+    """cuBLAS on float spikes in bfloat16 and in float32 (torch's default: no TF32), then spike_linear with the
+    weight in dtype through each CUDA kernel forced and as dispatched."""
+    device = torch.device("cuda")
+    g = torch.Generator(device="cpu").manual_seed(0)
+    spikes_u8 = (torch.rand(M, K, generator=g) < rate).to(torch.uint8).to(device)
+    weight0 = torch.randn(N, K, generator=g) / K**0.5
+    grad0 = torch.randn(M, N, generator=g)
+
+    def case(weight_dtype, fn):
+        weight = weight0.to(weight_dtype).to(device).requires_grad_(backward)
+        bias = torch.zeros(N, dtype=weight_dtype, device=device, requires_grad=backward)
+        spikes_f = spikes_u8.to(weight_dtype)
+        grad = grad0.to(weight_dtype).to(device)
+
+        def step():
+            y = fn(spikes_f, spikes_u8, weight, bias)
+            if backward:
+                weight.grad = bias.grad = None
+                y.backward(grad)
+        return step
+
+    def cublas(spikes_f, spikes_u8, weight, bias):
+        return F.linear(spikes_f, weight, bias)
+
+    def ours(spikes_f, spikes_u8, weight, bias):
+        return functional.spike_linear(spikes_u8, weight, bias)
+
+    def forced(kernel):
+        def run():
+            saved, _ops.CUDA_KERNEL = _ops.CUDA_KERNEL, kernel
+            try:
+                steps[dtype]()
+            finally:
+                _ops.CUDA_KERNEL = saved
+        return run
+
+    steps = {dtype: case(dtype, ours)}
+    times = {}
+    with torch.enable_grad() if backward else torch.no_grad():
+        times["bf16"] = median_time(case(torch.bfloat16, cublas), device, budget_s=budget)
+        times["fp32"] = median_time(case(torch.float32, cublas), device, budget_s=budget)
+        for name in ("events", "tiled_events", "tensor_core"):
+            times[name] = median_time(forced(getattr(_C.SpikeGemmKernel, name)), device, budget_s=budget)
+        times["auto"] = median_time(steps[dtype], device, budget_s=budget)
+    return times
 
 
 def run_conv_case(rate, dtype, device, budget, backward):
@@ -118,23 +166,23 @@ def main() -> None:
     print_setup(device, args.dtype)
     if args.tune_malloc:
         print(f"spikeops.tune_cpu_allocator(): {spikeops.tune_cpu_allocator()}")
-    if device.type == "cpu":
+    if device.type == "cuda":
+        main_cuda(args, dtype)
+    else:
         print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
               f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
-    else:
-        print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CUDA}")
-    header = (f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'F.linear ms':>12} {'accumulate ms':>14} "
-              f"{'spike_linear ms':>16} {'accum x':>8} {'spike_linear x':>15}")
-    print(header)
-    print("-" * len(header))
-    shapes = SHAPES[1:] if args.quick else SHAPES
-    for backward in (False, True):
-        for M, K, N in shapes:
-            for rate in RATES:
-                t_dense, t_acc, t_ours = run_case(M, K, N, rate, dtype, device, args.budget, backward)
-                print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} {t_dense * 1e3:12.3f} "
-                      f"{t_acc * 1e3:14.3f} {t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x",
-                      flush=True)
+        header = (f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'F.linear ms':>12} {'accumulate ms':>14} "
+                  f"{'spike_linear ms':>16} {'accum x':>8} {'spike_linear x':>15}")
+        print(header)
+        print("-" * len(header))
+        shapes = SHAPES[1:] if args.quick else SHAPES
+        for backward in (False, True):
+            for M, K, N in shapes:
+                for rate in RATES:
+                    t_dense, t_acc, t_ours = run_case(M, K, N, rate, dtype, device, args.budget, backward)
+                    print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} {t_dense * 1e3:12.3f} "
+                          f"{t_acc * 1e3:14.3f} {t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x",
+                          flush=True)
     c = CONV
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
           f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d (im2col in bytes + spike GEMM)")
@@ -147,6 +195,25 @@ def main() -> None:
             t_dense, t_acc, t_ours = run_conv_case(rate, dtype, device, args.budget, backward)
             print(f"{'fwd+bwd' if backward else 'fwd':8} {rate:6.3f} {t_dense * 1e3:12.3f} {t_acc * 1e3:14.3f} "
                   f"{t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x", flush=True)
+
+
+def main_cuda(args, dtype) -> None:
+    print(f"spike_linear with {args.dtype} weights; kernels chosen above firing rate {_C.CUDA_TILED_ABOVE_RATE} "
+          f"(tiled events) and {_C.CUDA_TENSOR_CORE_ABOVE_RATE} (tensor cores); x bf16 and x fp32: cuBLAS on float "
+          "spikes in that dtype over spike_linear as dispatched")
+    header = (f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'cuBLAS bf16':>12} {'cuBLAS fp32':>12} "
+              f"{'events':>9} {'tiled':>9} {'tensor':>9} {'auto':>9} {'x bf16':>7} {'x fp32':>7}   (ms)")
+    print(header)
+    print("-" * len(header))
+    shapes = SHAPES[1:] if args.quick else SHAPES
+    for backward in (False, True):
+        for M, K, N in shapes:
+            for rate in RATES:
+                t = run_case_cuda(M, K, N, rate, dtype, args.budget, backward)
+                cells = " ".join(f"{t[k] * 1e3:9.3f}" for k in ("events", "tiled_events", "tensor_core", "auto"))
+                print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} {t['bf16'] * 1e3:12.3f} "
+                      f"{t['fp32'] * 1e3:12.3f} {cells} {t['bf16'] / t['auto']:6.1f}x {t['fp32'] / t['auto']:6.1f}x",
+                      flush=True)
 
 
 if __name__ == "__main__":

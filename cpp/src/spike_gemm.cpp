@@ -64,6 +64,22 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
     check.shape_is(a.bias, "bias", {N});
     check.same_device(a.bias, "bias", a.spikes, "spikes");
   }
+  switch (a.kernel) {
+    case SpikeGemmKernel::kAuto:
+    case SpikeGemmKernel::kEvents:
+      break;
+    case SpikeGemmKernel::kTiledEvents:
+    case SpikeGemmKernel::kTensorCore:
+      if (a.spikes.device != Device::kCUDA) {
+        check.fail("kernel", "kTiledEvents and kTensorCore run on CUDA tensors only; use kAuto or kEvents on the CPU");
+      }
+      break;
+    default:
+      check.fail("kernel", "must be a SpikeGemmKernel (kAuto, kEvents, kTiledEvents or kTensorCore)");
+  }
+  if (!(a.firing_rate <= 1.0)) {  // also rejects NaN
+    check.fail("firing_rate", "must be at most 1 (negative: unknown), got " + std::to_string(a.firing_rate));
+  }
   if (M == 0 || N == 0) return;
   if (a.spikes.device == Device::kCUDA) {
     cuda::spike_accumulate(a);

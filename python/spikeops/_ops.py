@@ -339,11 +339,14 @@ torch.library.register_autograd("spikeops::spike_fn", _spike_fn_backward, setup_
 DENSE_RATE_THRESHOLD_CPU = 0.4
 # The weight gradient's product (S^T . dY, transposed output) crosses over earlier.
 DENSE_RATE_THRESHOLD_GRAD_CPU = 0.35
-# Products smaller than this many multiply-adds (M * K * N) stay on the kernel at every rate: there the fixed
-# costs of the dense path (counting, converting the spikes) outweigh its GEMM (measured at 32 x 1024 x 1024).
-DENSE_MIN_MACS_CPU = 1 << 28
-# Not measured yet on a GPU: the accumulate kernel is used at every rate there.
-DENSE_RATE_THRESHOLD_CUDA = 1.0
+# Products smaller than this many multiply-adds (M * K * N) skip the firing-rate estimate and take the event-driven
+# kernel at every rate: on the CPU the fixed costs of the dense path (counting, converting the spikes) outweigh its
+# GEMM there (measured at 32 x 1024 x 1024); on a GPU the estimate's read-back would cost more than a kernel choice.
+DISPATCH_MIN_MACS = 1 << 28
+# On CUDA the core picks among its kernels from the estimate (event-driven, tiled event-driven, tensor cores):
+# thresholds _C.CUDA_TILED_ABOVE_RATE and _C.CUDA_TENSOR_CORE_ABOVE_RATE (spike_gemm.hpp). None forces one of
+# _C.SpikeGemmKernel for tests and benchmarks.
+CUDA_KERNEL: Optional["_C.SpikeGemmKernel"] = None
 
 
 PACKED_TILE_N: int = _C.PACKED_TILE_N
@@ -377,16 +380,21 @@ def firing_rate_estimate(spikes: Tensor) -> float:
     return torch.count_nonzero(sample).item() / sample.numel()
 
 
-def _dense_is_faster(spikes_u8: Tensor, n: int, cpu_threshold: float) -> bool:
-    """Whether the spikes [M, K] (any strides) fire above the crossover rate where a dense GEMM to n outputs wins
-    (never on a GPU yet)."""
-    if spikes_u8.device.type == "cuda":
-        threshold = DENSE_RATE_THRESHOLD_CUDA
-    else:
-        threshold = cpu_threshold if spikes_u8.numel() * n >= DENSE_MIN_MACS_CPU else 1.0
-    if threshold >= 1.0 or spikes_u8.numel() == 0:
-        return False
-    return firing_rate_estimate(spikes_u8) > threshold
+def _dispatch_rate(spikes_u8: Tensor, n: int) -> float:
+    """firing_rate_estimate(spikes_u8) ([M, K], any strides) where it picks the kernel of a product to n outputs;
+    -1.0 (unknown) where it does not: empty spikes, products under DISPATCH_MIN_MACS, and CUDA graph capture (the
+    estimate reads a count back to the host, which capture forbids)."""
+    if spikes_u8.numel() == 0 or spikes_u8.numel() * n < DISPATCH_MIN_MACS:
+        return -1.0
+    if spikes_u8.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return -1.0
+    return firing_rate_estimate(spikes_u8)
+
+
+def _dense_is_faster(spikes_u8: Tensor, rate: float, cpu_threshold: float) -> bool:
+    """Whether torch's dense GEMM on the spikes as floats beats the CPU kernel at this firing rate (from
+    _dispatch_rate). On CUDA the core's tensor-core kernel is the dense path."""
+    return spikes_u8.device.type == "cpu" and cpu_threshold < 1.0 and rate > cpu_threshold
 
 
 def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype,
@@ -403,13 +411,16 @@ def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: t
 
 
 def _accumulate(spikes_u8: Tensor, rows: Tensor, rows_packed: bool, bias: Optional[Tensor], out_features: int,
-                out_dtype: torch.dtype, out_transposed: bool = False) -> Tensor:
-    """out = bias + spikes_u8 . rows ([M, N], or its transpose [N, M]) with the accumulate-only kernel."""
+                out_dtype: torch.dtype, rate: float, out_transposed: bool = False) -> Tensor:
+    """out = bias + spikes_u8 . rows ([M, N], or its transpose [N, M]) with the core's kernels (on CUDA the one
+    for this firing rate, or CUDA_KERNEL)."""
     M = spikes_u8.shape[0]
     shape = (out_features, M) if out_transposed else (M, out_features)
+    kernel = CUDA_KERNEL if CUDA_KERNEL is not None and rows.device.type == "cuda" else _C.SpikeGemmKernel.auto
     out = torch.empty(shape, dtype=out_dtype, device=rows.device)
     _C.spike_accumulate(_view(spikes_u8, "spikes"), _view(rows, "rows"), rows_packed, _view(bias, "bias"),
-                        _view(out, "out"), out_transposed, _stream(rows))
+                        _view(out, "out"), out_transposed, kernel, rate,
+                        _stream(rows))
     return out
 
 
@@ -447,9 +458,10 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tens
     """
     spikes_u8 = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
     bias_f = None if bias is None else bias.float().contiguous()
-    if _dense_is_faster(spikes_u8, weight.shape[0], DENSE_RATE_THRESHOLD_CPU):
+    rate = _dispatch_rate(spikes_u8, weight.shape[0])
+    if _dense_is_faster(spikes_u8, rate, DENSE_RATE_THRESHOLD_CPU):
         return _dense(spikes_u8, weight.t(), bias_f, weight.dtype)  # the weight as it is: no packing, no copy
-    return _accumulate(spikes_u8, packed_weight(weight), True, bias_f, weight.shape[0], weight.dtype)
+    return _accumulate(spikes_u8, packed_weight(weight), True, bias_f, weight.shape[0], weight.dtype, rate)
 
 
 @spike_linear.register_fake
@@ -501,13 +513,14 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
     """
     # Packed, rows' column tiles are contiguous: worth the copy (rows is the small operand, dY) because the
     # kernel otherwise touches one page per spike (see RowsLayout::kPacked).
-    if _dense_is_faster(spikes, rows.shape[1], DENSE_RATE_THRESHOLD_GRAD_CPU):
+    rate = _dispatch_rate(spikes, rows.shape[1])
+    if _dense_is_faster(spikes, rate, DENSE_RATE_THRESHOLD_GRAD_CPU):
         return _dense(spikes, rows, None, out_dtype, out_transposed=True)
     # The CPU kernel lists the spikes of a transposed view without copying it (a counting sort of the spikes);
     # the CUDA kernel and other layouts take a contiguous copy.
     if spikes.device.type != "cpu" or not spikes.t().is_contiguous():
         spikes = spikes.contiguous()
-    return _accumulate(spikes, _pack_rows(rows), True, None, rows.shape[1], out_dtype, out_transposed=True)
+    return _accumulate(spikes, _pack_rows(rows), True, None, rows.shape[1], out_dtype, rate, out_transposed=True)
 
 
 @spike_accumulate_rows_t.register_fake

@@ -36,6 +36,11 @@ PYBIND11_MODULE(_C, m) {
       .value("bfloat16", DType::kBFloat16)
       .value("uint8", DType::kUInt8)
       .value("float64", DType::kFloat64);
+  py::enum_<SpikeGemmKernel>(m, "SpikeGemmKernel")
+      .value("auto", SpikeGemmKernel::kAuto)
+      .value("events", SpikeGemmKernel::kEvents)
+      .value("tiled_events", SpikeGemmKernel::kTiledEvents)
+      .value("tensor_core", SpikeGemmKernel::kTensorCore);
   py::enum_<Device>(m, "Device").value("cpu", Device::kCPU).value("cuda", Device::kCUDA);
 
   py::class_<TensorView>(m, "TensorView")
@@ -134,7 +139,8 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "spike_accumulate",
       [](const TensorView& spikes, const TensorView& rows, bool rows_packed, const TensorView& bias,
-         const TensorView& out, bool out_transposed, std::uintptr_t stream) {
+         const TensorView& out, bool out_transposed, SpikeGemmKernel kernel, double firing_rate,
+         std::uintptr_t stream) {
         SpikeAccumulateArgs a;
         a.spikes = spikes;
         a.rows = rows;
@@ -142,11 +148,14 @@ PYBIND11_MODULE(_C, m) {
         a.bias = bias;
         a.out = out;
         a.out_transposed = out_transposed;
+        a.kernel = kernel;
+        a.firing_rate = firing_rate;
         a.stream = reinterpret_cast<void*>(stream);
         spike_accumulate(a);
       },
       py::arg("spikes"), py::arg("rows"), py::arg("rows_packed"), py::arg("bias"), py::arg("out"),
-      py::arg("out_transposed") = false, py::arg("stream") = 0,
+      py::arg("out_transposed") = false, py::arg("kernel") = SpikeGemmKernel::kAuto, py::arg("firing_rate") = -1.0,
+      py::arg("stream") = 0,
       py::call_guard<py::gil_scoped_release>());
 
   py::class_<LayerReport>(m, "LayerReport")
@@ -209,6 +218,8 @@ PYBIND11_MODULE(_C, m) {
       .def("summary", &Model::summary);
 
   m.attr("PACKED_TILE_N") = kPackedTileN;
+  m.attr("CUDA_TILED_ABOVE_RATE") = kCudaTiledAboveRate;
+  m.attr("CUDA_TENSOR_CORE_ABOVE_RATE") = kCudaTensorCoreAboveRate;
   m.def("set_cpu_threads", &set_cpu_threads, py::arg("n"));
   m.def("cpu_threads", &cpu_threads);
 

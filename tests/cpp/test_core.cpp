@@ -390,6 +390,18 @@ void test_spike_accumulate() {
   bad.spikes = strided_bytes(s, 2, 3, 1, 4);
   EXPECT_ERROR(spike_accumulate(bad), "spikes must be contiguous");
   EXPECT_ERROR(pack_rows(a.rows, make_tensor_view(r, DType::kFloat32, {1, 3, 3})), "packed must have shape [1, 3, 64]");
+  bad = a;
+  bad.kernel = SpikeGemmKernel::kEvents;
+  spike_accumulate(bad);  // the CPU's kernel, named
+  bad.kernel = SpikeGemmKernel::kTensorCore;
+  EXPECT_ERROR(spike_accumulate(bad), "kernel kTiledEvents and kTensorCore run on CUDA tensors only");
+  bad.kernel = static_cast<SpikeGemmKernel>(7);
+  EXPECT_ERROR(spike_accumulate(bad), "kernel must be a SpikeGemmKernel");
+  bad = a;
+  bad.firing_rate = 1.5;
+  EXPECT_ERROR(spike_accumulate(bad), "firing_rate must be at most 1 (negative: unknown), got 1.5");
+  bad.firing_rate = 0.3;
+  spike_accumulate(bad);  // a hint only: the CPU's result does not depend on it
 }
 
 }  // namespace

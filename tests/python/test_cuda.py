@@ -155,6 +155,93 @@ def test_opcheck_spike_linear_cuda():
     torch.library.opcheck(ops.spike_linear, (s, w, None))
 
 
+KERNELS = ["events", "tiled_events", "tensor_core"]
+# Tails of the 64 x 64 x 32 tiles, K off and on the 16-byte spike loads (48: a last, partial K step after full
+# ones), more row tiles than a grid's 65535 (the kernels stride over them), and an empty K.
+KERNEL_SHAPES = [(1, 1, 1), (5, 7, 3), (33, 1025, 129), (64, 64, 64), (130, 48, 70), (65, 96, 200),
+                 (300, 2000, 64), (4_200_000, 2, 3), (7, 0, 5)]
+
+
+def accumulate(spikes, rows, packed, bias, n, out_dtype, transposed, kernel):
+    """The core's spike_accumulate with the kernel forced: [M, n] (or [n, M] transposed) in out_dtype."""
+    from spikeops import _ops
+
+    M = spikes.shape[0]
+    out = torch.empty((n, M) if transposed else (M, n), dtype=out_dtype, device=spikes.device)
+    _C.spike_accumulate(_ops._view(spikes, "spikes"), _ops._view(rows, "rows"), packed, _ops._view(bias, "bias"),
+                        _ops._view(out, "out"), transposed, getattr(_C.SpikeGemmKernel, kernel), -1.0,
+                        torch.cuda.current_stream().cuda_stream)
+    return out
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("M,K,N", KERNEL_SHAPES)
+@pytest.mark.parametrize("rate", [0.0, 0.03, 0.5, 1.0])
+def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate):
+    """Integer rows and bias: every partial sum is exact in float32, so each kernel must equal the float64
+    reference bit for bit, in both rows layouts, with and without bias, transposed or not, in float32 and
+    (rounded once) float16 / bfloat16."""
+    from spikeops import _ops
+
+    if M * K > 1e6 and rate != 0.5:
+        pytest.skip("one rate is enough for the grid-stride shape")
+    g = torch.Generator().manual_seed(M * 31 + K * 7 + N)
+    s = (torch.rand(M, K, generator=g) < rate).to(torch.uint8)
+    s[s.bool()] = torch.randint(1, 256, (int(s.sum()),), generator=g).to(torch.uint8)  # any nonzero byte: 1 spike
+    w = torch.randint(-8, 9, (N, K), generator=g).float()
+    b = torch.randint(-8, 9, (N,), generator=g).float()
+    product = (s != 0).double() @ w.double().t()
+    sd = s.cuda()
+    for packed in (True, False):
+        rows = (_ops.pack_weight(w) if packed else w.t().contiguous()).cuda()
+        for bias in (b, None):
+            want = (product if bias is None else product + bias.double()).float()
+            for transposed in (False, True):
+                for out_dtype in DTYPES:
+                    got = accumulate(sd, rows, packed, None if bias is None else bias.cuda(), N, out_dtype,
+                                     transposed, kernel)
+                    got = (got.t() if transposed else got).cpu()
+                    assert torch.equal(got, want.to(out_dtype)), (packed, bias is None, transposed, out_dtype)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("rate", [0.0, 0.02, 0.3, 1.0])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_spike_linear_each_kernel_cuda_equals_cpu(kernel, rate, dtype, monkeypatch):
+    """Random weights through spike_linear with the kernel forced, forward and both gradients (the weight
+    gradient goes through the same kernel with a transposed output): float32 weights need all three bf16 terms
+    on the tensor cores, float16 ones two, bfloat16 ones one."""
+    from spikeops import _ops, functional
+
+    monkeypatch.setattr(_ops, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
+    s = (torch.rand(3, 67, 530) < rate).float()
+    w = torch.randn(130, 530).to(dtype)
+    b = torch.randn(130).to(dtype)
+    results = []
+    for device in ("cpu", "cuda"):
+        sd = s.to(device).requires_grad_(True)
+        wd, bd = w.to(device).requires_grad_(True), b.to(device).requires_grad_(True)
+        y = functional.spike_linear(sd, wd, bd)
+        (y.float() * torch.linspace(-1, 1, y.numel(), device=device).view(y.shape)).sum().backward()
+        results.append([t.float().cpu() for t in (y, sd.grad, wd.grad, bd.grad)])
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    for gpu, cpu in zip(*results[::-1]):
+        torch.testing.assert_close(gpu, cpu, **tol)
+
+
+def test_spike_gemm_kernel_dispatch_cuda(monkeypatch):
+    """The rate estimate reaches the core on CUDA and every rate gives the CPU's result, whichever kernel runs."""
+    from spikeops import _ops, functional
+
+    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
+    w = torch.randn(100, 300)
+    for rate in (0.0, 0.01, _C.CUDA_TILED_ABOVE_RATE + 0.03, _C.CUDA_TENSOR_CORE_ABOVE_RATE + 0.1, 1.0):
+        s = (torch.rand(200, 300) < rate).to(torch.uint8)
+        assert abs(_ops._dispatch_rate(s.cuda(), 100) - rate) < 0.05
+        torch.testing.assert_close(functional.spike_linear(s.cuda(), w.cuda()).cpu(), functional.spike_linear(s, w),
+                                   rtol=1e-5, atol=1e-4)
+
+
 def test_spike_tensor_network_cuda_equals_cpu():
     """SpikeTensors on the GPU: neuron bytes, max pooling (on a half copy there), conv and spike GEMM backward."""
     from spikeops import SpikeTensor, layer

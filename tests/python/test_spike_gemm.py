@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeops import _ops, functional, layer, neuron, surrogate
+from spikeops import _C, _ops, functional, layer, neuron, surrogate
 from train_util import rate_mse_losses
 
 ops = torch.ops.spikeops
@@ -19,7 +19,7 @@ def path(request, monkeypatch):
     threshold = 1.0 if request.param == "kernel" else 0.0
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", threshold)
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
-    monkeypatch.setattr(_ops, "DENSE_MIN_MACS_CPU", 0)
+    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
     monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
     monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU", threshold)
     return request.param
@@ -134,14 +134,19 @@ def test_saved_tensors_are_one_byte():
 
 
 def test_dense_dispatch_follows_the_firing_rate(monkeypatch):
-    monkeypatch.setattr(_ops, "DENSE_MIN_MACS_CPU", 0)
+    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
     for M in (1, 63, 1000):
         for rate, dense in ((0.05, False), (0.9, True)):
             s = spikes_at((M, 512), rate)
-            assert _ops._dense_is_faster(s, 10, 0.4) == dense
-            assert _ops._dense_is_faster(s.t(), 10, 0.4) == dense  # the weight gradient's view
-    monkeypatch.setattr(_ops, "DENSE_MIN_MACS_CPU", 1 << 28)
-    assert not _ops._dense_is_faster(spikes_at((100, 100), 0.9), 10, 0.4)  # too small a product
+            for view in (s, s.t()):  # and the weight gradient's view
+                estimate = _ops._dispatch_rate(view, 10)
+                assert abs(estimate - rate) < 0.1
+                assert _ops._dense_is_faster(view, estimate, 0.4) == dense
+                assert not _ops._dense_is_faster(view, estimate, 1.0)  # a threshold of 1: never dense
+    assert _ops._dispatch_rate(spikes_at((0, 5), 0.5), 10) == -1.0
+    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 1 << 28)
+    assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0  # too small a product: no estimate
+    assert not _ops._dense_is_faster(spikes_at((100, 100), 0.9), -1.0, 0.4)
 
 
 @pytest.mark.parametrize("K,N", [(1, 1), (5, 64), (7, 130), (1024, 4096)])
@@ -329,3 +334,18 @@ def test_spike_conv2d_errors():
         functional.spike_conv2d(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), w)
     with pytest.raises(ValueError, match="zero padding"):
         layer.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")(torch.zeros(1, 3, 5, 5, dtype=torch.uint8))
+
+
+def test_cuda_only_kernels_are_refused_on_the_cpu(monkeypatch):
+    s, rows = spikes_at((3, 5), 0.5), torch.randn(5, 4)
+    out = torch.empty(3, 4)
+    for kernel in (_C.SpikeGemmKernel.tiled_events, _C.SpikeGemmKernel.tensor_core):
+        with pytest.raises(ValueError, match="kernel kTiledEvents and kTensorCore run on CUDA tensors only"):
+            _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
+                                _ops._view(out, "out"), False, kernel, -1.0)
+    with pytest.raises(ValueError, match="firing_rate must be at most 1"):
+        _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
+                            _ops._view(out, "out"), False, _C.SpikeGemmKernel.auto, float("nan"))
+    # Forcing a CUDA kernel (tests, benchmarks) leaves CPU tensors on the CPU's kernel.
+    monkeypatch.setattr(_ops, "CUDA_KERNEL", _C.SpikeGemmKernel.tensor_core)
+    torch.testing.assert_close(functional.spike_linear(s, rows.t()), reference(s, rows.t(), None))

@@ -23,6 +23,27 @@ enum class RowsLayout : int {
 };
 constexpr int kPackedTileN = 64;
 
+// Which kernel computes the product. All give the same sums up to float32 rounding order.
+enum class SpikeGemmKernel : int {
+  kAuto = 0,    // chosen from firing_rate and the device (below)
+  kEvents = 1,  // event-driven: each output row walks its spikes and adds the selected rows (CPU and CUDA)
+  // CUDA: event-driven on 64 x 64 output tiles; each 32-row slice of the rows' tile is staged once in shared
+  // memory and read by all 64 output rows, a warp walking the set bits of its rows' spike masks.
+  kTiledEvents = 2,
+  // CUDA, compute capability 8.0+: dense tensor-core GEMM (WMMA, bf16 x bf16 -> float32). Spikes enter as
+  // bf16 0/1 and each float32 row value as the sum of up to three bf16 terms (hi + mid + lo, 24 bits: the
+  // float exactly; terms that are all zero in a tile are skipped, so bf16 weights cost one). Zero spikes are
+  // multiplied like the rest: this is the path for dense-ish spike matrices.
+  kTensorCore = 3,
+};
+
+// kAuto on CUDA, from the caller's firing-rate estimate: kEvents at or below kCudaTiledAboveRate (or when the
+// rate is unknown), kTiledEvents up to kCudaTensorCoreAboveRate, kTensorCore above it (sm_80+). Estimated from
+// the kernels' memory traffic, not yet measured on a GPU. The CPU has only the event-driven kernel (torch's
+// dense GEMM above the crossover is chosen in Python).
+constexpr double kCudaTiledAboveRate = 0.02;
+constexpr double kCudaTensorCoreAboveRate = 0.15;
+
 // out[m, n] = bias[n] + sum over k with spikes[m, k] != 0 of rows[k, n], accumulated in float32 (in an
 // unspecified order: results agree with a dense float32 GEMM up to rounding, exactly when the sums are exact,
 // e.g. integer weights). Any nonzero byte counts as one spike (the byte's value is not a multiplier).
@@ -37,6 +58,9 @@ struct SpikeAccumulateArgs {
   // Write out^T instead: out is [N, M]. The weight gradient of a linear layer, S^T . dY, is wanted as
   // [N, K]; writing it transposed costs nothing extra (each tile's stores stay within a few cache lines).
   bool out_transposed = false;
+  SpikeGemmKernel kernel = SpikeGemmKernel::kAuto;  // kTiledEvents and kTensorCore: CUDA only
+  // The caller's estimate of the fraction of nonzero spikes, in [0, 1]; negative: unknown. Only kAuto reads it.
+  double firing_rate = -1.0;
   void* stream = nullptr;  // cudaStream_t for CUDA tensors
 };
 
