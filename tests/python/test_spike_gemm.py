@@ -277,6 +277,17 @@ def test_opcheck_spike_accumulate_rows_t():
                                                         torch.float32))
 
 
+@pytest.mark.parametrize("M,K,N", [(2048, 64, 1024), (2047, 64, 1030), (2050, 3, 1100)])
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
+def test_large_transposed_outputs(M, K, N, out_dtype):
+    """Transposed float32 outputs of 8 MB and more are written with streaming stores where rows are 16-byte
+    aligned (M % 4 == 0) and the usual way elsewhere; both must give the exact sums."""
+    s = spikes_at((K, M), 0.05)
+    rows = torch.randint(-8, 9, (K, N)).float()
+    expected = (s.t().double() @ rows.double()).t().to(out_dtype)
+    torch.testing.assert_close(ops.spike_accumulate_rows_t(s.t(), rows, out_dtype), expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("M,K", [(30, 9), (1, 40), (40, 1), (257, 129)])
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.5, 1.0])
 def test_rows_t_reads_transposed_views(path, M, K, rate):
