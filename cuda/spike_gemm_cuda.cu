@@ -13,13 +13,17 @@
 // masks (16-byte loads of spike bytes); the warp then walks the set bits of each mask, all lanes together (a
 // warp's rows are shared by its lanes, so the loop is uniform), adding shared-memory rows. A K step where no row
 // of the block spikes loads nothing. The staged slice serves every spike of 64 rows: it wins once each rows
-// element is used more than about once per block (firing rate above a few percent).
+// element is used more than about once per block (firing rate above a few percent). The sums are written out
+// through shared memory, coalesced also when out is transposed (the weight gradient).
 //
 // kTensorCore: a dense GEMM on tensor cores (WMMA bf16 16x16x16, float32 accumulators). Threadblock tile 64 x 64,
 // K step 32, four warps of 32 x 32. Spikes are staged as bf16 0/1 (exact); each rows value x as three bf16 terms
-// hi + mid + lo that sum to x exactly (a float32 has 24 significant bits, a bf16 8), so the products are exact
-// and only the float32 accumulation rounds. A term that is zero over the whole staged slice (bf16 weights need
-// only hi, float16 ones hi + mid) is skipped. For dense-ish spikes, where skipping zeros no longer pays.
+// hi + mid + lo that sum to x exactly (a float32 has 24 significant bits, a bf16 8; above 2^-110), so the
+// products are exact and only the float32 accumulation rounds (tensor cores truncate: about an ulp per MMA). A
+// term that is zero over the whole staged slice (bf16 weights need only hi, float16 ones hi + mid) is skipped.
+// The block's sums pass through shared memory so that the stores are coalesced, transposed or not. For
+// dense-ish spikes, where skipping zeros no longer pays. Not done: converting the weight into bf16 planes once
+// instead of in every block row, and cp.async double buffering (in the tiled kernel too).
 #include <cuda_bf16.h>
 #include <mma.h>
 
@@ -144,6 +148,18 @@ __global__ void __launch_bounds__(events::kThreads) spike_accumulate_kernel(cons
 }
 
 
+// Writes a block's outputs out[m0 + r, n0 + c] = tile[r][c] (+ bias), consecutive threads at consecutive
+// addresses: along n, or along m when out is transposed (the weight gradient), so every store is coalesced.
+template <int kRows, int kCols, int kPitch>
+__device__ __forceinline__ void write_tile(const SpikeAccumulateKernelArgs& a, const float (*tile)[kPitch],
+                                           int64_t m0, int64_t n0, int tid, int threads) {
+  for (int e = tid; e < kRows * kCols; e += threads) {
+    const int r = a.out_transposed ? e % kRows : e / kCols, c = a.out_transposed ? e / kRows : e % kCols;
+    const int64_t m = m0 + r, n = n0 + c;
+    if (m < a.M && n < a.N) store_output(a, m, n, tile[r][c]);
+  }
+}
+
 // ---- kTiledEvents ----
 
 namespace tiled {
@@ -181,9 +197,10 @@ __device__ __forceinline__ void warp_spike_masks(const SpikeAccumulateKernelArgs
   }
 }
 
-__global__ void __launch_bounds__(tiled::kThreads) spike_accumulate_tiled_kernel(const SpikeAccumulateKernelArgs a) {
+__global__ void __launch_bounds__(tiled::kThreads, 2) spike_accumulate_tiled_kernel(const SpikeAccumulateKernelArgs a) {
   using namespace tiled;
   __shared__ __align__(16) float slice[kTileK][kTileN];  // rows[k0 + k, n0 + j]
+  __shared__ float out_s[kTileM][kTileN + 1];             // the block's sums, written out coalesced
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int64_t tile = blockIdx.x, n0 = tile * kTileN;
   for (int64_t m_block = blockIdx.y; m_block * kTileM < a.M; m_block += gridDim.y) {
@@ -212,16 +229,14 @@ __global__ void __launch_bounds__(tiled::kThreads) spike_accumulate_tiled_kernel
         }
       }
     }
+    __syncthreads();  // the previous block row's outputs are written out
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
-      const int64_t m = m0 + r;
-      if (m >= a.M) break;
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int64_t n = n0 + 2 * lane + c;
-        if (n < a.N) store_output(a, m, n, acc[r][c]);
-      }
+      out_s[warp * kRowsPerWarp + r][2 * lane] = acc[r][0];
+      out_s[warp * kRowsPerWarp + r][2 * lane + 1] = acc[r][1];
     }
+    __syncthreads();
+    write_tile<kTileM, kTileN, kTileN + 1>(a, out_s, m_block * kTileM, n0, tid, kThreads);
   }
 }
 
@@ -274,23 +289,25 @@ __global__ void __launch_bounds__(tc::kThreads) spike_accumulate_tensor_core_ker
         for (int j = 0; j < 16; ++j) spikes_s[r][c + j] = __float2bfloat16_rn(static_cast<float>((bits >> j) & 1u));
       }
       bool need_mid = false, need_lo = false;
-      {  // 16 rows values: row tid / 4 of the slice, columns 16 (tid % 4) ..
-        const int k = tid / 4, c = 16 * (tid % 4);
+      {  // 16 rows values, 4 at a time: consecutive threads read consecutive float4 of a slice row
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-          const float4 v4 = load_rows4(a, tile, k0 + k, c + 4 * q);
+          const int i = tid + q * kThreads, k = i / (kTileN / 4), c = 4 * (i % (kTileN / 4));
+          const float4 v4 = load_rows4(a, tile, k0 + k, c);
           const float v[4] = {v4.x, v4.y, v4.z, v4.w};
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const float x = v[e];
-            const __nv_bfloat16 hi = __float2bfloat16_rn(x);
-            // x - hi and its remainder are exact in float32; a non-finite x is hi alone.
+            // hi: x truncated to 8 significant bits (toward zero: rounding up would overflow the largest
+            // floats to inf); rest = x - hi has at most 16 and is exact in float32, mid takes its top 8 and lo
+            // the rest (exact above 2^-110, where lo would need bf16 subnormals). A non-finite x is hi alone.
+            const __nv_bfloat16 hi = __float2bfloat16_rz(x);
             const float rest = isfinite(x) ? x - __bfloat162float(hi) : 0.0f;
             const __nv_bfloat16 mid = __float2bfloat16_rn(rest);
             const __nv_bfloat16 lo = __float2bfloat16_rn(rest - __bfloat162float(mid));
-            rows_s[0][k][c + 4 * q + e] = hi;
-            rows_s[1][k][c + 4 * q + e] = mid;
-            rows_s[2][k][c + 4 * q + e] = lo;
+            rows_s[0][k][c + e] = hi;
+            rows_s[1][k][c + e] = mid;
+            rows_s[2][k][c + e] = lo;
             need_mid |= __bfloat162float(mid) != 0.0f;
             need_lo |= __bfloat162float(lo) != 0.0f;
           }
@@ -324,12 +341,7 @@ __global__ void __launch_bounds__(tc::kThreads) spike_accumulate_tensor_core_ker
       }
     }
     __syncthreads();
-    // Consecutive threads write consecutive addresses: along n, or along m when out is transposed.
-    for (int e = tid; e < kTileM * kTileN; e += kThreads) {
-      const int r = a.out_transposed ? e % kTileM : e / kTileN, c = a.out_transposed ? e / kTileM : e % kTileN;
-      const int64_t m = m0 + r, n = n0 + c;
-      if (m < a.M && n < a.N) store_output(a, m, n, out_s[r][c]);
-    }
+    write_tile<kTileM, kTileN, kPitchC>(a, out_s, m0, n0, tid, kThreads);
   }
 #else
   __trap();  // not reached: the host launches this kernel on compute capability 8.0 and newer only
@@ -342,10 +354,15 @@ namespace {
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
+// The GPU has bf16 tensor cores and the tensor-core kernel was compiled for them (a build for older
+// architectures only would run its __trap()).
 bool has_tensor_cores(int device) {
   int major = 0;
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
-  return major >= 8;
+  if (major < 8) return false;
+  cudaFuncAttributes attributes{};
+  check_cuda(cudaFuncGetAttributes(&attributes, spike_accumulate_tensor_core_kernel), "cudaFuncGetAttributes");
+  return attributes.ptxVersion >= 80;
 }
 
 SpikeGemmKernel choose_kernel(const SpikeAccumulateArgs& a) {
@@ -380,7 +397,8 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   DeviceGuard guard(a.spikes.device_index);
   const SpikeGemmKernel kernel = choose_kernel(a);
   if (kernel == SpikeGemmKernel::kTensorCore && !has_tensor_cores(a.spikes.device_index)) {
-    throw Error("spike_accumulate: kernel kTensorCore needs a GPU of compute capability 8.0 or newer");
+    throw Error("spike_accumulate: kernel kTensorCore needs a GPU of compute capability 8.0 or newer and a build "
+                "for it (CMAKE_CUDA_ARCHITECTURES 80 or newer)");
   }
   const cudaStream_t stream = as_stream(a.stream);
   // Column tiles on x (up to 2^31 - 1 blocks), row tiles on y (at most 65535; the kernels stride past it).

@@ -224,7 +224,8 @@ def test_spike_linear_each_kernel_cuda_equals_cpu(kernel, rate, dtype, monkeypat
         y = functional.spike_linear(sd, wd, bd)
         (y.float() * torch.linspace(-1, 1, y.numel(), device=device).view(y.shape)).sum().backward()
         results.append([t.float().cpu() for t in (y, sd.grad, wd.grad, bd.grad)])
-    tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    # float32: the sums of up to 530 (forward) or 201 (weight gradient) terms differ in order between kernels
+    tol = dict(rtol=1e-5, atol=1e-6 * 530) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
     for gpu, cpu in zip(*results[::-1]):
         torch.testing.assert_close(gpu, cpu, **tol)
 

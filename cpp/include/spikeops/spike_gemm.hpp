@@ -33,7 +33,10 @@ enum class SpikeGemmKernel : int {
   // CUDA, compute capability 8.0+: dense tensor-core GEMM (WMMA, bf16 x bf16 -> float32). Spikes enter as
   // bf16 0/1 and each float32 row value as the sum of up to three bf16 terms (hi + mid + lo, 24 bits: the
   // float exactly; terms that are all zero in a tile are skipped, so bf16 weights cost one). Zero spikes are
-  // multiplied like the rest: this is the path for dense-ish spike matrices.
+  // multiplied like the rest: this is the path for dense-ish spike matrices. Like a dense GEMM (and the CPU's
+  // dense dispatch) it gives NaN in column n of the 64 output rows of a tile when rows[k, n] is inf or NaN,
+  // spike or not; the event-driven kernels add only the selected values. Values below 2^-110 in magnitude
+  // lose bits beyond bf16's subnormal range (an error under 2^-133 each).
   kTensorCore = 3,
 };
 
