@@ -142,7 +142,7 @@ SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt) {
         for (int j = 0; j < nt; ++j) flush_transposed(p, (n0 + j) * p.M + m0, slot + 1, t_buf[j]);
       }
     } else {
-      flush_transposed(p, m * N + n0, nt, acc);
+      store_row(p.out_dtype, p.out, m * N + n0, nt, acc);
     }
   }
 #if defined(__SSE2__)
@@ -215,7 +215,7 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   p.N = a.out.shape[a.out_transposed ? 0 : 1];
   // Above 8 MB (beyond a core's share of the caches) the transposed float32 output is streamed.
   constexpr int64_t kStreamOutBytes = int64_t(8) << 20;
-  p.stream_out = a.out.dtype == DType::kFloat32 && p.M * p.N * 4 >= kStreamOutBytes;
+  p.stream_out = a.out_transposed && a.out.dtype == DType::kFloat32 && p.M * p.N * 4 >= kStreamOutBytes;
   if (a.rows_layout == RowsLayout::kPacked) {
     p.tile_stride = p.K * kTileN;
     p.row_stride = kTileN;
