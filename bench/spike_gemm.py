@@ -167,22 +167,9 @@ def main() -> None:
     if args.tune_malloc:
         print(f"spikeops.tune_cpu_allocator(): {spikeops.tune_cpu_allocator()}")
     if device.type == "cuda":
-        main_cuda(args, dtype)
+        linear_table_cuda(args, dtype)
     else:
-        print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
-              f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
-        header = (f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'F.linear ms':>12} {'accumulate ms':>14} "
-                  f"{'spike_linear ms':>16} {'accum x':>8} {'spike_linear x':>15}")
-        print(header)
-        print("-" * len(header))
-        shapes = SHAPES[1:] if args.quick else SHAPES
-        for backward in (False, True):
-            for M, K, N in shapes:
-                for rate in RATES:
-                    t_dense, t_acc, t_ours = run_case(M, K, N, rate, dtype, device, args.budget, backward)
-                    print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} {t_dense * 1e3:12.3f} "
-                          f"{t_acc * 1e3:14.3f} {t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x",
-                          flush=True)
+        linear_table_cpu(args, dtype, device)
     c = CONV
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
           f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d (im2col in bytes + spike GEMM)")
@@ -197,24 +184,46 @@ def main() -> None:
                   f"{t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x {t_dense / t_ours:14.1f}x", flush=True)
 
 
-def main_cuda(args, dtype) -> None:
-    print(f"spike_linear with {args.dtype} weights; kernels chosen above firing rate {_C.CUDA_TILED_ABOVE_RATE} "
-          f"(tiled events) and {_C.CUDA_TENSOR_CORE_ABOVE_RATE} (tensor cores); x bf16 and x fp32: cuBLAS on float "
-          "spikes in that dtype over spike_linear as dispatched")
-    header = (f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'cuBLAS bf16':>12} {'cuBLAS fp32':>12} "
-              f"{'events':>9} {'tiled':>9} {'tensor':>9} {'auto':>9} {'x bf16':>7} {'x fp32':>7}   (ms)")
+def print_linear_table(args, header: str, cells) -> None:
+    """The header, then a row per mode, shape and firing rate: the case, then cells(M, K, N, rate, backward)."""
     print(header)
     print("-" * len(header))
     shapes = SHAPES[1:] if args.quick else SHAPES
     for backward in (False, True):
         for M, K, N in shapes:
             for rate in RATES:
-                t = run_case_cuda(M, K, N, rate, dtype, args.budget, backward)
-                cells = " ".join(f"{t[k] * 1e3:9.3f}" for k in ("events", "tiled_events", "tensor_core", "auto"))
-                print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} {t['bf16'] * 1e3:12.3f} "
-                      f"{t['fp32'] * 1e3:12.3f} {cells} {t['bf16'] / t['auto']:6.1f}x {t['fp32'] / t['auto']:6.1f}x",
-                      flush=True)
+                print(f"{'fwd+bwd' if backward else 'fwd':8} {M:5d} {K:5d} {N:5d} {rate:6.3f} "
+                      f"{cells(M, K, N, rate, backward)}", flush=True)
 
+
+def linear_table_cpu(args, dtype, device) -> None:
+    print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
+          f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
+
+    def cells(M, K, N, rate, backward):
+        t_dense, t_acc, t_ours = run_case(M, K, N, rate, dtype, device, args.budget, backward)
+        return (f"{t_dense * 1e3:12.3f} {t_acc * 1e3:14.3f} {t_ours * 1e3:16.3f} {t_dense / t_acc:7.1f}x "
+                f"{t_dense / t_ours:14.1f}x")
+
+    print_linear_table(args, f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'F.linear ms':>12} "
+                             f"{'accumulate ms':>14} {'spike_linear ms':>16} {'accum x':>8} {'spike_linear x':>15}",
+                       cells)
+
+
+def linear_table_cuda(args, dtype) -> None:
+    print(f"spike_linear with {args.dtype} weights; kernels chosen above firing rate {_C.CUDA_TILED_ABOVE_RATE} "
+          f"(tiled events) and {_C.CUDA_TENSOR_CORE_ABOVE_RATE} (tensor cores); x bf16 and x fp32: cuBLAS on float "
+          "spikes in that dtype over spike_linear as dispatched")
+
+    def cells(M, K, N, rate, backward):
+        t = run_case_cuda(M, K, N, rate, dtype, args.budget, backward)
+        kernels = " ".join(f"{t[k] * 1e3:9.3f}" for k in ("events", "tiled_events", "tensor_core", "auto"))
+        return (f"{t['bf16'] * 1e3:12.3f} {t['fp32'] * 1e3:12.3f} {kernels} {t['bf16'] / t['auto']:6.1f}x "
+                f"{t['fp32'] / t['auto']:6.1f}x")
+
+    print_linear_table(args, f"{'mode':8} {'M':>5} {'K':>5} {'N':>5} {'rate':>6} {'cuBLAS bf16':>12} "
+                             f"{'cuBLAS fp32':>12} {'events':>9} {'tiled':>9} {'tensor':>9} {'auto':>9} "
+                             f"{'x bf16':>7} {'x fp32':>7}   (ms)", cells)
 
 if __name__ == "__main__":
     main()
