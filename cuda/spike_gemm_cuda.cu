@@ -365,7 +365,12 @@ bool has_tensor_cores(int device) {
   return attributes.ptxVersion >= 80;
 }
 
+// The kernel asked for, or for kAuto the one for the firing rate. Checks the GPU at most once per call.
 SpikeGemmKernel choose_kernel(const SpikeAccumulateArgs& a) {
+  if (a.kernel == SpikeGemmKernel::kTensorCore && !has_tensor_cores(a.spikes.device_index)) {
+    throw Error("spike_accumulate: kernel kTensorCore needs a GPU of compute capability 8.0 or newer and a build "
+                "for it (CMAKE_CUDA_ARCHITECTURES 80 or newer)");
+  }
   if (a.kernel != SpikeGemmKernel::kAuto) return a.kernel;
   if (a.firing_rate > kCudaTensorCoreAboveRate && has_tensor_cores(a.spikes.device_index)) {
     return SpikeGemmKernel::kTensorCore;
@@ -396,10 +401,6 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   k.rows_vec16 = aligned16(k.rows) && k.row_stride % 4 == 0;
   DeviceGuard guard(a.spikes.device_index);
   const SpikeGemmKernel kernel = choose_kernel(a);
-  if (kernel == SpikeGemmKernel::kTensorCore && !has_tensor_cores(a.spikes.device_index)) {
-    throw Error("spike_accumulate: kernel kTensorCore needs a GPU of compute capability 8.0 or newer and a build "
-                "for it (CMAKE_CUDA_ARCHITECTURES 80 or newer)");
-  }
   const cudaStream_t stream = as_stream(a.stream);
   // Column tiles on x (up to 2^31 - 1 blocks), row tiles on y (at most 65535; the kernels stride past it).
   auto grid = [&](int64_t cols_per_block, int64_t rows_per_block) {

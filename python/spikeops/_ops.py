@@ -394,7 +394,7 @@ def _dispatch_rate(spikes_u8: Tensor, n: int) -> float:
 def _dense_is_faster(spikes_u8: Tensor, rate: float, cpu_threshold: float) -> bool:
     """Whether torch's dense GEMM on the spikes as floats beats the CPU kernel at this firing rate (from
     _dispatch_rate). On CUDA the core's tensor-core kernel is the dense path."""
-    return spikes_u8.device.type == "cpu" and cpu_threshold < 1.0 and rate > cpu_threshold
+    return spikes_u8.device.type == "cpu" and rate > cpu_threshold
 
 
 def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype,
@@ -419,8 +419,7 @@ def _accumulate(spikes_u8: Tensor, rows: Tensor, rows_packed: bool, bias: Option
     kernel = CUDA_KERNEL if CUDA_KERNEL is not None and rows.device.type == "cuda" else _C.SpikeGemmKernel.auto
     out = torch.empty(shape, dtype=out_dtype, device=rows.device)
     _C.spike_accumulate(_view(spikes_u8, "spikes"), _view(rows, "rows"), rows_packed, _view(bias, "bias"),
-                        _view(out, "out"), out_transposed, kernel, rate,
-                        _stream(rows))
+                        _view(out, "out"), out_transposed, kernel, rate, _stream(rows))
     return out
 
 

@@ -162,22 +162,10 @@ KERNEL_SHAPES = [(1, 1, 1), (5, 7, 3), (33, 1025, 129), (64, 64, 64), (130, 48, 
                  (300, 2000, 64), (4_200_000, 2, 3), (7, 0, 5)]
 
 
-def accumulate(spikes, rows, packed, bias, n, out_dtype, transposed, kernel):
-    """The core's spike_accumulate with the kernel forced: [M, n] (or [n, M] transposed) in out_dtype."""
-    from spikeops import _ops
-
-    M = spikes.shape[0]
-    out = torch.empty((n, M) if transposed else (M, n), dtype=out_dtype, device=spikes.device)
-    _C.spike_accumulate(_ops._view(spikes, "spikes"), _ops._view(rows, "rows"), packed, _ops._view(bias, "bias"),
-                        _ops._view(out, "out"), transposed, getattr(_C.SpikeGemmKernel, kernel), -1.0,
-                        torch.cuda.current_stream().cuda_stream)
-    return out
-
-
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("M,K,N", KERNEL_SHAPES)
 @pytest.mark.parametrize("rate", [0.0, 0.03, 0.5, 1.0])
-def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate):
+def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate, monkeypatch):
     """Integer rows and bias: every partial sum is exact in float32, so each kernel must equal the float64
     reference bit for bit, in both rows layouts, with and without bias, transposed or not, in float32 and
     (rounded once) float16 / bfloat16."""
@@ -192,14 +180,15 @@ def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate):
     b = torch.randint(-8, 9, (N,), generator=g).float()
     product = (s != 0).double() @ w.double().t()
     sd = s.cuda()
+    monkeypatch.setattr(_ops, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
     for packed in (True, False):
         rows = (_ops.pack_weight(w) if packed else w.t().contiguous()).cuda()
         for bias in (b, None):
             want = (product if bias is None else product + bias.double()).float()
             for transposed in (False, True):
                 for out_dtype in DTYPES:
-                    got = accumulate(sd, rows, packed, None if bias is None else bias.cuda(), N, out_dtype,
-                                     transposed, kernel)
+                    got = _ops._accumulate(sd, rows, packed, None if bias is None else bias.cuda(), N, out_dtype,
+                                           -1.0, out_transposed=transposed)
                     got = (got.t() if transposed else got).cpu()
                     assert torch.equal(got, want.to(out_dtype)), (packed, bias is None, transposed, out_dtype)
 

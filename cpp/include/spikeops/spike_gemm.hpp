@@ -59,7 +59,8 @@ struct SpikeAccumulateArgs {
   TensorView bias;    // optional [N] float32
   TensorView out;     // [M, N] float32, float16 or bfloat16, contiguous; N is read from here
   // Write out^T instead: out is [N, M]. The weight gradient of a linear layer, S^T . dY, is wanted as
-  // [N, K]; writing it transposed costs nothing extra (each tile's stores stay within a few cache lines).
+  // [N, K]; it is written transposed directly (the CPU kernel gathers 64 rows at a time and streams large
+  // float32 outputs past the caches; the CUDA kernels stage their tiles in shared memory), not copied after.
   bool out_transposed = false;
   SpikeGemmKernel kernel = SpikeGemmKernel::kAuto;  // kTiledEvents and kTensorCore: CUDA only
   // The caller's estimate of the fraction of nonzero spikes, in [0, 1]; negative: unknown. Only kAuto reads it.
