@@ -8,7 +8,7 @@ whose backward is itself a custom op. The ops take flat ``[T, N]`` tensors; the 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor
@@ -525,3 +525,185 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
 @spike_accumulate_rows_t.register_fake
 def _(spikes, rows, out_dtype):
     return rows.new_empty((rows.shape[1], spikes.shape[0]), dtype=out_dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Accumulate-only spike convolution
+# ---------------------------------------------------------------------------------------------------------
+
+# Firing rates above which torch's dense convolution on the spikes as floats beats the CPU's event-driven
+# kernels (same result up to float32 summation order): the forward, and the weight gradient. Measured with
+# bench/spike_gemm.py's convolution rows, where oneDNN runs near the FMA peak (see the README).
+CONV_DENSE_RATE_THRESHOLD_CPU = 0.3
+CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 0.12
+# On CUDA the convolution is the spike GEMM over the unfolded input (im2col in bytes). True runs that path on
+# the CPU too (tests).
+CONV_UNFOLD_ON_CPU = False
+
+
+def _conv_output_size(spikes_shape, kernel, stride, padding, dilation) -> tuple:
+    out = []
+    for i in range(2):
+        span = dilation[i] * (kernel[i] - 1) + 1
+        size = spikes_shape[2 + i] + 2 * padding[i]
+        if size < span:
+            raise ValueError(f"spike_conv2d: the kernel {tuple(kernel)} with dilation {tuple(dilation)} does not fit "
+                             f"the padded input of {spikes_shape[2] + 2 * padding[0]}x{spikes_shape[3] + 2 * padding[1]}")
+        out.append((size - span) // stride[i] + 1)
+    return tuple(out)
+
+
+def _unfold_bytes(spikes: Tensor, kernel, stride, padding, dilation) -> Tensor:
+    """im2col of a uint8 [N, C, H, W] tensor: [N * OH * OW, kh * kw * C] (channels last), 1 byte per element.
+
+    torch's unfold has no uint8 kernel; a strided view of the padded bytes in NHWC order and one copy do the
+    same, and with channels innermost the copy moves runs of C contiguous bytes.
+    """
+    n, c, h, w = spikes.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh, ow = _conv_output_size(spikes.shape, kernel, stride, padding, dilation)
+    x = torch.nn.functional.pad(spikes, (pw, pw, ph, ph)) if ph or pw else spikes
+    x = x.permute(0, 2, 3, 1).contiguous()  # [N, H + 2ph, W + 2pw, C]
+    sn, sy, sx, sc = x.stride()
+    windows = x.as_strided((n, oh, ow, kh, kw, c), (sn, sy * sh, sx * sw, sy * dh, sx * dw, sc))
+    return windows.reshape(n * oh * ow, kh * kw * c)
+
+
+def _conv_groups(spikes_u8: Tensor, kernel, stride, padding, dilation, groups: int):
+    """(group, unfolded spikes of the group [N * OH * OW, kh * kw * C/groups]) for each group."""
+    c_in = spikes_u8.shape[1] // groups
+    for g in range(groups):
+        yield g, _unfold_bytes(spikes_u8[:, g * c_in:(g + 1) * c_in], kernel, stride, padding, dilation)
+
+
+def _use_conv_events(spikes_u8: Tensor) -> bool:
+    return spikes_u8.device.type == "cpu" and not CONV_UNFOLD_ON_CPU
+
+
+def _conv_rate(spikes_u8: Tensor) -> float:
+    """The firing rate estimate that picks the CPU's kernel; -1.0 (unknown) for empty spikes."""
+    return firing_rate_estimate(spikes_u8) if spikes_u8.numel() else -1.0
+
+
+@torch.library.custom_op("spikeops::spike_conv2d", mutates_args=(), device_types=_DEVICE_TYPES)
+def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
+                 dilation: List[int], groups: int) -> Tensor:
+    """conv2d(spikes, weight) + bias with 1-byte spikes, adding the weights that spikes select (no multiplies).
+
+    On the CPU, event-driven (cpp: spikeops::spike_conv2d), or torch's dense convolution above
+    CONV_DENSE_RATE_THRESHOLD_CPU; on CUDA, the spike GEMM over the unfolded input.
+
+    Args:
+        spikes (Tensor): [N, C, H, W] uint8 (or float 0/1; any nonzero value counts as one spike).
+        weight (Tensor): [C_out, C / groups, kh, kw] float32/float16/bfloat16.
+        bias (Tensor, optional): [C_out].
+        stride, padding, dilation (list of 2 ints), groups (int): as F.conv2d (zero padding).
+
+    Returns:
+        Tensor: [N, C_out, OH, OW] in the weight's dtype, accumulated in float32.
+    """
+    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
+    kernel = (weight.shape[2], weight.shape[3])
+    if _use_conv_events(spikes_u8):
+        if _conv_rate(spikes_u8) > CONV_DENSE_RATE_THRESHOLD_CPU:
+            return torch.nn.functional.conv2d(spikes_u8.to(weight.dtype), weight, bias, stride, padding, dilation,
+                                              groups)
+        oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
+        out = weight.new_empty((spikes_u8.shape[0], weight.shape[0], oh, ow))
+        # (views hold raw pointers: the tensors they describe are kept in variables until the call returns)
+        weight, bias = weight.contiguous(), None if bias is None else bias.contiguous()
+        _C.spike_conv2d(_view(spikes_u8, "spikes"), _view(weight, "weight"), _view(bias, "bias"),
+                        _view(out, "out"), stride, padding, dilation, groups)
+        return out
+    n, c_out = spikes_u8.shape[0], weight.shape[0] // groups
+    outs = []
+    for g, cols in _conv_groups(spikes_u8, kernel, stride, padding, dilation, groups):
+        w_g = weight[g * c_out:(g + 1) * c_out].permute(0, 2, 3, 1).reshape(c_out, -1)  # (kh, kw, C) order
+        b_g = None if bias is None else bias[g * c_out:(g + 1) * c_out].float().contiguous()
+        outs.append(_accumulate(cols, pack_weight(w_g), True, b_g, c_out, weight.dtype,
+                                _dispatch_rate(cols, c_out)))  # [N * OH * OW, c_out]
+    oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
+    out = outs[0] if groups == 1 else torch.cat(outs, dim=1)
+    return out.view(n, oh, ow, weight.shape[0]).permute(0, 3, 1, 2).contiguous()
+
+
+@spike_conv2d.register_fake
+def _(spikes, weight, bias, stride, padding, dilation, groups):
+    oh, ow = _conv_output_size(spikes.shape, (weight.shape[2], weight.shape[3]), stride, padding, dilation)
+    return spikes.new_empty((spikes.shape[0], weight.shape[0], oh, ow), dtype=weight.dtype)
+
+
+@torch.library.custom_op("spikeops::spike_conv2d_weight_grad", mutates_args=(), device_types=_DEVICE_TYPES)
+def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: List[int], stride: List[int],
+                             padding: List[int], dilation: List[int], groups: int, out_dtype: torch.dtype) -> Tensor:
+    """The weight gradient of spike_conv2d: for each spike and kernel tap, the output gradient at the pixel the
+    tap reaches is added (no multiplies); torch's dense one above CONV_DENSE_RATE_THRESHOLD_GRAD_CPU.
+
+    Args:
+        spikes (Tensor): [N, C, H, W] uint8.
+        grad_out (Tensor): [N, C_out, OH, OW] float32/float16/bfloat16.
+        weight_shape (list of 4 ints): [C_out, C / groups, kh, kw].
+        stride, padding, dilation, groups: the convolution's.
+        out_dtype (torch.dtype): float32, float16 or bfloat16.
+
+    Returns:
+        Tensor: weight_shape in out_dtype.
+    """
+    spikes = spikes.contiguous()
+    if _use_conv_events(spikes):
+        if _conv_rate(spikes) > CONV_DENSE_RATE_THRESHOLD_GRAD_CPU:
+            return torch.nn.grad.conv2d_weight(spikes.to(grad_out.dtype), weight_shape, grad_out, stride, padding,
+                                               dilation, groups).to(out_dtype)
+        grad_w = grad_out.new_empty(weight_shape, dtype=out_dtype)
+        grad_out = grad_out.contiguous()  # kept in a variable: the view holds a raw pointer
+        _C.spike_conv2d_weight_grad(_view(spikes, "spikes"), _view(grad_out, "grad_out"),
+                                    _view(grad_w, "grad_weight"), stride, padding, dilation, groups)
+        return grad_w
+    c_out, _, kh, kw = weight_shape
+    c_out //= groups
+    grads = []
+    for g, cols in _conv_groups(spikes, (kh, kw), stride, padding, dilation, groups):
+        dy = grad_out[:, g * c_out:(g + 1) * c_out].permute(0, 2, 3, 1).reshape(-1, c_out)  # [N * OH * OW, c_out]
+        g_w = spike_accumulate_rows_t(cols.t(), dy.contiguous(), out_dtype)  # [c_out, kh * kw * C/groups]
+        grads.append(g_w.view(c_out, kh, kw, -1).permute(0, 3, 1, 2))
+    return (grads[0] if groups == 1 else torch.cat(grads)).contiguous()
+
+
+@spike_conv2d_weight_grad.register_fake
+def _(spikes, grad_out, weight_shape, stride, padding, dilation, groups, out_dtype):
+    return grad_out.new_empty(weight_shape, dtype=out_dtype)
+
+
+def _spike_conv2d_setup_context(ctx, inputs, output):
+    spikes, weight, bias, stride, padding, dilation, groups = inputs
+    ctx.conv = (list(stride), list(padding), list(dilation), groups)
+    ctx.spikes_dtype = spikes.dtype
+    ctx.spikes_shape = list(spikes.shape)
+    ctx.weight_shape = list(weight.shape)
+    ctx.weight_dtype = weight.dtype
+    ctx.has_bias = bias is not None
+    if isinstance(spikes, SpikeTensor):
+        spikes = spikes.spikes
+    # 1 byte per spike whatever the spikes' dtype; the weight only for the gradient of the spikes.
+    spikes_u8 = spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)
+    ctx.save_for_backward(spikes_u8 if ctx.needs_input_grad[1] else None,
+                          weight if ctx.needs_input_grad[0] else None)
+
+
+def _spike_conv2d_backward(ctx, grad_out):
+    spikes_u8, weight = ctx.saved_tensors
+    stride, padding, dilation, groups = ctx.conv
+    grad_spikes = grad_weight = grad_bias = None
+    if ctx.needs_input_grad[0]:  # dense: the gradient of the spikes is not sparse
+        grad_spikes = torch.nn.grad.conv2d_input(ctx.spikes_shape, weight.to(grad_out.dtype), grad_out, stride,
+                                                 padding, dilation, groups).to(ctx.spikes_dtype)
+    if ctx.needs_input_grad[1]:
+        grad_weight = spike_conv2d_weight_grad(spikes_u8, grad_out, ctx.weight_shape, stride, padding, dilation,
+                                               groups, ctx.weight_dtype)
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        grad_bias = grad_out.sum((0, 2, 3))
+    return grad_spikes, grad_weight, grad_bias, None, None, None, None
+
+
+torch.library.register_autograd("spikeops::spike_conv2d", _spike_conv2d_backward,
+                                setup_context=_spike_conv2d_setup_context)

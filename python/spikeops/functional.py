@@ -101,15 +101,6 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     return out.view(*lead, weight.shape[0])
 
 
-# Firing rates above which spike_conv2d hands the work to torch's dense convolution on the CPU (the result is
-# the same up to float32 summation order). Measured with bench/spike_gemm.py's conv rows, where oneDNN's float
-# convolution runs near the FMA peak: the accumulate path wins in inference below about 4% firing, and in
-# training (weight gradient too, since it reads the unfolded bytes as a transposed view without a copy) below
-# about 3% (1.5-1.7x at 0.5-1%, 1.0x at 5% on the second host).
-CONV_DENSE_RATE_THRESHOLD_CPU = 0.04
-CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU = 0.02
-
-
 def _pair(value, name: str) -> tuple:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
@@ -117,40 +108,19 @@ def _pair(value, name: str) -> tuple:
     return pair
 
 
-def _unfold_bytes(spikes: Tensor, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Tensor:
-    """im2col of a uint8 [N, C, H, W] tensor: [N * OH * OW, kh * kw * C] (channels last), 1 byte per element.
-
-    torch's unfold has no uint8 kernel; a strided view of the padded bytes in NHWC order and one copy do the
-    same, and with channels innermost the copy moves runs of C contiguous bytes.
-    """
-    n, c, h, w = spikes.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    x = torch.nn.functional.pad(spikes, (pw, pw, ph, ph)) if ph or pw else spikes
-    x = x.permute(0, 2, 3, 1).contiguous()  # [N, H + 2ph, W + 2pw, C]
-    hp, wp = h + 2 * ph, w + 2 * pw
-    oh = (hp - dh * (kh - 1) - 1) // sh + 1
-    ow = (wp - dw * (kw - 1) - 1) // sw + 1
-    if oh <= 0 or ow <= 0:
-        raise ValueError(f"spike_conv2d: the kernel {kernel} with dilation {dilation} does not fit the padded "
-                         f"input of {hp}x{wp}")
-    sn, sy, sx, sc = x.stride()
-    windows = x.as_strided((n, oh, ow, kh, kw, c), (sn, sy * sh, sx * sw, sy * dh, sx * dw, sc))
-    return windows.reshape(n * oh * ow, kh * kw * c), oh, ow
-
-
 def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
                  dilation=1, groups: int = 1) -> Tensor:
-    """``F.conv2d(spikes.float(), weight, bias, ...)`` on 1-byte spikes, as a spike GEMM over the unfolded input.
+    """``F.conv2d(spikes.float(), weight, bias, ...)`` on 1-byte spikes, adding the weights that spikes select.
 
-    The input is unfolded in bytes (im2col at 1 byte per element), then each output pixel adds the weights
-    that its receptive field's spikes select (:func:`spike_linear`): no multiplies. On the CPU, above a
-    firing rate of ``CONV_DENSE_RATE_THRESHOLD_CPU`` (``CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU`` when the
-    weight needs a gradient), torch's dense convolution is faster and is used instead (same result up to
-    float32 summation order).
+    On the CPU the convolution is event-driven: each output pixel sums, in registers, the weight rows that the
+    spikes under its kernel taps select, and the weight gradient adds, for each spike and tap, the output
+    gradient at the pixel the tap reaches: no multiplies, work in proportion to the spikes. Above firing rates of
+    ``_ops.CONV_DENSE_RATE_THRESHOLD_CPU`` (forward) and ``_ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU`` (weight
+    gradient) torch's dense convolution is faster and is used instead (same result up to float32 summation
+    order). On CUDA it is the spike GEMM over the input unfolded in bytes (im2col at 1 byte per element).
 
-    A :class:`spikeops.SpikeTensor` input is read the same way; when a gradient is needed (of the spikes or of
-    the weight) it runs torch's dense convolution on a temporary float copy and keeps the spikes for the
-    backward in 1 byte, not the float copy.
+    A :class:`spikeops.SpikeTensor` input is read the same way, and receives the gradient of its spikes (a
+    dense transposed convolution); the backward keeps the spikes in 1 byte.
 
     Args:
         spikes (Tensor): [N, C, H, W] uint8 spikes (any nonzero byte is a spike; no gradient flows to them) or a
@@ -181,54 +151,13 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
         raise ValueError(f"spike_conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, "
                          f"{dilation}, {padding}")
-    if isinstance(spikes, SpikeTensor):
-        if torch.is_grad_enabled() and (spikes.requires_grad or weight.requires_grad or
-                                        (bias is not None and bias.requires_grad)):
-            return _SpikeTensorConv2d.apply(spikes, weight, bias, stride, padding, dilation, groups)
-        spikes = spikes.spikes
-    if spikes.device.type == "cpu" and spikes.numel() > 0:
-        training = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
-        rate = _ops.firing_rate_estimate(spikes)
-        if rate > (CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU if training else CONV_DENSE_RATE_THRESHOLD_CPU):
-            return torch.nn.functional.conv2d((spikes != 0).to(weight.dtype), weight, bias, stride, padding,
-                                              dilation, groups)
-    n = spikes.shape[0]
-    c_in, c_out = spikes.shape[1] // groups, weight.shape[0] // groups
-    outs = []
-    for g in range(groups):
-        cols, oh, ow = _unfold_bytes(spikes[:, g * c_in:(g + 1) * c_in], kernel, stride, padding, dilation)
-        w_g = weight[g * c_out:(g + 1) * c_out].permute(0, 2, 3, 1).reshape(c_out, -1)  # (kh, kw, C) order
-        b_g = None if bias is None else bias[g * c_out:(g + 1) * c_out]
-        outs.append(spike_linear(cols, w_g, b_g))  # [N * OH * OW, c_out]
-    out = outs[0] if groups == 1 else torch.cat(outs, dim=1)
-    return out.view(n, oh, ow, weight.shape[0]).permute(0, 3, 1, 2).contiguous()
-
-
-class _SpikeTensorConv2d(torch.autograd.Function):
-    """conv2d of a SpikeTensor by torch's dense convolution, with the spikes kept in 1 byte for the backward."""
-
-    @staticmethod
-    def forward(spikes, weight, bias, stride, padding, dilation, groups):
-        return torch.nn.functional.conv2d(spikes.spikes.to(weight.dtype), weight, bias, stride, padding, dilation,
-                                          groups)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        spikes, weight, bias, stride, padding, dilation, groups = inputs
-        ctx.conv = (stride, padding, dilation, groups)
-        ctx.spikes_dtype = spikes.dtype
-        ctx.bias_shape = None if bias is None else list(bias.shape)
-        ctx.save_for_backward(spikes.spikes, weight)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        spikes_u8, weight = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.conv
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
-                ctx.bias_shape is not None and ctx.needs_input_grad[2]]
-        grad_in, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad_out, spikes_u8.to(weight.dtype), weight, ctx.bias_shape, list(stride),
-            list(padding), list(dilation), False, [0, 0], groups, mask)
-        if grad_in is not None:
-            grad_in = grad_in.to(ctx.spikes_dtype)
-        return grad_in, grad_w, grad_b, None, None, None, None
+    if weight.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(f"spike_conv2d: weight must be float32/float16/bfloat16, got {weight.dtype}")
+    if weight.device != spikes.device:
+        raise ValueError(f"spike_conv2d: weight is on {weight.device} but spikes are on {spikes.device}")
+    if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (weight.shape[0],)
+                             or bias.device != weight.device):
+        got = f"shape {tuple(bias.shape)} on {bias.device}" if isinstance(bias, Tensor) else type(bias).__name__
+        raise ValueError(f"spike_conv2d: bias must be [C_out] = [{weight.shape[0]}] on {weight.device}, got {got}")
+    _ops._conv_output_size(spikes.shape, kernel, stride, padding, dilation)  # the kernel fits the padded input
+    return torch.ops.spikeops.spike_conv2d(spikes, weight, bias, list(stride), list(padding), list(dilation), groups)

@@ -195,7 +195,8 @@ def _raw_spike_ops() -> set:
     global _RAW_OPS
     if _RAW_OPS is None:
         ops = torch.ops.spikeops
-        _RAW_OPS = {ops.spike_linear.default, ops.spike_accumulate_rows_t.default}
+        _RAW_OPS = {ops.spike_linear.default, ops.spike_accumulate_rows_t.default, ops.spike_conv2d.default,
+                    ops.spike_conv2d_weight_grad.default}
     return _RAW_OPS
 
 

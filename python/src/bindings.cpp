@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,6 +24,18 @@ TensorView tensor_view(std::uintptr_t data, DType dtype, const std::vector<int64
                                   static_cast<int>(shape.size()), device, device_index);
   for (size_t i = 0; i < strides.size(); ++i) t.strides[i] = strides[i];
   return t;
+}
+
+Conv2dParams conv2d_params(std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
+                           std::array<int64_t, 2> dilation, int64_t groups) {
+  Conv2dParams p;
+  for (int i = 0; i < 2; ++i) {
+    p.stride[i] = stride[i];
+    p.padding[i] = padding[i];
+    p.dilation[i] = dilation[i];
+  }
+  p.groups = groups;
+  return p;
 }
 
 }  // namespace
@@ -157,6 +170,36 @@ PYBIND11_MODULE(_C, m) {
       py::arg("out_transposed") = false, py::arg("kernel") = SpikeGemmKernel::kAuto, py::arg("firing_rate") = -1.0,
       py::arg("stream") = 0,
       py::call_guard<py::gil_scoped_release>());
+
+  m.def(
+      "spike_conv2d",
+      [](const TensorView& spikes, const TensorView& weight, const TensorView& bias, const TensorView& out,
+         std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation,
+         int64_t groups) {
+        SpikeConv2dArgs a;
+        a.spikes = spikes;
+        a.weight = weight;
+        a.bias = bias;
+        a.out = out;
+        a.conv = conv2d_params(stride, padding, dilation, groups);
+        spike_conv2d(a);
+      },
+      py::arg("spikes"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "spike_conv2d_weight_grad",
+      [](const TensorView& spikes, const TensorView& grad_out, const TensorView& grad_weight,
+         std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation,
+         int64_t groups) {
+        SpikeConv2dWeightGradArgs a;
+        a.spikes = spikes;
+        a.grad_out = grad_out;
+        a.grad_weight = grad_weight;
+        a.conv = conv2d_params(stride, padding, dilation, groups);
+        spike_conv2d_weight_grad(a);
+      },
+      py::arg("spikes"), py::arg("grad_out"), py::arg("grad_weight"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::call_guard<py::gil_scoped_release>());
 
   py::class_<LayerReport>(m, "LayerReport")
       .def_readonly("name", &LayerReport::name)

@@ -404,6 +404,126 @@ void test_spike_accumulate() {
   spike_accumulate(bad);  // a hint only: the CPU's result does not depend on it
 }
 
+void test_spike_conv2d() {
+  // Forward and weight gradient against plain loops over the definition, integer values: exact sums.
+  struct Case {
+    int64_t N, C, H, W, O, kh, kw, groups;
+    Conv2dParams p;
+  };
+  std::vector<Case> cases(4);
+  cases[0] = {2, 3, 7, 9, 5, 3, 3, 1, {}};
+  cases[0].p.padding[0] = cases[0].p.padding[1] = 1;
+  cases[1] = {1, 8, 11, 6, 12, 3, 2, 4, {}};
+  cases[1].p.stride[0] = 2;
+  cases[1].p.dilation[1] = 2;
+  cases[1].p.padding[0] = 1;
+  cases[2] = {3, 130, 5, 5, 140, 1, 1, 1, {}};  // several mask words and register chunks
+  cases[3] = {2, 6, 10, 10, 4, 5, 5, 2, {}};
+  cases[3].p.stride[1] = 3;
+  cases[3].p.padding[1] = 2;
+  std::mt19937 rng(11);
+  for (Case& c : cases) {
+    c.p.groups = c.groups;
+    const int64_t Cg = c.C / c.groups, Og = c.O / c.groups;
+    const int64_t OH = conv2d_output_size(c.H, c.kh, c.p.stride[0], c.p.padding[0], c.p.dilation[0]);
+    const int64_t OW = conv2d_output_size(c.W, c.kw, c.p.stride[1], c.p.padding[1], c.p.dilation[1]);
+    std::vector<uint8_t> s(c.N * c.C * c.H * c.W);
+    for (auto& v : s) v = (rng() % 3 == 0) ? static_cast<uint8_t>(1 + rng() % 2) : 0;  // nonzero = spike
+    std::vector<float> w(c.O * Cg * c.kh * c.kw), b(c.O), dy(c.N * c.O * OH * OW);
+    for (auto& v : w) v = static_cast<float>(static_cast<int>(rng() % 17) - 8);
+    for (auto& v : b) v = static_cast<float>(static_cast<int>(rng() % 17) - 8);
+    for (auto& v : dy) v = static_cast<float>(static_cast<int>(rng() % 9) - 4);
+    std::vector<float> y_ref(dy.size()), gw_ref(w.size(), 0.0f);
+    for (int64_t n = 0; n < c.N; ++n) {
+      for (int64_t o = 0; o < c.O; ++o) {
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            const int64_t out_i = ((n * c.O + o) * OH + oy) * OW + ox;
+            float sum = b[o];
+            for (int64_t cl = 0; cl < Cg; ++cl) {
+              for (int64_t ky = 0; ky < c.kh; ++ky) {
+                for (int64_t kx = 0; kx < c.kw; ++kx) {
+                  const int64_t iy = oy * c.p.stride[0] - c.p.padding[0] + ky * c.p.dilation[0];
+                  const int64_t ix = ox * c.p.stride[1] - c.p.padding[1] + kx * c.p.dilation[1];
+                  if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W) continue;
+                  const int64_t ci = (o / Og) * Cg + cl;
+                  if (s[((n * c.C + ci) * c.H + iy) * c.W + ix] == 0) continue;
+                  const int64_t wi = ((o * Cg + cl) * c.kh + ky) * c.kw + kx;
+                  sum += w[wi];
+                  gw_ref[wi] += dy[out_i];
+                }
+              }
+            }
+            y_ref[out_i] = sum;
+          }
+        }
+      }
+    }
+    std::vector<float> y(dy.size(), NAN), gw(w.size(), NAN);
+    SpikeConv2dArgs a;
+    a.spikes = make_tensor_view(s.data(), DType::kUInt8, {c.N, c.C, c.H, c.W});
+    a.weight = make_tensor_view(w.data(), DType::kFloat32, {c.O, Cg, c.kh, c.kw});
+    a.bias = make_tensor_view(b.data(), DType::kFloat32, {c.O});
+    a.out = make_tensor_view(y.data(), DType::kFloat32, {c.N, c.O, OH, OW});
+    a.conv = c.p;
+    spike_conv2d(a);
+    CHECK(y == y_ref);
+    SpikeConv2dWeightGradArgs g;
+    g.spikes = a.spikes;
+    g.grad_out = make_tensor_view(dy.data(), DType::kFloat32, {c.N, c.O, OH, OW});
+    g.grad_weight = make_tensor_view(gw.data(), DType::kFloat32, {c.O, Cg, c.kh, c.kw});
+    g.conv = c.p;
+    spike_conv2d_weight_grad(g);
+    CHECK(gw == gw_ref);
+    // bfloat16 output: the float32 sums rounded once.
+    std::vector<uint16_t> y16(dy.size());
+    a.out = make_tensor_view(y16.data(), DType::kBFloat16, {c.N, c.O, OH, OW});
+    spike_conv2d(a);
+    bool same = true;
+    for (size_t i = 0; i < y16.size(); ++i) same = same && y16[i] == detail::float_to_bfloat16(y_ref[i]);
+    CHECK(same);
+  }
+
+  // Errors name the argument.
+  uint8_t s[2 * 3 * 5 * 5] = {};
+  float w[4 * 3 * 3 * 3] = {}, o[2 * 4 * 3 * 3] = {};
+  SpikeConv2dArgs a;
+  a.spikes = make_tensor_view(s, DType::kUInt8, {2, 3, 5, 5});
+  a.weight = make_tensor_view(w, DType::kFloat32, {4, 3, 3, 3});
+  a.out = make_tensor_view(o, DType::kFloat32, {2, 4, 3, 3});
+  spike_conv2d(a);  // the valid call
+  SpikeConv2dArgs bad = a;
+  bad.out = make_tensor_view(o, DType::kFloat32, {2, 4, 3, 2});
+  EXPECT_ERROR(spike_conv2d(bad), "out must have shape [2, 4, 3, 3]");
+  bad = a;
+  bad.conv.groups = 2;
+  EXPECT_ERROR(spike_conv2d(bad), "conv.groups must be a positive divisor of the input channels (3)");
+  bad = a;
+  bad.conv.dilation[1] = 0;
+  EXPECT_ERROR(spike_conv2d(bad), "conv.dilation must be >= 1, got (1, 0)");
+  bad = a;
+  bad.weight = make_tensor_view(w, DType::kFloat32, {4, 2, 3, 3});
+  EXPECT_ERROR(spike_conv2d(bad), "weight must have C / groups = 3 input channels");
+  bad = a;
+  bad.weight = make_tensor_view(w, DType::kFloat32, {4, 3, 7, 1});
+  EXPECT_ERROR(spike_conv2d(bad), "spike_conv2d: kernel of 7 with dilation 1 does not fit the padded input of 5");
+  bad = a;
+  bad.spikes.device = bad.weight.device = bad.out.device = Device::kCUDA;
+  EXPECT_ERROR(spike_conv2d(bad), "spikes must be a CPU tensor (the event-driven convolution has no CUDA kernel");
+  bad = a;
+  bad.bias = make_tensor_view(w, DType::kFloat32, {3});
+  EXPECT_ERROR(spike_conv2d(bad), "bias must have shape [4]");
+  SpikeConv2dWeightGradArgs g;
+  g.spikes = a.spikes;
+  g.grad_out = a.out;
+  g.grad_weight = make_tensor_view(w, DType::kUInt8, {4, 3, 3, 3});
+  EXPECT_ERROR(spike_conv2d_weight_grad(g), "grad_weight must have dtype float32/float16/bfloat16, got uint8");
+  // Empty batch: nothing to do, no error.
+  a.spikes = make_tensor_view(s, DType::kUInt8, {0, 3, 5, 5});
+  a.out = make_tensor_view(o, DType::kFloat32, {0, 4, 3, 3});
+  spike_conv2d(a);
+}
+
 }  // namespace
 
 int main() {
@@ -414,6 +534,7 @@ int main() {
   test_errors();
   test_empty();
   test_spike_accumulate();
+  test_spike_conv2d();
   EXPECT_ERROR(set_cpu_threads(0), "n must be >= 1");
   set_cpu_threads(1);
   CHECK(cpu_threads() == 1);

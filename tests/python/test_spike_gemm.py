@@ -20,8 +20,8 @@ def path(request, monkeypatch):
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", threshold)
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
     monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
-    monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(functional, "CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU", threshold)
+    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
+    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
     return request.param
 
 
@@ -304,22 +304,73 @@ def test_rows_t_reads_transposed_views(path, M, K, rate):
 CONV_CASES = [  # N, C, H, W, C_out, kernel, stride, padding, dilation, groups
     (2, 3, 9, 8, 4, 3, 1, 1, 1, 1), (1, 4, 11, 7, 6, 3, 2, 0, 2, 2), (3, 1, 28, 28, 12, 5, 1, 0, 1, 1),
     (2, 4, 6, 6, 4, 1, 1, 0, 1, 4), (2, 6, 10, 9, 9, (3, 2), (2, 1), (1, 0), (1, 2), 3), (1, 2, 3, 3, 2, 3, 1, 0, 1, 1),
+    # more than 64 input channels per group (several mask words) and more than 128 outputs (several register
+    # chunks), outputs not a multiple of 16, a row of 19 bytes (8-byte steps and a tail), one sample with many
+    # output rows (rows in parallel) and many samples (a sample per thread)
+    (3, 130, 5, 19, 200, 3, 1, 1, 1, 1), (1, 70, 12, 12, 17, 3, 1, 2, 2, 1), (5, 128, 4, 4, 130, 2, 2, 1, 1, 2),
+    (4, 8, 7, 7, 40, 7, 1, 3, 1, 1), (0, 3, 5, 5, 4, 3, 1, 1, 1, 1),
 ]
 
 
-@pytest.mark.parametrize("rate", [0.0, 0.2, 1.0])
-@pytest.mark.parametrize("case", CONV_CASES, ids=str)
-def test_spike_conv2d_matches_conv2d(path, case, rate):
+@pytest.fixture(params=["events", "dense", "unfold"])
+def conv_path(request, monkeypatch):
+    """The CPU's event-driven kernels at every rate, the dense dispatch, and the spike GEMM over the unfolded
+    input that CUDA tensors take."""
+    threshold = 0.0 if request.param == "dense" else 1.0
+    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
+    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+    monkeypatch.setattr(_ops, "CONV_UNFOLD_ON_CPU", request.param == "unfold")
+    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", 1.0)
+    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
+    return request.param
+
+
+def conv_args(case):
     N, C, H, W, C_out, k, s, p, d, g = case
     kh, kw = (k, k) if isinstance(k, int) else k
+    return (N, C, H, W, C_out, kh, kw), dict(stride=s, padding=p, dilation=d, groups=g)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.03, 0.3, 1.0])
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate):
+    """Output, weight and bias gradients against F.conv2d on the spikes as floats, in float64: integer weights
+    and gradients make every sum exact in any order."""
+    (N, C, H, W, C_out, kh, kw), kw_args = conv_args(case)
     x = spikes_at((N, C, H, W), rate)
-    w = torch.randn(C_out, C // g, kh, kw)
-    b = torch.randn(C_out)
-    torch.testing.assert_close(functional.spike_conv2d(x, w, b, s, p, d, g), F.conv2d(x.float(), w, b, s, p, d, g),
-                               rtol=1e-5, atol=1e-5)
+    w = torch.randint(-8, 9, (C_out, C // kw_args["groups"], kh, kw)).float().requires_grad_(True)
+    b = torch.randint(-8, 9, (C_out,)).float().requires_grad_(True)
+    y = functional.spike_conv2d(x, w, b, **kw_args)
+    w64, b64 = w.detach().double().requires_grad_(True), b.detach().double().requires_grad_(True)
+    y_ref = F.conv2d(x.double(), w64, b64, **kw_args)
+    torch.testing.assert_close(y, y_ref.float(), rtol=0, atol=0)
+    g = torch.randint(-4, 5, y.shape).float()
+    y.backward(g)
+    y_ref.backward(g.double())
+    torch.testing.assert_close(w.grad, w64.grad.float(), rtol=0, atol=0)
+    torch.testing.assert_close(b.grad, b64.grad.float(), rtol=0, atol=0)
 
 
-def test_spike_conv2d_weight_gradient_and_layer(path):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_spike_conv2d_dtypes(conv_path, dtype):
+    x = spikes_at((3, 20, 9, 9), 0.2)
+    w = torch.randn(24, 10, 3, 3).to(dtype).requires_grad_(True)
+    b = torch.randn(24).to(dtype).requires_grad_(True)
+    y = functional.spike_conv2d(x, w, b, padding=1, groups=2)
+    w_ref, b_ref = w.detach().float().requires_grad_(True), b.detach().float().requires_grad_(True)
+    y_ref = F.conv2d(x.float(), w_ref, b_ref, padding=1, groups=2)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y, y_ref.to(dtype), **TOL[dtype])
+    g = torch.randn(y.shape).to(dtype)
+    y.backward(g)
+    y_ref.backward(g.float())
+    assert w.grad.dtype == dtype and b.grad.dtype == dtype
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=2e-2, atol=0.1)
+    torch.testing.assert_close(w.grad.float(), w_ref.grad, **tol)
+    torch.testing.assert_close(b.grad.float(), b_ref.grad, **tol)
+
+
+def test_spike_conv2d_weight_gradient_and_layer(conv_path):
     conv = layer.Conv2d(3, 5, 3, padding=1, stride=2, step_mode="m")
     x = spikes_at((4, 2, 3, 9, 9), 0.3)
     y = conv(x)
@@ -333,18 +384,79 @@ def test_spike_conv2d_weight_gradient_and_layer(path):
     torch.testing.assert_close(conv.bias.grad, b_ref.grad, rtol=1e-4, atol=1e-4)
 
 
+def test_spike_conv2d_strided_operands(conv_path):
+    """A non-contiguous weight and bias, and the expanded gradient of .sum(), are copied before the kernels."""
+    x = spikes_at((2, 6, 8, 7), 0.3)
+    w = torch.randn(3, 3, 3, 4).permute(3, 0, 1, 2).requires_grad_(True)  # [4, 3, 3, 3], strided
+    b = torch.randn(8)[::2]
+    w_ref = w.detach().clone().requires_grad_(True)
+    y = functional.spike_conv2d(x, w, b, padding=1, groups=2)
+    y_ref = F.conv2d(x.float(), w_ref, b, padding=1, groups=2)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    y_ref.sum().backward()
+    torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_spike_conv2d_dispatch(monkeypatch):
+    """Below the thresholds the CPU's kernels run, above them torch's dense convolution."""
+    calls = []
+    for name in ("spike_conv2d", "spike_conv2d_weight_grad"):
+        monkeypatch.setattr(_C, name, lambda *a, name=name, f=getattr(_C, name): (calls.append(name), f(*a))[1])
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    for rate, expected in ((0.02, ["spike_conv2d", "spike_conv2d_weight_grad"]), (0.9, [])):
+        calls.clear()
+        x = spikes_at((2, 4, 8, 8), rate)
+        y = functional.spike_conv2d(x, w, None, padding=1)
+        y.sum().backward()
+        assert calls == expected, rate
+        torch.testing.assert_close(y, F.conv2d(x.float(), w, None, padding=1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_opcheck_spike_conv2d(conv_path, with_bias):
+    x = spikes_at((2, 4, 7, 6), 0.3)
+    w = torch.randn(6, 2, 3, 2, requires_grad=True)
+    b = torch.randn(6, requires_grad=True) if with_bias else None
+    torch.library.opcheck(ops.spike_conv2d, (x, w, b, [2, 1], [1, 1], [1, 2], 2))
+    torch.library.opcheck(ops.spike_conv2d_weight_grad, (x, torch.randn(2, 6, 4, 6), [6, 2, 3, 2], [2, 1], [1, 1],
+                                                         [1, 2], 2, torch.float32))
+
+
 def test_spike_conv2d_errors():
     w = torch.randn(4, 3, 3, 3)
+    x = torch.zeros(1, 3, 5, 5, dtype=torch.uint8)
     with pytest.raises(TypeError, match="spikes must be a uint8"):
         functional.spike_conv2d(torch.zeros(1, 3, 5, 5), w)
     with pytest.raises(ValueError, match="input channels"):
         functional.spike_conv2d(torch.zeros(1, 2, 5, 5, dtype=torch.uint8), w)
     with pytest.raises(ValueError, match="groups"):
-        functional.spike_conv2d(torch.zeros(1, 3, 5, 5, dtype=torch.uint8), w, groups=2)
+        functional.spike_conv2d(x, w, groups=2)
     with pytest.raises(ValueError, match="does not fit"):
         functional.spike_conv2d(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), w)
+    with pytest.raises(TypeError, match="weight must be float32/float16/bfloat16"):
+        functional.spike_conv2d(x, w.double())
+    with pytest.raises(ValueError, match="bias must be \\[C_out\\] = \\[4\\]"):
+        functional.spike_conv2d(x, w, torch.zeros(3))
+    with pytest.raises(ValueError, match="stride and dilation must be >= 1"):
+        functional.spike_conv2d(x, w, stride=0)
     with pytest.raises(ValueError, match="zero padding"):
-        layer.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")(torch.zeros(1, 3, 5, 5, dtype=torch.uint8))
+        layer.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")(x)
+    # The core checks too (it is used without Python).
+    out = torch.empty(1, 4, 3, 3)
+    v = _ops._view
+    with pytest.raises(ValueError, match="spike_conv2d: out must have shape \\[1, 4, 3, 3\\]"):
+        _C.spike_conv2d(v(x, "s"), v(w, "w"), _C.TensorView(), v(torch.empty(1, 4, 3, 4), "o"), [1, 1], [0, 0],
+                        [1, 1], 1)
+    with pytest.raises(ValueError, match="spike_conv2d: conv.groups must be a positive divisor"):
+        _C.spike_conv2d(v(x, "s"), v(w, "w"), _C.TensorView(), v(out, "o"), [1, 1], [0, 0], [1, 1], 2)
+    with pytest.raises(ValueError, match="spike_conv2d: conv.stride must be >= 1"):
+        _C.spike_conv2d(v(x, "s"), v(w, "w"), _C.TensorView(), v(out, "o"), [0, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(ValueError, match="spike_conv2d: spikes must have dtype uint8"):
+        _C.spike_conv2d(v(x.float(), "s"), v(w, "w"), _C.TensorView(), v(out, "o"), [1, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(ValueError, match="spike_conv2d_weight_grad: grad_out must have shape \\[1, 4, 3, 3\\]"):
+        _C.spike_conv2d_weight_grad(v(x, "s"), v(torch.empty(1, 4, 2, 3), "g"), v(torch.empty_like(w), "gw"),
+                                    [1, 1], [0, 0], [1, 1], 1)
 
 
 def test_cuda_only_kernels_are_refused_on_the_cpu(monkeypatch):

@@ -6,6 +6,7 @@
 #include "spikeops/error.hpp"
 #include "spikeops/model.hpp"
 #include "spikeops/neuron.hpp"
+#include "spikeops/spike_conv.hpp"
 #include "spikeops/spike_gemm.hpp"
 #include "spikeops/surrogate.hpp"
 #include "spikeops/tensor.hpp"

@@ -1,7 +1,11 @@
 #include "cpu/conv_events_cpu.hpp"
 
+#include <algorithm>
+#include <cstring>
+#include <utility>
 #include <vector>
 
+#include "backend.hpp"
 #include "cpu/simd.hpp"
 
 namespace spikeops {
@@ -9,9 +13,279 @@ namespace cpu {
 
 namespace {
 
+// Accumulators per output pixel: up to this many 16-float vectors (128 output channels) live in registers.
+constexpr int kMaxVectors = 8;
+
+// Everything the per-pixel loop reads, derived once per call.
+struct Conv {
+  ConvGeometry g;
+  int64_t Cg, Og, ldg;  // channels per group, outputs per group, padded outputs per group
+  int64_t Hp, Wp;       // padded input
+  int64_t wpg, words;   // mask words per group (64 channels each) and per pixel (groups * wpg)
+  int64_t taps;         // kh * kw
+  const float* wt;
+  std::vector<float> bias;  // [groups * ldg], zero padded (zeros without a bias)
+
+  Conv(const ConvGeometry& geo, const float* weight_rows, const float* b)
+      : g(geo), Cg(geo.C / geo.groups), Og(geo.O / geo.groups), ldg(conv_padded_channels(geo.O / geo.groups)),
+        Hp(geo.H + 2 * geo.ph), Wp(geo.W + 2 * geo.pw), wpg((geo.C / geo.groups + 63) / 64),
+        words(geo.groups * ((geo.C / geo.groups + 63) / 64)), taps(geo.kh * geo.kw), wt(weight_rows),
+        bias(static_cast<size_t>(geo.groups * conv_padded_channels(geo.O / geo.groups)), 0.0f) {
+    if (b) {
+      for (int64_t o = 0; o < g.O; ++o) bias[static_cast<size_t>((o / Og) * ldg + o % Og)] = b[o];
+    }
+  }
+  int64_t mask_words() const { return Hp * Wp * words; }
+};
+
+// masks [Hp, Wp, groups, wpg] = the nonzero inputs of one sample [C, H, W], bit (c % Cg) % 64 of word
+// (c / Cg, (c % Cg) / 64) at the padded pixel; the padding stays zero.
+template <typename In>
+SPIKEOPS_CPU_INLINE void build_masks(const Conv& x, const In* in, uint64_t* masks) {
+  const ConvGeometry& g = x.g;
+  std::fill(masks, masks + x.mask_words(), uint64_t(0));
+  for (int64_t c = 0; c < g.C; ++c) {
+    const int64_t cl = c % x.Cg;
+    const int64_t word = (c / x.Cg) * x.wpg + cl / 64;
+    const uint64_t bit = uint64_t(1) << (cl % 64);
+    for (int64_t y = 0; y < g.H; ++y) {
+      const In* line = in + (c * g.H + y) * g.W;
+      uint64_t* m = masks + ((y + g.ph) * x.Wp + g.pw) * x.words + word;
+      int64_t i = 0;
+      if constexpr (sizeof(In) == 1) {
+        for (; i + 8 <= g.W; i += 8) {  // eight zero bytes at a time
+          uint64_t chunk;
+          std::memcpy(&chunk, line + i, 8);
+          if (chunk == 0) continue;
+          for (int j = 0; j < 8; ++j) {
+            if (line[i + j] != 0) m[(i + j) * x.words] |= bit;
+          }
+        }
+      }
+      for (; i < g.W; ++i) {
+        if (line[i] != In(0)) m[i * x.words] |= bit;
+      }
+    }
+  }
+}
+
+// acc[0:16V] of output pixel (oy, ox), group grp, output channels o0 of the group onward: the bias plus the
+// weight rows selected by the set mask bits under each kernel tap (times the input value for real inputs).
+// Returns the number of events added.
+template <int V, typename In>
+SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64_t* masks, int64_t oy, int64_t ox,
+                                       int64_t grp, int64_t o0, float* dst) {
+  constexpr bool kSpikes = sizeof(In) == 1;
+  const ConvGeometry& g = x.g;
+  const int64_t channel_stride = x.taps * x.ldg;  // between the rows of channels c and c + 1 at one tap
+  int64_t events = 0;
+#if SPIKEOPS_HAVE_VECTOR_EXT
+  Vec16 acc[V];
+  const Vec16* b = reinterpret_cast<const Vec16*>(x.bias.data() + grp * x.ldg + o0);
+#pragma GCC unroll 8
+  for (int j = 0; j < V; ++j) acc[j] = b[j];
+#else
+  float acc[16 * V];
+  for (int j = 0; j < 16 * V; ++j) acc[j] = x.bias[static_cast<size_t>(grp * x.ldg + o0 + j)];
+#endif
+  for (int64_t ky = 0; ky < g.kh; ++ky) {
+    const int64_t iy = oy * g.sh + ky * g.dh;
+    for (int64_t kx = 0; kx < g.kw; ++kx) {
+      const int64_t ix = ox * g.sw + kx * g.dw;
+      const uint64_t* m = masks + ((iy * x.Wp + ix) * g.groups + grp) * x.wpg;
+      const float* w_tap = x.wt + (grp * x.Cg * x.taps + ky * g.kw + kx) * x.ldg + o0;
+      for (int64_t wi = 0; wi < x.wpg; ++wi) {
+        uint64_t bits = m[wi];
+        while (bits) {
+          const int64_t cl = wi * 64 + __builtin_ctzll(bits);
+          bits &= bits - 1;
+          ++events;
+          const float* w = w_tap + cl * channel_stride;
+          float v = 1.0f;
+          if constexpr (!kSpikes) v = float(in[((grp * x.Cg + cl) * g.H + iy - g.ph) * g.W + ix - g.pw]);
+#if SPIKEOPS_HAVE_VECTOR_EXT
+          const Vec16* wv = reinterpret_cast<const Vec16*>(w);
+#pragma GCC unroll 8
+          for (int j = 0; j < V; ++j) {
+            if constexpr (kSpikes) {
+              acc[j] += wv[j];
+            } else {
+              acc[j] += v * wv[j];
+            }
+          }
+#else
+          for (int j = 0; j < 16 * V; ++j) acc[j] += kSpikes ? w[j] : v * w[j];
+#endif
+        }
+      }
+    }
+  }
+  std::memcpy(dst, &acc, sizeof(float) * 16 * V);
+  return events;
+}
+
+template <int V, typename In>
+SPIKEOPS_CPU_INLINE int64_t conv_line(const Conv& x, const In* in, const uint64_t* masks, int64_t oy, int64_t grp,
+                                      int64_t o0, float* tile) {
+  int64_t events = 0;
+  for (int64_t ox = 0; ox < x.g.OW; ++ox) events += conv_pixel<V>(x, in, masks, oy, ox, grp, o0, tile + ox * x.ldg + o0);
+  return events;
+}
+
+#if SPIKEOPS_HAVE_VECTOR_EXT && (defined(__clang__) || __GNUC__ >= 12)
+// 16 x 16 transpose in registers: four rounds, each swapping one bit of the row index with the same bit of
+// the lane index (two-source shuffles). The helpers are always inlined into the cloned kernels, so the
+// vector-ABI note GCC gives for their signatures (when it emits the clones) does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <int D, size_t... L>
+SPIKEOPS_CPU_INLINE Vec16 take_low(Vec16 a, Vec16 b, std::index_sequence<L...>) {  // (l & D) ? b[l - D] : a[l]
+  return __builtin_shufflevector(a, b, ((L & D) ? 16 + L - D : L)...);
+}
+template <int D, size_t... L>
+SPIKEOPS_CPU_INLINE Vec16 take_high(Vec16 a, Vec16 b, std::index_sequence<L...>) {  // (l & D) ? b[l] : a[l + D]
+  return __builtin_shufflevector(a, b, ((L & D) ? 16 + L : L + D)...);
+}
+template <int D>
+SPIKEOPS_CPU_INLINE void transpose_round(Vec16* r) {
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    if (i & D) continue;
+    const Vec16 a = r[i], b = r[i + D];
+    r[i] = take_low<D>(a, b, std::make_index_sequence<16>());
+    r[i + D] = take_high<D>(a, b, std::make_index_sequence<16>());
+  }
+}
+#define SPIKEOPS_CONV_TRANSPOSE16 1
+#endif
+
+// out[o * plane + p] = tile[p * ld + o] for p < P, o < O: the accumulators of one output row (pixels x
+// channels) written channel by channel. tile has whole 16-channel vectors (ld >= O rounded up to 16).
+SPIKEOPS_CPU_INLINE void write_transposed(const float* tile, int64_t ld, int64_t P, int64_t O, float* out,
+                                          int64_t plane) {
+#if defined(SPIKEOPS_CONV_TRANSPOSE16)
+  for (int64_t o0 = 0; o0 < O; o0 += 16) {
+    const int64_t on = std::min<int64_t>(16, O - o0);
+    for (int64_t p0 = 0; p0 < P; p0 += 16) {
+      const int64_t pn = std::min<int64_t>(16, P - p0);
+      Vec16 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) {
+        r[i] = i < pn ? *reinterpret_cast<const Vec16*>(tile + (p0 + i) * ld + o0) : Vec16{};
+      }
+      transpose_round<8>(r);
+      transpose_round<4>(r);
+      transpose_round<2>(r);
+      transpose_round<1>(r);
+      for (int64_t i = 0; i < on; ++i) {
+        float* dst = out + (o0 + i) * plane + p0;
+        if (pn == 16) {
+          *reinterpret_cast<Vec16*>(dst) = r[i];
+        } else {
+          std::memcpy(dst, &r[i], sizeof(float) * static_cast<size_t>(pn));
+        }
+      }
+    }
+  }
+#else
+  for (int64_t o = 0; o < O; ++o) {
+    for (int64_t p = 0; p < P; ++p) out[o * plane + p] = tile[p * ld + o];
+  }
+#endif
+}
+
+// Output rows [oy0, oy1) of one sample: out [O, OH, OW]; tile is [OW, ldg] scratch. Returns the weight additions.
+template <typename In>
+SPIKEOPS_CPU_INLINE int64_t conv_rows(const Conv& x, const In* in, const uint64_t* masks, int64_t oy0, int64_t oy1,
+                                      float* tile, float* out) {
+  const ConvGeometry& g = x.g;
+  int64_t events = 0;
+  for (int64_t oy = oy0; oy < oy1; ++oy) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      for (int64_t o0 = 0; o0 < x.ldg; o0 += 16 * kMaxVectors) {
+        int64_t e = 0;
+        switch (std::min<int64_t>(kMaxVectors, (x.ldg - o0) / 16)) {
+          case 1: e = conv_line<1>(x, in, masks, oy, grp, o0, tile); break;
+          case 2: e = conv_line<2>(x, in, masks, oy, grp, o0, tile); break;
+          case 3: e = conv_line<3>(x, in, masks, oy, grp, o0, tile); break;
+          case 4: e = conv_line<4>(x, in, masks, oy, grp, o0, tile); break;
+          case 5: e = conv_line<5>(x, in, masks, oy, grp, o0, tile); break;
+          case 6: e = conv_line<6>(x, in, masks, oy, grp, o0, tile); break;
+          case 7: e = conv_line<7>(x, in, masks, oy, grp, o0, tile); break;
+          default: e = conv_line<8>(x, in, masks, oy, grp, o0, tile); break;
+        }
+        if (o0 == 0) events += e;
+      }
+      write_transposed(tile, x.ldg, g.OW, x.Og, out + (grp * x.Og * g.OH + oy) * g.OW, g.OH * g.OW);
+    }
+  }
+  return events * x.Og;
+}
+
+// The per-SIMD-level clones (the OpenMP loops stay outside them).
+SPIKEOPS_CPU_CLONES void build_masks_spikes(const Conv& x, const uint8_t* in, uint64_t* masks) {
+  build_masks(x, in, masks);
+}
+SPIKEOPS_CPU_CLONES void build_masks_values(const Conv& x, const float* in, uint64_t* masks) {
+  build_masks(x, in, masks);
+}
+SPIKEOPS_CPU_CLONES int64_t conv_rows_spikes(const Conv& x, const uint8_t* in, const uint64_t* masks, int64_t oy0,
+                                             int64_t oy1, float* tile, float* out) {
+  return conv_rows(x, in, masks, oy0, oy1, tile, out);
+}
+SPIKEOPS_CPU_CLONES int64_t conv_rows_values(const Conv& x, const float* in, const uint64_t* masks, int64_t oy0,
+                                             int64_t oy1, float* tile, float* out) {
+  return conv_rows(x, in, masks, oy0, oy1, tile, out);
+}
+inline void build_masks_any(const Conv& x, const uint8_t* in, uint64_t* m) { build_masks_spikes(x, in, m); }
+inline void build_masks_any(const Conv& x, const float* in, uint64_t* m) { build_masks_values(x, in, m); }
+inline int64_t conv_rows_any(const Conv& x, const uint8_t* in, const uint64_t* m, int64_t a, int64_t b, float* t,
+                             float* o) {
+  return conv_rows_spikes(x, in, m, a, b, t, o);
+}
+inline int64_t conv_rows_any(const Conv& x, const float* in, const uint64_t* m, int64_t a, int64_t b, float* t,
+                             float* o) {
+  return conv_rows_values(x, in, m, a, b, t, o);
+}
+
+template <typename In>
+int64_t conv_forward(const ConvGeometry& g, const In* in, int64_t rows, const float* wt, const float* bias,
+                     float* out) {
+  const Conv x(g, wt, bias);
+  const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+  const size_t tile_size = static_cast<size_t>(g.OW * x.ldg), mask_size = static_cast<size_t>(x.mask_words());
+  int64_t adds = 0;
+  if (rows >= max_threads() || g.OH == 1) {  // a sample per thread
+#pragma omp parallel reduction(+ : adds) if (rows > 1)
+    {
+      std::vector<uint64_t> masks(mask_size);
+      std::vector<float> tile(tile_size);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t r = 0; r < rows; ++r) {
+        build_masks_any(x, in + r * in_size, masks.data());
+        adds += conv_rows_any(x, in + r * in_size, masks.data(), 0, g.OH, tile.data(), out + r * out_size);
+      }
+    }
+  } else {  // few samples (inference of one image): the output rows of each in parallel
+    std::vector<uint64_t> masks(mask_size);
+    for (int64_t r = 0; r < rows; ++r) {
+      build_masks_any(x, in + r * in_size, masks.data());
+#pragma omp parallel reduction(+ : adds)
+      {
+        std::vector<float> tile(tile_size);
+#pragma omp for schedule(static)
+        for (int64_t oy = 0; oy < g.OH; ++oy) {
+          adds += conv_rows_any(x, in + r * in_size, masks.data(), oy, oy + 1, tile.data(), out + r * out_size);
+        }
+      }
+    }
+  }
+  return adds;
+}
+
+// ---- weight gradient ---------------------------------------------------------------------------------------
+
 // For each input coordinate i and kernel tap k, the output coordinate that sees input i through tap k
-// (i = o * stride - pad + k * dilation), or -1: [in, taps], computed once per call so the event loop does no
-// division.
+// (i = o * stride - pad + k * dilation), or -1: [in, taps], so the event loop does no division.
 std::vector<int32_t> tap_table(int64_t in, int64_t out, int64_t taps, int64_t stride, int64_t pad, int64_t dil) {
   std::vector<int32_t> table(static_cast<size_t>(in * taps), -1);
   for (int64_t i = 0; i < in; ++i) {
@@ -23,128 +297,149 @@ std::vector<int32_t> tap_table(int64_t in, int64_t out, int64_t taps, int64_t st
   return table;
 }
 
-struct Tables {
-  std::vector<int32_t> oy, ox;  // [H, kh], [W, kw]
-};
-
-// acc[0:16V] += w[0:16V] (a spike: no multiply) or += v * w[0:16V] (a real value).
-template <int V, bool kSpikes>
-SPIKEOPS_CPU_INLINE void add_vectors(float* acc, const float* w, float v) {
-#if SPIKEOPS_HAVE_VECTOR_EXT
-  Vec16* a = reinterpret_cast<Vec16*>(acc);
-  const Vec16* b = reinterpret_cast<const Vec16*>(w);
-  for (int j = 0; j < V; ++j) {
-    if constexpr (kSpikes) {
-      a[j] += b[j];
-    } else {
-      a[j] += v * b[j];
+// dyt [OH * OW, groups, ldg] = one sample's grad_out [O, OH, OW] with channels innermost, zero padded; output
+// pixels [p0, p1).
+SPIKEOPS_CPU_CLONES void transpose_grad(const Conv& x, const float* grad_out, int64_t p0, int64_t p1, float* dyt) {
+  const int64_t P = x.g.OH * x.g.OW, ld = x.g.groups * x.ldg;
+  constexpr int64_t kBlockP = 16;  // 16 pixels of every channel, then the next 16: reads stay sequential
+  for (int64_t b = p0; b < p1; b += kBlockP) {
+    const int64_t e = std::min(p1, b + kBlockP);
+    for (int64_t o = 0; o < x.g.O; ++o) {
+      const float* src = grad_out + o * P;
+      float* dst = dyt + (o / x.Og) * x.ldg + o % x.Og;
+      for (int64_t p = b; p < e; ++p) dst[p * ld] = src[p];
     }
   }
+}
+
+// grad_wt rows of input channel c += the dyt rows that the channel's spikes in this sample reach, tap by
+// tap: a tap's row (up to 128 output channels) is summed in registers over the spikes, then added once.
+// pos: scratch for the channel's spike positions (H * W).
+template <int V>
+SPIKEOPS_CPU_INLINE void weight_grad_tap(const Conv& x, const int32_t* oy_of, const int32_t* ox_of, const int32_t* pos,
+                                         int64_t spikes, const float* dy, int64_t ky, int64_t kx, float* gw) {
+  const ConvGeometry& g = x.g;
+  const int64_t ld = g.groups * x.ldg;
+#if SPIKEOPS_HAVE_VECTOR_EXT
+  Vec16 acc[V];
+#pragma GCC unroll 8
+  for (int j = 0; j < V; ++j) acc[j] = Vec16{};
 #else
-  for (int j = 0; j < 16 * V; ++j) acc[j] += kSpikes ? w[j] : v * w[j];
+  float acc[16 * V] = {};
+#endif
+  for (int64_t s = 0; s < spikes; ++s) {
+    const int32_t y = pos[2 * s], i = pos[2 * s + 1];
+    const int32_t oy = oy_of[y * g.kh + ky], ox = ox_of[i * g.kw + kx];
+    if ((oy | ox) < 0) continue;  // this tap of this spike falls outside the output
+    const float* src = dy + (int64_t(oy) * g.OW + ox) * ld;
+#if SPIKEOPS_HAVE_VECTOR_EXT
+    const Vec16* sv = reinterpret_cast<const Vec16*>(src);
+#pragma GCC unroll 8
+    for (int j = 0; j < V; ++j) acc[j] += sv[j];
+#else
+    for (int j = 0; j < 16 * V; ++j) acc[j] += src[j];
+#endif
+  }
+#if SPIKEOPS_HAVE_VECTOR_EXT
+  Vec16* d = reinterpret_cast<Vec16*>(gw);
+#pragma GCC unroll 8
+  for (int j = 0; j < V; ++j) d[j] += acc[j];
+#else
+  for (int j = 0; j < 16 * V; ++j) gw[j] += acc[j];
 #endif
 }
 
-// One row: every nonzero input (c, iy, ix) adds its weight rows w[(c, ky, kx), :] into the accumulators of
-// the output pixels its taps reach, acc [OH*OW, ld]; then out [O, OH*OW] = acc^T. For one input channel the
-// weight rows (kh*kw*ld floats) stay in L1 while its events are scattered. V: 16-float vectors per chunk of
-// output channels (ld = 16 * V, or chunks of 64 when ld > 64).
-template <int V, typename In>
-SPIKEOPS_CPU_INLINE int64_t conv_row(const ConvGeometry& g, const Tables& t, const In* in, const float* wt,
-                                     const float* bias, float* acc, float* out) {
-  constexpr bool kSpikes = sizeof(In) == 1;
-  const int64_t P = g.OH * g.OW, O = g.O, ld = conv_padded_channels(O);
-  for (int64_t p = 0; p < P; ++p) {
-    for (int64_t o = 0; o < ld; ++o) acc[p * ld + o] = bias && o < O ? bias[o] : 0.0f;
+SPIKEOPS_CPU_CLONES void weight_grad_channel(const Conv& x, const std::vector<int32_t>& oy_of,
+                                             const std::vector<int32_t>& ox_of, const uint8_t* in, const float* dyt,
+                                             int64_t c, int32_t* pos, float* grad_wt) {
+  const ConvGeometry& g = x.g;
+  // The spike positions (y, x) of channel c.
+  const uint8_t* plane = in + c * g.H * g.W;
+  int64_t spikes = 0;
+  for (int64_t y = 0; y < g.H; ++y) {
+    const uint8_t* line = plane + y * g.W;
+    int64_t i = 0;
+    for (; i + 8 <= g.W; i += 8) {
+      uint64_t chunk;
+      std::memcpy(&chunk, line + i, 8);
+      if (chunk == 0) continue;
+      for (int64_t j = i; j < i + 8; ++j) {
+        if (line[j] != 0) {
+          pos[2 * spikes] = int32_t(y);
+          pos[2 * spikes + 1] = int32_t(j);
+          ++spikes;
+        }
+      }
+    }
+    for (; i < g.W; ++i) {
+      if (line[i] != 0) {
+        pos[2 * spikes] = int32_t(y);
+        pos[2 * spikes + 1] = int32_t(i);
+        ++spikes;
+      }
+    }
   }
-  int64_t taps = 0;
-  for (int64_t c = 0; c < g.C; ++c) {
-    const In* plane = in + c * g.H * g.W;
-    const float* wc = wt + c * g.kh * g.kw * ld;
-    for (int64_t iy = 0; iy < g.H; ++iy) {
-      const int32_t* oy_of = t.oy.data() + iy * g.kh;
-      for (int64_t ix = 0; ix < g.W; ++ix) {
-        const In x = plane[iy * g.W + ix];
-        if (x == In(0)) continue;
-        const float v = float(x);
-        const int32_t* ox_of = t.ox.data() + ix * g.kw;
-        for (int64_t ky = 0; ky < g.kh; ++ky) {
-          if (oy_of[ky] < 0) continue;
-          float* acc_line = acc + oy_of[ky] * g.OW * ld;
-          const float* w = wc + ky * g.kw * ld;
-          for (int64_t kx = 0; kx < g.kw; ++kx) {
-            if (ox_of[kx] < 0) continue;  // this tap of this input falls outside the output
-            float* a = acc_line + ox_of[kx] * ld;
-            const float* wk = w + kx * ld;
-            if (V > 0) {
-              add_vectors<(V > 0 ? V : 1), kSpikes>(a, wk, v);
-            } else {
-              for (int64_t o0 = 0; o0 < ld; o0 += 16) add_vectors<1, kSpikes>(a + o0, wk + o0, v);
-            }
-            ++taps;
-          }
+  if (spikes == 0) return;
+  const float* dy_group = dyt + (c / x.Cg) * x.ldg;
+  float* gw_c = grad_wt + c * x.taps * x.ldg;
+  for (int64_t ky = 0; ky < g.kh; ++ky) {
+    for (int64_t kx = 0; kx < g.kw; ++kx) {
+      float* gw = gw_c + (ky * g.kw + kx) * x.ldg;
+      for (int64_t o0 = 0; o0 < x.ldg; o0 += 16 * kMaxVectors) {
+        const int32_t* oys = oy_of.data();
+        const int32_t* oxs = ox_of.data();
+        switch (std::min<int64_t>(kMaxVectors, (x.ldg - o0) / 16)) {
+          case 1: weight_grad_tap<1>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
+          case 2: weight_grad_tap<2>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
+          case 3: weight_grad_tap<3>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
+          case 4: weight_grad_tap<4>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
+          case 5: weight_grad_tap<5>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
+          case 6: weight_grad_tap<6>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
+          case 7: weight_grad_tap<7>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
+          default: weight_grad_tap<8>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
         }
       }
     }
   }
-  for (int64_t o = 0; o < O; ++o) {
-    for (int64_t p = 0; p < P; ++p) out[o * P + p] = acc[p * ld + o];
-  }
-  return taps * O;
-}
-
-template <typename In>
-SPIKEOPS_CPU_INLINE int64_t conv_row_any(const ConvGeometry& g, const Tables& t, const In* in, const float* wt,
-                                         const float* bias, float* acc, float* out) {
-  switch (conv_padded_channels(g.O) / 16) {
-    case 1: return conv_row<1>(g, t, in, wt, bias, acc, out);
-    case 2: return conv_row<2>(g, t, in, wt, bias, acc, out);
-    case 3: return conv_row<3>(g, t, in, wt, bias, acc, out);
-    case 4: return conv_row<4>(g, t, in, wt, bias, acc, out);
-    default: return conv_row<0>(g, t, in, wt, bias, acc, out);  // wide layers: a loop over 16-float vectors
-  }
-}
-
-// The per-row kernels, compiled per SIMD level (the OpenMP loop stays outside the clones).
-SPIKEOPS_CPU_CLONES
-int64_t conv_row_spikes(const ConvGeometry& g, const Tables& t, const uint8_t* in, const float* wt,
-                        const float* bias, float* acc, float* out) {
-  return conv_row_any(g, t, in, wt, bias, acc, out);
-}
-
-SPIKEOPS_CPU_CLONES
-int64_t conv_row_values(const ConvGeometry& g, const Tables& t, const float* in, const float* wt,
-                        const float* bias, float* acc, float* out) {
-  return conv_row_any(g, t, in, wt, bias, acc, out);
-}
-
-template <typename In, typename RowFn>
-int64_t conv_rows(const ConvGeometry& g, const In* in, int64_t rows, const float* wt, const float* bias,
-                  float* out, RowFn row_fn) {
-  const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
-  const Tables tables{tap_table(g.H, g.OH, g.kh, g.sh, g.ph, g.dh), tap_table(g.W, g.OW, g.kw, g.sw, g.pw, g.dw)};
-  int64_t adds = 0;
-#pragma omp parallel reduction(+ : adds) if (rows > 1)
-  {
-    std::vector<float> acc(static_cast<size_t>(g.OH * g.OW * conv_padded_channels(g.O)));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      adds += row_fn(g, tables, in + r * in_size, wt, bias, acc.data(), out + r * out_size);
-    }
-  }
-  return adds;
 }
 
 }  // namespace
 
 int64_t conv2d_events_spikes(const ConvGeometry& g, const uint8_t* in, int64_t rows, const float* wt,
                              const float* bias, float* out) {
-  return conv_rows(g, in, rows, wt, bias, out, conv_row_spikes);
+  return conv_forward(g, in, rows, wt, bias, out);
 }
 
 int64_t conv2d_events_values(const ConvGeometry& g, const float* in, int64_t rows, const float* wt,
                              const float* bias, float* out) {
-  return conv_rows(g, in, rows, wt, bias, out, conv_row_values);
+  return conv_forward(g, in, rows, wt, bias, out);
+}
+
+void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const float* grad_out,
+                               float* grad_wt) {
+  const Conv x(g, nullptr, nullptr);
+  const std::vector<int32_t> oy_of = tap_table(g.H, g.OH, g.kh, g.sh, g.ph, g.dh);
+  const std::vector<int32_t> ox_of = tap_table(g.W, g.OW, g.kw, g.sw, g.pw, g.dw);
+  std::fill(grad_wt, grad_wt + g.C * x.taps * x.ldg, 0.0f);
+  const int64_t P = g.OH * g.OW, in_size = g.C * g.H * g.W, out_size = g.O * P;
+  // Shared by the threads: one sample's output gradient, channels innermost. The threads split the input
+  // channels, so each owns its rows of grad_wt (no reduction), and all read the whole of dyt.
+  std::vector<float> dyt(static_cast<size_t>(P * g.groups * x.ldg), 0.0f);
+  const bool parallel = rows * in_size >= (1 << 15);
+#pragma omp parallel if (parallel)
+  {
+    std::vector<int32_t> pos(static_cast<size_t>(2 * g.H * g.W));
+    for (int64_t r = 0; r < rows; ++r) {
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < P; p += 64) transpose_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
+      // (the implicit barrier: dyt is complete)
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < g.C; ++c) {
+        weight_grad_channel(x, oy_of, ox_of, in + r * in_size, dyt.data(), c, pos.data(), grad_wt);
+      }
+      // (the implicit barrier: dyt may be overwritten)
+    }
+  }
 }
 
 }  // namespace cpu

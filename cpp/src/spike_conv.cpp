@@ -1,0 +1,164 @@
+// Public entry points of the event-driven spike convolution: validation, weight packing, the CPU kernels.
+#include "spikeops/spike_conv.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cpu/conv_events_cpu.hpp"
+#include "cpu/simd.hpp"
+#include "validate.hpp"
+
+namespace spikeops {
+
+namespace {
+
+int64_t output_size(const validate::Checker& check, int64_t in, int64_t kernel, int64_t stride, int64_t padding,
+                    int64_t dilation) {
+  const int64_t span = dilation * (kernel - 1) + 1;
+  if (in + 2 * padding < span) {
+    check.fail("kernel", "of " + std::to_string(kernel) + " with dilation " + std::to_string(dilation) +
+                             " does not fit the padded input of " + std::to_string(in + 2 * padding));
+  }
+  return (in + 2 * padding - span) / stride + 1;
+}
+
+std::string pair_string(const int64_t* v) { return "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")"; }
+
+// Checks the parameters and the tensors that every entry point shares; returns the geometry.
+cpu::ConvGeometry check_conv(const validate::Checker& check, const TensorView& spikes, const TensorView& weight,
+                             const char* weight_arg, const Conv2dParams& p) {
+  check.tensor(spikes, "spikes", 4, {DType::kUInt8});
+  if (spikes.device != Device::kCPU) {
+    check.fail("spikes", "must be a CPU tensor (the event-driven convolution has no CUDA kernel; "
+                         "spikeops.functional.spike_conv2d runs CUDA tensors as a spike GEMM over the unfolded input)");
+  }
+  check.tensor(weight, weight_arg, 4, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+  check.same_device(weight, weight_arg, spikes, "spikes");
+  for (int i = 0; i < 2; ++i) {
+    if (p.stride[i] < 1) check.fail("conv.stride", "must be >= 1, got " + pair_string(p.stride));
+    if (p.dilation[i] < 1) check.fail("conv.dilation", "must be >= 1, got " + pair_string(p.dilation));
+    if (p.padding[i] < 0) check.fail("conv.padding", "must be >= 0, got " + pair_string(p.padding));
+  }
+  const int64_t C = spikes.shape[1], H = spikes.shape[2], W = spikes.shape[3];
+  const int64_t O = weight.shape[0];
+  if (p.groups < 1 || C % p.groups != 0 || O % p.groups != 0) {
+    check.fail("conv.groups", "must be a positive divisor of the input channels (" + std::to_string(C) +
+                                  ") and the output channels (" + std::to_string(O) + "), got " +
+                                  std::to_string(p.groups));
+  }
+  if (weight.shape[1] * p.groups != C) {
+    check.fail(weight_arg, "must have C / groups = " + std::to_string(C / p.groups) + " input channels for spikes " +
+                               spikes.shape_string() + " and groups " + std::to_string(p.groups) + ", got " +
+                               weight.shape_string());
+  }
+  const int64_t kh = weight.shape[2], kw = weight.shape[3];
+  if (kh < 1 || kw < 1) check.fail(weight_arg, "must have a kernel of at least 1x1, got " + weight.shape_string());
+  // Coordinates and per-sample sizes are kept in 32 bits inside the kernels.
+  const int64_t limit = std::numeric_limits<int32_t>::max();
+  if (H + 2 * p.padding[0] > limit || W + 2 * p.padding[1] > limit || C * kh * kw > limit) {
+    check.fail("spikes", "is too large for the event-driven convolution (padded sizes and C * kh * kw must be "
+                         "below 2^31)");
+  }
+  const int64_t OH = output_size(check, H, kh, p.stride[0], p.padding[0], p.dilation[0]);
+  const int64_t OW = output_size(check, W, kw, p.stride[1], p.padding[1], p.dilation[1]);
+  return cpu::ConvGeometry{C, H, W, O, OH, OW, kh, kw, p.stride[0], p.stride[1], p.padding[0], p.padding[1],
+                           p.dilation[0], p.dilation[1], p.groups};
+}
+
+}  // namespace
+
+int64_t conv2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  validate::Checker check("conv2d_output_size");
+  if (in < 0 || kernel < 1 || stride < 1 || padding < 0 || dilation < 1) {
+    check.fail("arguments", "need in >= 0, kernel >= 1, stride >= 1, padding >= 0, dilation >= 1, got " +
+                                std::to_string(in) + ", " + std::to_string(kernel) + ", " + std::to_string(stride) +
+                                ", " + std::to_string(padding) + ", " + std::to_string(dilation));
+  }
+  return output_size(check, in, kernel, stride, padding, dilation);
+}
+
+void spike_conv2d(const SpikeConv2dArgs& a) {
+  validate::Checker check("spike_conv2d");
+  const cpu::ConvGeometry g = check_conv(check, a.spikes, a.weight, "weight", a.conv);
+  const int64_t N = a.spikes.shape[0];
+  if (a.bias.defined()) {
+    check.tensor(a.bias, "bias", 1, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+    check.shape_is(a.bias, "bias", {g.O});
+    check.same_device(a.bias, "bias", a.spikes, "spikes");
+  }
+  check.tensor(a.out, "out", 4, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+  check.shape_is(a.out, "out", {N, g.O, g.OH, g.OW});
+  check.same_device(a.out, "out", a.spikes, "spikes");
+  if (a.out.numel() == 0) return;
+
+  // The weight rows of the kernel: [C * kh * kw, ldg] float32, zero padded (see conv_events_cpu.hpp).
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, ldg = cpu::conv_padded_channels(Og);
+  const int64_t taps = g.kh * g.kw;
+  std::vector<float> wt(static_cast<size_t>(g.C * taps * ldg), 0.0f);
+  std::vector<float> line(static_cast<size_t>(Cg * taps));
+  for (int64_t o = 0; o < g.O; ++o) {
+    const float* w = cpu::row_as_float(a.weight.dtype, a.weight.data, o * Cg * taps, static_cast<int>(Cg * taps),
+                                       line.data());
+    float* dst = wt.data() + (o / Og) * Cg * taps * ldg + o % Og;
+    for (int64_t i = 0; i < Cg * taps; ++i) dst[i * ldg] = w[i];
+  }
+  std::vector<float> bias;
+  if (a.bias.defined()) {
+    bias.resize(static_cast<size_t>(g.O));
+    cpu::load_row(a.bias.dtype, a.bias.data, 0, static_cast<int>(g.O), bias.data());
+  }
+  std::vector<float> buffer;  // float32 results for a float16 or bfloat16 out
+  float* out = static_cast<float*>(a.out.data);
+  if (a.out.dtype != DType::kFloat32) {
+    buffer.resize(static_cast<size_t>(a.out.numel()));
+    out = buffer.data();
+  }
+  cpu::conv2d_events_spikes(g, static_cast<const uint8_t*>(a.spikes.data), N, wt.data(),
+                            bias.empty() ? nullptr : bias.data(), out);
+  if (a.out.dtype != DType::kFloat32) {
+    const int64_t n = a.out.numel();
+    for (int64_t i = 0; i < n; i += 1 << 20) {
+      const int64_t len = std::min<int64_t>(1 << 20, n - i);
+      cpu::store_row(a.out.dtype, a.out.data, i, static_cast<int>(len), buffer.data() + i);
+    }
+  }
+}
+
+void spike_conv2d_weight_grad(const SpikeConv2dWeightGradArgs& a) {
+  validate::Checker check("spike_conv2d_weight_grad");
+  const cpu::ConvGeometry g = check_conv(check, a.spikes, a.grad_weight, "grad_weight", a.conv);
+  const int64_t N = a.spikes.shape[0];
+  check.tensor(a.grad_out, "grad_out", 4, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+  check.shape_is(a.grad_out, "grad_out", {N, g.O, g.OH, g.OW});
+  check.same_device(a.grad_out, "grad_out", a.spikes, "spikes");
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, ldg = cpu::conv_padded_channels(Og);
+  const int64_t taps = g.kh * g.kw;
+  if (a.grad_weight.numel() == 0) return;
+  std::vector<float> grad_wt(static_cast<size_t>(g.C * taps * ldg), 0.0f);
+  if (a.grad_out.numel() > 0) {
+    std::vector<float> converted;  // float32 copy of a float16 or bfloat16 grad_out
+    const float* grad_out = static_cast<const float*>(a.grad_out.data);
+    if (a.grad_out.dtype != DType::kFloat32) {
+      const int64_t n = a.grad_out.numel();
+      converted.resize(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; i += 1 << 20) {
+        const int64_t len = std::min<int64_t>(1 << 20, n - i);
+        cpu::load_row(a.grad_out.dtype, a.grad_out.data, i, static_cast<int>(len), converted.data() + i);
+      }
+      grad_out = converted.data();
+    }
+    cpu::conv2d_events_weight_grad(g, static_cast<const uint8_t*>(a.spikes.data), N, grad_out, grad_wt.data());
+  }
+  // [C * kh * kw, ldg] -> [O, Cg, kh, kw]
+  std::vector<float> line(static_cast<size_t>(Cg * taps));
+  for (int64_t o = 0; o < g.O; ++o) {
+    const int64_t grp = o / Og;
+    for (int64_t i = 0; i < Cg * taps; ++i) line[static_cast<size_t>(i)] = grad_wt[static_cast<size_t>((grp * Cg * taps + i) * ldg + o % Og)];
+    cpu::store_row(a.grad_weight.dtype, a.grad_weight.data, o * Cg * taps, static_cast<int>(Cg * taps), line.data());
+  }
+}
+
+}  // namespace spikeops
