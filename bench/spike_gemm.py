@@ -144,12 +144,12 @@ def run_conv_case(rate, dtype, device, budget, backward):
             y.sum().backward()
 
     def accumulate_only():
-        saved = functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU
-        functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU = 1.0, 1.0
+        saved = _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU
+        _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 1.0, 1.0
         try:
             ours()
         finally:
-            functional.CONV_DENSE_RATE_THRESHOLD_CPU, functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU = saved
+            _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = saved
 
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
@@ -161,21 +161,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser, quick_help="the small shape only")
     parser.add_argument("--tune-malloc", action="store_true", help="call spikeops.tune_cpu_allocator() first")
+    parser.add_argument("--conv-only", action="store_true", help="the convolution table only")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     print_setup(device, args.dtype)
     if args.tune_malloc:
         print(f"spikeops.tune_cpu_allocator(): {spikeops.tune_cpu_allocator()}")
-    if device.type == "cuda":
+    if args.conv_only:
+        pass
+    elif device.type == "cuda":
         linear_table_cuda(args, dtype)
     else:
         linear_table_cpu(args, dtype, device)
     c = CONV
+    how = "event-driven" if device.type == "cpu" else "im2col in bytes + spike GEMM"
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
-          f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d (im2col in bytes + spike GEMM)")
-    print(f"(dense dispatch above firing rate {functional.CONV_DENSE_RATE_THRESHOLD_CPU}, in training above "
-          f"{functional.CONV_DENSE_RATE_THRESHOLD_TRAINING_CPU})")
+          f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d ({how})")
+    if device.type == "cpu":
+        print(f"(dense dispatch above firing rate {_ops.CONV_DENSE_RATE_THRESHOLD_CPU}, for the weight gradient "
+              f"above {_ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU})")
     print(f"{'mode':8} {'rate':>6} {'F.conv2d ms':>12} {'accumulate ms':>14} {'spike_conv2d ms':>16} {'accum x':>8} "
           f"{'spike_conv2d x':>15}")
     for backward in (False, True):

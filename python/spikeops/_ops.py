@@ -370,12 +370,12 @@ def _pack_rows(rows: Tensor) -> Tensor:
     return r.reshape(K, tiles, PACKED_TILE_N).transpose(0, 1).contiguous()
 
 
-def firing_rate_estimate(spikes: Tensor) -> float:
-    """The fraction of nonzero elements of a non-empty spike tensor, read from about 64 slices of its first
-    dimension spread over it (all of them when it has fewer than 128). For the dense-or-accumulate dispatch:
-    counting every byte would cost as much as 15% of the kernel at 1% firing (measured at 1024 x 4096), and
-    only the side of the crossover matters."""
-    step = max(1, spikes.shape[0] // 64)
+def firing_rate_estimate(spikes: Tensor, slices: int = 64) -> float:
+    """The fraction of nonzero elements of a non-empty spike tensor, read from about ``slices`` slices of its
+    first dimension spread over it (all of them when it has fewer than twice as many). For the
+    dense-or-accumulate dispatch: counting every byte would cost as much as 15% of the kernel at 1% firing
+    (measured at 1024 x 4096), and only the side of the crossover matters."""
+    step = max(1, spikes.shape[0] // slices)
     sample = spikes[::step]
     return torch.count_nonzero(sample).item() / sample.numel()
 
@@ -533,8 +533,9 @@ def _(spikes, rows, out_dtype):
 
 # Firing rates above which torch's dense convolution on the spikes as floats beats the CPU's event-driven
 # kernels (same result up to float32 summation order): the forward, and the weight gradient. Measured with
-# bench/spike_gemm.py's convolution rows, where oneDNN runs near the FMA peak (see the README).
-CONV_DENSE_RATE_THRESHOLD_CPU = 0.3
+# bench/spike_gemm.py's convolution rows, where oneDNN runs near the FMA peak (see the README): the forward
+# is 1.7x at 10% and 0.8x at 25%, the weight gradient 1.2x at 10% and 0.6x at 25%.
+CONV_DENSE_RATE_THRESHOLD_CPU = 0.2
 CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 0.12
 # On CUDA the convolution is the spike GEMM over the unfolded input (im2col in bytes). True runs that path on
 # the CPU too (tests).
@@ -581,8 +582,9 @@ def _use_conv_events(spikes_u8: Tensor) -> bool:
 
 
 def _conv_rate(spikes_u8: Tensor) -> float:
-    """The firing rate estimate that picks the CPU's kernel; -1.0 (unknown) for empty spikes."""
-    return firing_rate_estimate(spikes_u8) if spikes_u8.numel() else -1.0
+    """The firing rate estimate that picks the CPU's kernel, from about 8 of the images (counting all 64 of the
+    benchmark's took 8% of the kernel's time at 1%); -1.0 (unknown) for empty spikes."""
+    return firing_rate_estimate(spikes_u8, slices=8) if spikes_u8.numel() else -1.0
 
 
 @torch.library.custom_op("spikeops::spike_conv2d", mutates_args=(), device_types=_DEVICE_TYPES)

@@ -25,6 +25,8 @@ struct Conv {
   int64_t taps;         // kh * kw
   const float* wt;
   std::vector<float> bias;  // [groups * ldg], zero padded (zeros without a bias)
+  bool one_word_taps;       // wpg == 1 and taps <= 32: conv_pixel's one-loop path
+  std::vector<int64_t> tap_offset;  // [taps]: mask word offset of tap (ky, kx) from the tap (0, 0)
 
   Conv(const ConvGeometry& geo, const float* weight_rows, const float* b)
       : g(geo), Cg(geo.C / geo.groups), Og(geo.O / geo.groups), ldg(conv_padded_channels(geo.O / geo.groups)),
@@ -33,6 +35,10 @@ struct Conv {
         bias(static_cast<size_t>(geo.groups * conv_padded_channels(geo.O / geo.groups)), 0.0f) {
     if (b) {
       for (int64_t o = 0; o < g.O; ++o) bias[static_cast<size_t>((o / Og) * ldg + o % Og)] = b[o];
+    }
+    one_word_taps = wpg == 1 && taps <= 32;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      for (int64_t kx = 0; kx < g.kw; ++kx) tap_offset.push_back((ky * g.dh * Wp + kx * g.dw) * words);
     }
   }
   int64_t mask_words() const { return Hp * Wp * words; }
@@ -88,6 +94,54 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
   float acc[16 * V];
   for (int j = 0; j < 16 * V; ++j) acc[j] = x.bias[static_cast<size_t>(grp * x.ldg + o0 + j)];
 #endif
+  if (x.one_word_taps) {
+    // At most 64 channels and 32 taps: the taps' mask words are read first, then one loop walks the set bits
+    // of all of them, so its exit is one branch per pixel to mispredict instead of one per tap.
+    const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
+    uint64_t word[32];
+    uint32_t nonzero = 0;
+    for (int64_t t = 0; t < x.taps; ++t) {
+      word[t] = m[x.tap_offset[static_cast<size_t>(t)]];
+      nonzero |= uint32_t(word[t] != 0) << t;
+    }
+    if (nonzero != 0) {
+      int t = __builtin_ctz(nonzero);
+      uint64_t bits = word[t];
+      const float* w_group = x.wt + grp * x.Cg * x.taps * x.ldg + o0;
+      for (;;) {
+        const int64_t cl = __builtin_ctzll(bits);
+        bits &= bits - 1;
+        ++events;
+        const float* w = w_group + (cl * x.taps + t) * x.ldg;
+        float v = 1.0f;
+        if constexpr (!kSpikes) {
+          const int64_t iy = oy * g.sh + (t / g.kw) * g.dh - g.ph, ix = ox * g.sw + (t % g.kw) * g.dw - g.pw;
+          v = float(in[((grp * x.Cg + cl) * g.H + iy) * g.W + ix]);
+        }
+#if SPIKEOPS_HAVE_VECTOR_EXT
+        const Vec16* wv = reinterpret_cast<const Vec16*>(w);
+#pragma GCC unroll 8
+        for (int j = 0; j < V; ++j) {
+          if constexpr (kSpikes) {
+            acc[j] += wv[j];
+          } else {
+            acc[j] += v * wv[j];
+          }
+        }
+#else
+        for (int j = 0; j < 16 * V; ++j) acc[j] += kSpikes ? w[j] : v * w[j];
+#endif
+        if (bits == 0) {
+          nonzero &= nonzero - 1;
+          if (nonzero == 0) break;
+          t = __builtin_ctz(nonzero);
+          bits = word[t];
+        }
+      }
+    }
+    std::memcpy(dst, &acc, sizeof(float) * 16 * V);
+    return events;
+  }
   for (int64_t ky = 0; ky < g.kh; ++ky) {
     const int64_t iy = oy * g.sh + ky * g.dh;
     for (int64_t kx = 0; kx < g.kw; ++kx) {
