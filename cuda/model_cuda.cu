@@ -133,12 +133,12 @@ __global__ void dense_linear_kernel(const float* x, int64_t rows, int64_t K, int
 
 struct ConvShape {
   int64_t C, H, W, O, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
-  int64_t ld;  // the row length of W^T [C * kh * kw, ld]
+  int64_t ld;  // the row length of the weight rows [C * kh * kw, ld] (cpu::pack_conv_weight)
 };
 
-// One output out[r, o, oy, ox] per thread: bias plus, over (c, ky, kx), the weight of every nonzero input
-// the taps reach (times the input for real values). For one output this visits its inputs in the CPU event
-// loop's order (c, iy, ix). With spikes, the threads of channel 0 count the (input spike, tap) pairs: their
+// One output out[r, o, oy, ox] per thread: bias plus, over (ky, kx, c), the weight of every nonzero input
+// the taps reach (times the input for real values). For one output this visits its inputs in the CPU
+// kernel's order (tap, then channel). With spikes, the threads of channel 0 count the (input spike, tap) pairs: their
 // sum times O is the CPU's count of weight additions.
 template <bool kSpikes>
 __global__ void conv2d_kernel(const ConvShape g, const void* input, int64_t rows, const float* wt,
@@ -148,23 +148,24 @@ __global__ void conv2d_kernel(const ConvShape g, const void* input, int64_t rows
   for (int64_t i = global_thread_index(); i < n; i += grid_thread_count()) {
     const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, o = (i / P) % g.O, r = i / (P * g.O);
     float acc = bias != nullptr ? bias[o] : 0.0f;
-    for (int64_t c = 0; c < g.C; ++c) {
-      const int64_t plane = (r * g.C + c) * g.H;
-      for (int64_t ky = 0; ky < g.kh; ++ky) {
-        const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
-        if (iy < 0 || iy >= g.H) continue;
-        const int64_t line = (plane + iy) * g.W;
-        const float* w = wt + ((c * g.kh + ky) * g.kw) * g.ld + o;
-        for (int64_t kx = 0; kx < g.kw; ++kx) {
-          const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
-          if (ix < 0 || ix >= g.W) continue;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
+      if (iy < 0 || iy >= g.H) continue;
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
+        if (ix < 0 || ix >= g.W) continue;
+        // the CPU kernel's weight rows (cpu::pack_conv_weight): row (ky * kw + kx) * C + c
+        const float* w = wt + (ky * g.kw + kx) * g.C * g.ld + o;
+        const int64_t pixel = (r * g.C * g.H + iy) * g.W + ix;  // + c * H * W
+        for (int64_t c = 0; c < g.C; ++c) {
+          const int64_t at = pixel + c * g.H * g.W;
           if (kSpikes) {
-            if (static_cast<const uint8_t*>(input)[line + ix] == 0) continue;
-            acc += w[kx * g.ld];
+            if (static_cast<const uint8_t*>(input)[at] == 0) continue;
+            acc += w[c * g.ld];
             taps += o == 0;
           } else {
-            const float v = static_cast<const float*>(input)[line + ix];
-            if (v != 0.0f) acc += v * w[kx * g.ld];
+            const float v = static_cast<const float*>(input)[at];
+            if (v != 0.0f) acc += v * w[c * g.ld];
           }
         }
       }

@@ -94,17 +94,19 @@ void spike_conv2d(const SpikeConv2dArgs& a) {
   check.same_device(a.out, "out", a.spikes, "spikes");
   if (a.out.numel() == 0) return;
 
-  // The weight rows of the kernel: [C * kh * kw, ldg] float32, zero padded (see conv_events_cpu.hpp).
-  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, ldg = cpu::conv_padded_channels(Og);
-  const int64_t taps = g.kh * g.kw;
-  std::vector<float> wt(static_cast<size_t>(g.C * taps * ldg), 0.0f);
-  std::vector<float> line(static_cast<size_t>(Cg * taps));
-  for (int64_t o = 0; o < g.O; ++o) {
-    const float* w = cpu::row_as_float(a.weight.dtype, a.weight.data, o * Cg * taps, static_cast<int>(Cg * taps),
-                                       line.data());
-    float* dst = wt.data() + (o / Og) * Cg * taps * ldg + o % Og;
-    for (int64_t i = 0; i < Cg * taps; ++i) dst[i * ldg] = w[i];
+  // The kernel's weight rows (cpu::pack_conv_weight), from the weight as float32.
+  std::vector<float> w_float;
+  const float* w = static_cast<const float*>(a.weight.data);
+  if (a.weight.dtype != DType::kFloat32) {
+    w_float.resize(static_cast<size_t>(a.weight.numel()));
+    for (int64_t i = 0; i < a.weight.numel(); i += 1 << 20) {
+      const int64_t len = std::min<int64_t>(1 << 20, a.weight.numel() - i);
+      cpu::load_row(a.weight.dtype, a.weight.data, i, static_cast<int>(len), w_float.data() + i);
+    }
+    w = w_float.data();
   }
+  std::vector<float> wt(static_cast<size_t>(g.C * g.kh * g.kw * cpu::conv_padded_channels(g.O / g.groups)));
+  cpu::pack_conv_weight(g, w, wt.data());
   std::vector<float> bias;
   if (a.bias.defined()) {
     bias.resize(static_cast<size_t>(g.O));

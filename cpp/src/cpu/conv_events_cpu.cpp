@@ -16,6 +16,9 @@ namespace {
 // Accumulators per output pixel: up to this many 16-float vectors (128 output channels) live in registers.
 constexpr int kMaxVectors = 8;
 
+// The largest receptive field (taps x channels) conv_pixel walks as one bit string.
+constexpr int64_t kMaxPixelBits = 2048;
+
 // Everything the per-pixel loop reads, derived once per call.
 struct Conv {
   ConvGeometry g;
@@ -25,8 +28,11 @@ struct Conv {
   int64_t taps;         // kh * kw
   const float* wt;
   std::vector<float> bias;  // [groups * ldg], zero padded (zeros without a bias)
-  bool one_word_taps;       // wpg == 1 and taps <= 32: conv_pixel's one-loop path
-  std::vector<int64_t> tap_offset;  // [taps]: mask word offset of tap (ky, kx) from the tap (0, 0)
+  // conv_pixel's one-loop path, for Cg <= 64 and taps * Cg <= kMaxPixelBits: a pixel's receptive field as one
+  // bit string, bit t * Cg + cl for channel cl under tap t = ky * kw + kx.
+  bool bit_string;
+  int64_t string_words;              // ceil(taps * Cg / 64)
+  std::vector<int64_t> tap_offset;   // [taps]: mask word offset of tap t from the tap (0, 0)
 
   Conv(const ConvGeometry& geo, const float* weight_rows, const float* b)
       : g(geo), Cg(geo.C / geo.groups), Og(geo.O / geo.groups), ldg(conv_padded_channels(geo.O / geo.groups)),
@@ -36,9 +42,12 @@ struct Conv {
     if (b) {
       for (int64_t o = 0; o < g.O; ++o) bias[static_cast<size_t>((o / Og) * ldg + o % Og)] = b[o];
     }
-    one_word_taps = wpg == 1 && taps <= 32;
-    for (int64_t ky = 0; ky < g.kh; ++ky) {
-      for (int64_t kx = 0; kx < g.kw; ++kx) tap_offset.push_back((ky * g.dh * Wp + kx * g.dw) * words);
+    bit_string = wpg == 1 && taps * Cg <= kMaxPixelBits;
+    string_words = (taps * Cg + 63) / 64;
+    if (bit_string) {
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        for (int64_t kx = 0; kx < g.kw; ++kx) tap_offset.push_back((ky * g.dh * Wp + kx * g.dw) * words);
+      }
     }
   }
   int64_t mask_words() const { return Hp * Wp * words; }
@@ -83,7 +92,6 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
                                        int64_t grp, int64_t o0, float* dst) {
   constexpr bool kSpikes = sizeof(In) == 1;
   const ConvGeometry& g = x.g;
-  const int64_t channel_stride = x.taps * x.ldg;  // between the rows of channels c and c + 1 at one tap
   int64_t events = 0;
 #if SPIKEOPS_HAVE_VECTOR_EXT
   Vec16 acc[V];
@@ -94,27 +102,37 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
   float acc[16 * V];
   for (int j = 0; j < 16 * V; ++j) acc[j] = x.bias[static_cast<size_t>(grp * x.ldg + o0 + j)];
 #endif
-  if (x.one_word_taps) {
-    // At most 64 channels and 32 taps: the taps' mask words are read first, then one loop walks the set bits
-    // of all of them, so its exit is one branch per pixel to mispredict instead of one per tap.
+  if (x.bit_string) {
+    // The taps' mask words are concatenated into one bit string (branch-free), then one loop walks its set
+    // bits: the loop's exits, which depend on the data and mispredict, come once per 64 (tap, channel) pairs
+    // instead of once per tap.
     const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
-    uint64_t word[32];
-    uint32_t nonzero = 0;
-    for (int64_t t = 0; t < x.taps; ++t) {
-      word[t] = m[x.tap_offset[static_cast<size_t>(t)]];
-      nonzero |= uint32_t(word[t] != 0) << t;
+    uint64_t word[kMaxPixelBits / 64 + 1];
+    if (x.Cg == 64) {  // a word per tap
+      for (int64_t t = 0; t < x.taps; ++t) word[t] = m[x.tap_offset[static_cast<size_t>(t)]];
+    } else {
+      for (int64_t i = 0; i <= x.string_words; ++i) word[i] = 0;
+      for (int64_t t = 0; t < x.taps; ++t) {
+        const uint64_t bits = m[x.tap_offset[static_cast<size_t>(t)]];
+        const int64_t at = t * x.Cg, i = at / 64, shift = at % 64;
+        word[i] |= bits << shift;
+        word[i + 1] |= (bits >> 1) >> (63 - shift);  // the bits past the word's end (none when shift is 0)
+      }
     }
+    uint32_t nonzero = 0;
+    for (int64_t i = 0; i < x.string_words; ++i) nonzero |= uint32_t(word[i] != 0) << i;
     if (nonzero != 0) {
-      int t = __builtin_ctz(nonzero);
-      uint64_t bits = word[t];
+      int i = __builtin_ctz(nonzero);
+      uint64_t bits = word[i];
       const float* w_group = x.wt + grp * x.Cg * x.taps * x.ldg + o0;
       for (;;) {
-        const int64_t cl = __builtin_ctzll(bits);
+        const int64_t bit = i * 64 + __builtin_ctzll(bits);
         bits &= bits - 1;
         ++events;
-        const float* w = w_group + (cl * x.taps + t) * x.ldg;
+        const float* w = w_group + bit * x.ldg;  // weight row t * Cg + cl is bit t * Cg + cl
         float v = 1.0f;
         if constexpr (!kSpikes) {
+          const int64_t t = bit / x.Cg, cl = bit % x.Cg;
           const int64_t iy = oy * g.sh + (t / g.kw) * g.dh - g.ph, ix = ox * g.sw + (t % g.kw) * g.dw - g.pw;
           v = float(in[((grp * x.Cg + cl) * g.H + iy) * g.W + ix]);
         }
@@ -134,8 +152,8 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
         if (bits == 0) {
           nonzero &= nonzero - 1;
           if (nonzero == 0) break;
-          t = __builtin_ctz(nonzero);
-          bits = word[t];
+          i = __builtin_ctz(nonzero);
+          bits = word[i];
         }
       }
     }
@@ -147,14 +165,14 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
     for (int64_t kx = 0; kx < g.kw; ++kx) {
       const int64_t ix = ox * g.sw + kx * g.dw;
       const uint64_t* m = masks + ((iy * x.Wp + ix) * g.groups + grp) * x.wpg;
-      const float* w_tap = x.wt + (grp * x.Cg * x.taps + ky * g.kw + kx) * x.ldg + o0;
+      const float* w_tap = x.wt + (grp * x.taps + ky * g.kw + kx) * x.Cg * x.ldg + o0;
       for (int64_t wi = 0; wi < x.wpg; ++wi) {
         uint64_t bits = m[wi];
         while (bits) {
           const int64_t cl = wi * 64 + __builtin_ctzll(bits);
           bits &= bits - 1;
           ++events;
-          const float* w = w_tap + cl * channel_stride;
+          const float* w = w_tap + cl * x.ldg;
           float v = 1.0f;
           if constexpr (!kSpikes) v = float(in[((grp * x.Cg + cl) * g.H + iy - g.ph) * g.W + ix - g.pw]);
 #if SPIKEOPS_HAVE_VECTOR_EXT
@@ -234,8 +252,9 @@ SPIKEOPS_CPU_INLINE void write_transposed(const float* tile, int64_t ld, int64_t
         float* dst = out + (o0 + i) * plane + p0;
         if (pn == 16) {
           *reinterpret_cast<Vec16*>(dst) = r[i];
-        } else {
-          std::memcpy(dst, &r[i], sizeof(float) * static_cast<size_t>(pn));
+        } else {  // (a loop, not memcpy: a variable-size memcpy is a library call per channel)
+          const float* v = reinterpret_cast<const float*>(&r[i]);
+          for (int64_t q = 0; q < pn; ++q) dst[q] = v[q];
         }
       }
     }
@@ -492,6 +511,17 @@ void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t
         weight_grad_channel(x, oy_of, ox_of, in + r * in_size, dyt.data(), c, pos.data(), grad_wt);
       }
       // (the implicit barrier: dyt may be overwritten)
+    }
+  }
+}
+
+void pack_conv_weight(const ConvGeometry& g, const float* w, float* wt) {
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, taps = g.kh * g.kw, ldg = conv_padded_channels(Og);
+  std::fill(wt, wt + g.C * taps * ldg, 0.0f);
+  for (int64_t o = 0; o < g.O; ++o) {
+    const int64_t grp = o / Og;
+    for (int64_t cl = 0; cl < Cg; ++cl) {
+      for (int64_t t = 0; t < taps; ++t) wt[((grp * taps + t) * Cg + cl) * ldg + o % Og] = w[(o * Cg + cl) * taps + t];
     }
   }
 }

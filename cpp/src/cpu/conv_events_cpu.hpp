@@ -27,9 +27,11 @@ struct ConvGeometry {
   int64_t groups = 1;    // C and O are multiples of it; input channel c sees the outputs of group c / (C / groups)
 };
 
-// The weight rows: wt [C * kh * kw, conv_padded_channels(O / groups)] float32, row (c * kh + ky) * kw + kx
-// holding w[g * O/groups + o, c - g * C/groups, ky, kx] for the group g of c, zero padded.
-//
+// The weight rows: wt [C * kh * kw, conv_padded_channels(O / groups)] float32, zero padded, for each group
+// tap-major: row (grp * kh * kw + ky * kw + kx) * C/groups + cl holds w[grp * O/groups + o, cl, ky, kx] in
+// column o. pack_conv_weight writes it from w [O, C/groups, kh, kw].
+void pack_conv_weight(const ConvGeometry& g, const float* w, float* wt);
+
 // rows samples (or sample-steps): in [rows, C, H, W]; bias [O] or null; out [rows, O, OH, OW] float32.
 // Returns the number of weight additions performed (events x taps reaching the output x O / groups).
 int64_t conv2d_events_spikes(const ConvGeometry& g, const uint8_t* in, int64_t rows, const float* wt,

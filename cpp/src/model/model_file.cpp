@@ -373,15 +373,20 @@ class Loader {
   }
 
   // W [O, ...] with K = numel / O, kept as W^T [K, O]: packed for the spike GEMM in a linear layer fed spikes,
-  // with the channels padded to whole vectors for a convolution (whose event-driven kernel takes both kinds
-  // of input), as it is for a linear layer fed real values.
+  // as it is for a linear layer fed real values; a convolution's in the rows of its event-driven kernel (which
+  // takes both kinds of input, cpu::pack_conv_weight).
   void read_weights(const Fields& f, ModelLayer& layer, const Shape& weight_shape) const {
     const std::vector<float> w = tensor(f, "weight", weight_shape);
     const int64_t K = layer.K, O = layer.O;
-    const int64_t ld = layer.kind == LayerKind::kConv2d ? cpu::conv_padded_channels(O) : O;
-    std::vector<float> wt(std::size_t(K * ld), 0.0f);
+    if (!f.is_null("bias")) layer.bias = tensor(f, "bias", {O});
+    if (layer.kind == LayerKind::kConv2d) {
+      layer.weight_t.resize(std::size_t(K * cpu::conv_padded_channels(O)));
+      cpu::pack_conv_weight(conv_geometry(layer), w.data(), layer.weight_t.data());
+      return;
+    }
+    std::vector<float> wt(std::size_t(K * O), 0.0f);
     for (int64_t o = 0; o < O; ++o) {
-      for (int64_t k = 0; k < K; ++k) wt[std::size_t(k * ld + o)] = w[std::size_t(o * K + k)];
+      for (int64_t k = 0; k < K; ++k) wt[std::size_t(k * O + o)] = w[std::size_t(o * K + k)];
     }
     if (layer.spike_input && layer.kind == LayerKind::kLinear) {
       const int64_t tiles = (O + kPackedTileN - 1) / kPackedTileN;
@@ -391,7 +396,6 @@ class Loader {
     } else {
       layer.weight_t = std::move(wt);
     }
-    if (!f.is_null("bias")) layer.bias = tensor(f, "bias", {O});
   }
 
   const unsigned char* data_;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/conv_events_cpu.hpp"
 #include "spikeops/model.hpp"
 #include "spikeops/neuron.hpp"
 
@@ -30,7 +31,7 @@ struct ModelLayer {
 
   // linear and conv2d: y = x . W^T + b with K = in_features (linear) or C * kh * kw (conv2d), O outputs.
   int64_t K = 0, O = 0;
-  std::vector<float> weight_t;  // W^T [K, O] (conv2d: [K, O padded to 16]), unless packed
+  std::vector<float> weight_t;  // W^T [K, O] (conv2d: cpu::pack_conv_weight's rows), unless packed
   std::vector<float> packed;    // linear fed spikes: W^T in the spike GEMM's kPacked layout
   std::vector<float> bias;      // [O] or empty
 
@@ -42,6 +43,13 @@ struct ModelLayer {
   NeuronParams neuron;
   float decay = 0.0f;  // ParametricLIF: k = sigmoid(w) as exported
 };
+
+// A conv2d layer's shape for the event-driven kernel (in_shape and out_shape are [C, H, W]; one group).
+inline cpu::ConvGeometry conv_geometry(const ModelLayer& L) {
+  return cpu::ConvGeometry{L.in_shape[0],  L.in_shape[1], L.in_shape[2], L.O,          L.out_shape[1],
+                           L.out_shape[2], L.kernel.h,    L.kernel.w,    L.stride.h,   L.stride.w,
+                           L.padding.h,    L.padding.w,   L.dilation.h,  L.dilation.w, 1};
+}
 
 // A layer's output over the run: [rows, features] in C order, rows = T * batch in step-major order, or
 // rows = batch when it is the same at every step (time_invariant). Spikes are 1 byte.

@@ -104,10 +104,7 @@ void run_linear(const ModelLayer& L, const Activation& a, Activation& y, LayerRe
 }
 
 void run_conv2d(const ModelLayer& L, const Activation& a, Activation& y, LayerReport& report) {
-  const cpu::ConvGeometry g{L.in_shape[0], L.in_shape[1], L.in_shape[2],    // C, H, W
-                            L.O, L.out_shape[1], L.out_shape[2],            // O, OH, OW
-                            L.kernel.h, L.kernel.w, L.stride.h, L.stride.w,  // kh, kw, sh, sw
-                            L.padding.h, L.padding.w, L.dilation.h, L.dilation.w};
+  const cpu::ConvGeometry g = conv_geometry(L);
   y.spikes = false;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
