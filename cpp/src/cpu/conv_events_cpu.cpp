@@ -33,6 +33,7 @@ struct Conv {
   bool bit_string;
   int64_t string_words;              // ceil(taps * Cg / 64)
   std::vector<int64_t> tap_offset;   // [taps]: mask word offset of tap t from the tap (0, 0)
+  std::vector<int64_t> input_offset;  // [taps * Cg]: offset of bit t * Cg + cl's input from the window's corner
 
   Conv(const ConvGeometry& geo, const float* weight_rows, const float* b)
       : g(geo), Cg(geo.C / geo.groups), Og(geo.O / geo.groups), ldg(conv_padded_channels(geo.O / geo.groups)),
@@ -46,7 +47,10 @@ struct Conv {
     string_words = (taps * Cg + 63) / 64;
     if (bit_string) {
       for (int64_t ky = 0; ky < g.kh; ++ky) {
-        for (int64_t kx = 0; kx < g.kw; ++kx) tap_offset.push_back((ky * g.dh * Wp + kx * g.dw) * words);
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          tap_offset.push_back((ky * g.dh * Wp + kx * g.dw) * words);
+          for (int64_t cl = 0; cl < Cg; ++cl) input_offset.push_back((cl * g.H + ky * g.dh) * g.W + kx * g.dw);
+        }
       }
     }
   }
@@ -131,10 +135,9 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
         ++events;
         const float* w = w_group + bit * x.ldg;  // weight row t * Cg + cl is bit t * Cg + cl
         float v = 1.0f;
-        if constexpr (!kSpikes) {
-          const int64_t t = bit / x.Cg, cl = bit % x.Cg;
-          const int64_t iy = oy * g.sh + (t / g.kw) * g.dh - g.ph, ix = ox * g.sw + (t % g.kw) * g.dw - g.pw;
-          v = float(in[((grp * x.Cg + cl) * g.H + iy) * g.W + ix]);
+        if constexpr (!kSpikes) {  // (the window's corner may lie in the padding; the input itself does not)
+          const int64_t corner = (grp * x.Cg * g.H + oy * g.sh - g.ph) * g.W + ox * g.sw - g.pw;
+          v = float(in[corner + x.input_offset[static_cast<size_t>(bit)]]);
         }
 #if SPIKEOPS_HAVE_VECTOR_EXT
         const Vec16* wv = reinterpret_cast<const Vec16*>(w);
