@@ -17,6 +17,7 @@ void spike_accumulate(const SpikeAccumulateArgs& a);
 int64_t count_spikes(const uint8_t* row, int64_t K);  // nonzero bytes of row[0:K], one thread
 const char* simd_level();  // the clone the running CPU uses: "avx512", "avx2" or "baseline"
 int max_threads();
+int thread_num();  // in a parallel region: this thread's index below max_threads()
 void set_max_threads(int n);
 }  // namespace cpu
 

@@ -15,6 +15,7 @@ namespace spikeops {
 
 namespace {
 
+// All arguments are below 2^31 (checked by the callers), so nothing here overflows.
 int64_t output_size(const validate::Checker& check, int64_t in, int64_t kernel, int64_t stride, int64_t padding,
                     int64_t dilation) {
   const int64_t span = dilation * (kernel - 1) + 1;
@@ -37,10 +38,19 @@ cpu::ConvGeometry check_conv(const validate::Checker& check, const TensorView& s
   }
   check.tensor(weight, weight_arg, 4, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
   check.same_device(weight, weight_arg, spikes, "spikes");
+  // Coordinates and per-sample sizes are kept in 32 bits inside the kernels (and the checks below stay far
+  // from int64 overflow).
+  const int64_t limit = std::numeric_limits<int32_t>::max();
   for (int i = 0; i < 2; ++i) {
-    if (p.stride[i] < 1) check.fail("conv.stride", "must be >= 1, got " + pair_string(p.stride));
-    if (p.dilation[i] < 1) check.fail("conv.dilation", "must be >= 1, got " + pair_string(p.dilation));
-    if (p.padding[i] < 0) check.fail("conv.padding", "must be >= 0, got " + pair_string(p.padding));
+    if (p.stride[i] < 1 || p.stride[i] > limit) {
+      check.fail("conv.stride", "must be >= 1 and below 2^31, got " + pair_string(p.stride));
+    }
+    if (p.dilation[i] < 1 || p.dilation[i] > limit) {
+      check.fail("conv.dilation", "must be >= 1 and below 2^31, got " + pair_string(p.dilation));
+    }
+    if (p.padding[i] < 0 || p.padding[i] > limit) {
+      check.fail("conv.padding", "must be >= 0 and below 2^31, got " + pair_string(p.padding));
+    }
   }
   const int64_t C = spikes.shape[1], H = spikes.shape[2], W = spikes.shape[3];
   const int64_t O = weight.shape[0];
@@ -56,11 +66,14 @@ cpu::ConvGeometry check_conv(const validate::Checker& check, const TensorView& s
   }
   const int64_t kh = weight.shape[2], kw = weight.shape[3];
   if (kh < 1 || kw < 1) check.fail(weight_arg, "must have a kernel of at least 1x1, got " + weight.shape_string());
-  // Coordinates and per-sample sizes are kept in 32 bits inside the kernels.
-  const int64_t limit = std::numeric_limits<int32_t>::max();
-  if (H + 2 * p.padding[0] > limit || W + 2 * p.padding[1] > limit || C * kh * kw > limit) {
-    check.fail("spikes", "is too large for the event-driven convolution (padded sizes and C * kh * kw must be "
-                         "below 2^31)");
+  if (kh > limit || kw > limit || kh * kw > limit || C > limit / (kh * kw)) {
+    check.fail(weight_arg, "is too large for the event-driven convolution (C * kh * kw must be below 2^31), got " +
+                               weight.shape_string());
+  }
+  const int64_t Hp = H + 2 * p.padding[0], Wp = W + 2 * p.padding[1];  // shapes are checked non-negative
+  if (H > limit || W > limit || Hp > limit || Wp > limit || Hp * Wp > limit) {
+    check.fail("spikes", "is too large for the event-driven convolution (the zero-padded plane, " +
+                             std::to_string(Hp) + " x " + std::to_string(Wp) + ", must have fewer than 2^31 pixels)");
   }
   const int64_t OH = output_size(check, H, kh, p.stride[0], p.padding[0], p.dilation[0]);
   const int64_t OW = output_size(check, W, kw, p.stride[1], p.padding[1], p.dilation[1]);
@@ -72,8 +85,10 @@ cpu::ConvGeometry check_conv(const validate::Checker& check, const TensorView& s
 
 int64_t conv2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
   validate::Checker check("conv2d_output_size");
-  if (in < 0 || kernel < 1 || stride < 1 || padding < 0 || dilation < 1) {
-    check.fail("arguments", "need in >= 0, kernel >= 1, stride >= 1, padding >= 0, dilation >= 1, got " +
+  const int64_t limit = std::numeric_limits<int32_t>::max();
+  if (in < 0 || kernel < 1 || stride < 1 || padding < 0 || dilation < 1 || in > limit || kernel > limit ||
+      stride > limit || padding > limit || dilation > limit) {
+    check.fail("arguments", "need 0 <= in, 1 <= kernel, stride, dilation, 0 <= padding, all below 2^31, got " +
                                 std::to_string(in) + ", " + std::to_string(kernel) + ", " + std::to_string(stride) +
                                 ", " + std::to_string(padding) + ", " + std::to_string(dilation));
   }

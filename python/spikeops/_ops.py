@@ -606,10 +606,13 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride:
     """
     spikes_u8 = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
     kernel = (weight.shape[2], weight.shape[3])
+    if weight.shape[0] == 0:  # no output channels (which torch's convolution would refuse)
+        oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
+        return weight.new_empty((spikes_u8.shape[0], 0, oh, ow))
     if _use_conv_events(spikes_u8):
-        if _conv_rate(spikes_u8) > CONV_DENSE_RATE_THRESHOLD_CPU:
-            return torch.nn.functional.conv2d(spikes_u8.to(weight.dtype), weight, bias, stride, padding, dilation,
-                                              groups)
+        if _conv_rate(spikes_u8) > CONV_DENSE_RATE_THRESHOLD_CPU:  # any nonzero byte is one spike
+            return torch.nn.functional.conv2d((spikes_u8 != 0).to(weight.dtype), weight, bias, stride, padding,
+                                              dilation, groups)
         oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
         out = weight.new_empty((spikes_u8.shape[0], weight.shape[0], oh, ow))
         # (views hold raw pointers: the tensors they describe are kept in variables until the call returns)
@@ -642,7 +645,7 @@ def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: Lis
     tap reaches is added (no multiplies); torch's dense one above CONV_DENSE_RATE_THRESHOLD_GRAD_CPU.
 
     Args:
-        spikes (Tensor): [N, C, H, W] uint8.
+        spikes (Tensor): [N, C, H, W] uint8 (or float 0/1; any nonzero value counts as one spike).
         grad_out (Tensor): [N, C_out, OH, OW] float32/float16/bfloat16.
         weight_shape (list of 4 ints): [C_out, C / groups, kh, kw].
         stride, padding, dilation, groups: the convolution's.
@@ -651,11 +654,13 @@ def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: Lis
     Returns:
         Tensor: weight_shape in out_dtype.
     """
-    spikes = spikes.contiguous()
+    spikes = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
+    if weight_shape[0] == 0 or spikes.shape[0] == 0:
+        return grad_out.new_zeros(weight_shape, dtype=out_dtype)
     if _use_conv_events(spikes):
-        if _conv_rate(spikes) > CONV_DENSE_RATE_THRESHOLD_GRAD_CPU:
-            return torch.nn.grad.conv2d_weight(spikes.to(grad_out.dtype), weight_shape, grad_out, stride, padding,
-                                               dilation, groups).to(out_dtype)
+        if _conv_rate(spikes) > CONV_DENSE_RATE_THRESHOLD_GRAD_CPU:  # any nonzero byte is one spike
+            return torch.nn.grad.conv2d_weight((spikes != 0).to(grad_out.dtype), weight_shape, grad_out, stride,
+                                               padding, dilation, groups).to(out_dtype)
         grad_w = grad_out.new_empty(weight_shape, dtype=out_dtype)
         grad_out = grad_out.contiguous()  # kept in a variable: the view holds a raw pointer
         _C.spike_conv2d_weight_grad(_view(spikes, "spikes"), _view(grad_out, "grad_out"),

@@ -156,8 +156,10 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if weight.device != spikes.device:
         raise ValueError(f"spike_conv2d: weight is on {weight.device} but spikes are on {spikes.device}")
     if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (weight.shape[0],)
-                             or bias.device != weight.device):
-        got = f"shape {tuple(bias.shape)} on {bias.device}" if isinstance(bias, Tensor) else type(bias).__name__
-        raise ValueError(f"spike_conv2d: bias must be [C_out] = [{weight.shape[0]}] on {weight.device}, got {got}")
+                             or bias.device != weight.device or bias.dtype != weight.dtype):
+        got = (f"shape {tuple(bias.shape)}, {bias.dtype} on {bias.device}" if isinstance(bias, Tensor)
+               else type(bias).__name__)
+        raise ValueError(f"spike_conv2d: bias must be [C_out] = [{weight.shape[0]}], {weight.dtype} on "
+                         f"{weight.device} (the weight's), got {got}")
     _ops._conv_output_size(spikes.shape, kernel, stride, padding, dilation)  # the kernel fits the padded input
     return torch.ops.spikeops.spike_conv2d(spikes, weight, bias, list(stride), list(padding), list(dilation), groups)

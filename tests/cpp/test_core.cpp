@@ -500,7 +500,14 @@ void test_spike_conv2d() {
   EXPECT_ERROR(spike_conv2d(bad), "conv.groups must be a positive divisor of the input channels (3)");
   bad = a;
   bad.conv.dilation[1] = 0;
-  EXPECT_ERROR(spike_conv2d(bad), "conv.dilation must be >= 1, got (1, 0)");
+  EXPECT_ERROR(spike_conv2d(bad), "conv.dilation must be >= 1 and below 2^31, got (1, 0)");
+  bad.conv.dilation[1] = int64_t(1) << 62;  // dilation * (kernel - 1) would overflow
+  EXPECT_ERROR(spike_conv2d(bad), "conv.dilation must be >= 1 and below 2^31");
+  bad = a;
+  bad.conv.padding[0] = bad.conv.padding[1] = int64_t(1) << 29;  // a padded plane of 2^60 pixels
+  bad.conv.stride[0] = bad.conv.stride[1] = int64_t(1) << 30;
+  EXPECT_ERROR(spike_conv2d(bad), "spikes is too large for the event-driven convolution (the zero-padded plane");
+  EXPECT_ERROR(conv2d_output_size(4, 3, 1, 0, int64_t(1) << 62), "conv2d_output_size: arguments need");
   bad = a;
   bad.weight = make_tensor_view(w, DType::kFloat32, {4, 2, 3, 3});
   EXPECT_ERROR(spike_conv2d(bad), "weight must have C / groups = 3 input channels");

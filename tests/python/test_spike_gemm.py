@@ -398,6 +398,29 @@ def test_spike_conv2d_strided_operands(conv_path):
     torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
 
 
+def test_spike_conv2d_bytes_other_than_one(conv_path):
+    """Any nonzero byte is one spike on every path (the dense one included), forward and weight gradient."""
+    x = spikes_at((2, 3, 6, 6), 0.4) * torch.randint(1, 256, (2, 3, 6, 6), dtype=torch.uint8)
+    w = torch.randint(-4, 5, (4, 3, 3, 3)).float().requires_grad_(True)
+    y = functional.spike_conv2d(x, w, None, padding=1)
+    w_ref = w.detach().double().requires_grad_(True)
+    y_ref = F.conv2d((x != 0).double(), w_ref, None, padding=1)
+    torch.testing.assert_close(y, y_ref.float(), rtol=0, atol=0)
+    g = torch.randint(-3, 4, y.shape).float()
+    y.backward(g)
+    y_ref.backward(g.double())
+    torch.testing.assert_close(w.grad, w_ref.grad.float(), rtol=0, atol=0)
+
+
+def test_spike_conv2d_no_output_channels(conv_path):
+    x = spikes_at((2, 3, 6, 6), 0.4)
+    w = torch.zeros(0, 3, 3, 3, requires_grad=True)
+    y = functional.spike_conv2d(x, w, None, padding=1)
+    assert y.shape == (2, 0, 6, 6)
+    y.sum().backward()
+    assert w.grad.shape == w.shape
+
+
 def test_spike_conv2d_dispatch(monkeypatch):
     """Below the thresholds the CPU's kernels run, above them torch's dense convolution."""
     calls = []
@@ -438,6 +461,9 @@ def test_spike_conv2d_errors():
         functional.spike_conv2d(x, w.double())
     with pytest.raises(ValueError, match="bias must be \\[C_out\\] = \\[4\\]"):
         functional.spike_conv2d(x, w, torch.zeros(3))
+    with pytest.raises(ValueError, match="bias must be .*torch.float32 on cpu \\(the weight's\\), got shape "
+                                         "\\(4,\\), torch.float16"):
+        functional.spike_conv2d(x, w, torch.zeros(4, dtype=torch.float16))
     with pytest.raises(ValueError, match="stride and dilation must be >= 1"):
         functional.spike_conv2d(x, w, stride=0)
     with pytest.raises(ValueError, match="zero padding"):
@@ -452,6 +478,11 @@ def test_spike_conv2d_errors():
         _C.spike_conv2d(v(x, "s"), v(w, "w"), _C.TensorView(), v(out, "o"), [1, 1], [0, 0], [1, 1], 2)
     with pytest.raises(ValueError, match="spike_conv2d: conv.stride must be >= 1"):
         _C.spike_conv2d(v(x, "s"), v(w, "w"), _C.TensorView(), v(out, "o"), [0, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(ValueError, match="spike_conv2d: conv.dilation must be >= 1 and below 2\\^31"):
+        _C.spike_conv2d(v(x, "s"), v(w, "w"), _C.TensorView(), v(out, "o"), [1, 1], [0, 0], [2**63 - 1, 1], 1)
+    with pytest.raises(ValueError, match="the zero-padded plane"):  # refused before any allocation
+        _C.spike_conv2d(v(torch.ones(2, 1, 1, 1, dtype=torch.uint8), "s"), v(torch.ones(1, 1, 1, 1), "w"),
+                        _C.TensorView(), v(torch.empty(2, 1, 1, 1), "o"), [2**31 - 1] * 2, [2**29] * 2, [1, 1], 1)
     with pytest.raises(ValueError, match="spike_conv2d: spikes must have dtype uint8"):
         _C.spike_conv2d(v(x.float(), "s"), v(w, "w"), _C.TensorView(), v(out, "o"), [1, 1], [0, 0], [1, 1], 1)
     with pytest.raises(ValueError, match="spike_conv2d_weight_grad: grad_out must have shape \\[1, 4, 3, 3\\]"):

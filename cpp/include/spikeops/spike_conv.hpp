@@ -22,7 +22,7 @@ struct Conv2dParams {
 };
 
 // The output size along one axis, (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1; throws
-// spikeops::Error when the kernel does not fit the padded input.
+// spikeops::Error when the kernel does not fit the padded input or an argument is negative or 2^31 or more.
 int64_t conv2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation);
 
 // out = bias + conv2d(spikes, weight), accumulated in float32 (in an unspecified order: results agree with a

@@ -329,28 +329,31 @@ int64_t conv_forward(const ConvGeometry& g, const In* in, int64_t rows, const fl
   const Conv x(g, wt, bias);
   const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
   const size_t tile_size = static_cast<size_t>(g.OW * x.ldg), mask_size = static_cast<size_t>(x.mask_words());
+  // Scratch for every thread, allocated here: an exception (std::bad_alloc) must not leave an OpenMP region.
+  const int threads = max_threads();
+  std::vector<uint64_t> masks(mask_size * static_cast<size_t>(threads));
+  std::vector<float> tiles(tile_size * static_cast<size_t>(threads));
   int64_t adds = 0;
-  if (rows >= max_threads() || g.OH == 1) {  // a sample per thread
+  if (rows >= threads || g.OH == 1) {  // a sample per thread
 #pragma omp parallel reduction(+ : adds) if (rows > 1)
     {
-      std::vector<uint64_t> masks(mask_size);
-      std::vector<float> tile(tile_size);
+      uint64_t* m = masks.data() + mask_size * static_cast<size_t>(thread_num());
+      float* tile = tiles.data() + tile_size * static_cast<size_t>(thread_num());
 #pragma omp for schedule(dynamic, 1)
       for (int64_t r = 0; r < rows; ++r) {
-        build_masks_any(x, in + r * in_size, masks.data());
-        adds += conv_rows_any(x, in + r * in_size, masks.data(), 0, g.OH, tile.data(), out + r * out_size);
+        build_masks_any(x, in + r * in_size, m);
+        adds += conv_rows_any(x, in + r * in_size, m, 0, g.OH, tile, out + r * out_size);
       }
     }
   } else {  // few samples (inference of one image): the output rows of each in parallel
-    std::vector<uint64_t> masks(mask_size);
     for (int64_t r = 0; r < rows; ++r) {
       build_masks_any(x, in + r * in_size, masks.data());
 #pragma omp parallel reduction(+ : adds)
       {
-        std::vector<float> tile(tile_size);
+        float* tile = tiles.data() + tile_size * static_cast<size_t>(thread_num());
 #pragma omp for schedule(static)
         for (int64_t oy = 0; oy < g.OH; ++oy) {
-          adds += conv_rows_any(x, in + r * in_size, masks.data(), oy, oy + 1, tile.data(), out + r * out_size);
+          adds += conv_rows_any(x, in + r * in_size, masks.data(), oy, oy + 1, tile, out + r * out_size);
         }
       }
     }
@@ -502,16 +505,19 @@ void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t
   // channels, so each owns its rows of grad_wt (no reduction), and all read the whole of dyt.
   std::vector<float> dyt(static_cast<size_t>(P * g.groups * x.ldg), 0.0f);
   const bool parallel = rows * in_size >= (1 << 15);
+  // Each thread's spike positions of one channel (allocated here: an exception must not leave the region).
+  const size_t pos_size = static_cast<size_t>(2 * g.H * g.W);
+  std::vector<int32_t> positions(pos_size * static_cast<size_t>(max_threads()));
 #pragma omp parallel if (parallel)
   {
-    std::vector<int32_t> pos(static_cast<size_t>(2 * g.H * g.W));
+    int32_t* pos = positions.data() + pos_size * static_cast<size_t>(thread_num());
     for (int64_t r = 0; r < rows; ++r) {
 #pragma omp for schedule(static)
       for (int64_t p = 0; p < P; p += 64) transpose_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
       // (the implicit barrier: dyt is complete)
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < g.C; ++c) {
-        weight_grad_channel(x, oy_of, ox_of, in + r * in_size, dyt.data(), c, pos.data(), grad_wt);
+        weight_grad_channel(x, oy_of, ox_of, in + r * in_size, dyt.data(), c, pos, grad_wt);
       }
       // (the implicit barrier: dyt may be overwritten)
     }

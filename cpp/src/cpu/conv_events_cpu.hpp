@@ -39,8 +39,9 @@ int64_t conv2d_events_spikes(const ConvGeometry& g, const uint8_t* in, int64_t r
 int64_t conv2d_events_values(const ConvGeometry& g, const float* in, int64_t rows, const float* wt,
                              const float* bias, float* out);
 
-// grad_wt [C * kh * kw, conv_padded_channels(O / groups)] (the layout of wt) = sum over the spikes of `in` of
-// the output gradient rows they reach; grad_out [rows, O, OH, OW] float32. Overwrites grad_wt.
+// grad_wt [C * kh * kw, conv_padded_channels(O / groups)] = sum over the spikes of `in` of the output gradient
+// rows they reach; grad_out [rows, O, OH, OW] float32. Overwrites grad_wt. Its rows are channel-major, row
+// (c * kh + ky) * kw + kx (not the forward's tap-major wt); columns: the outputs of c's group, zero padded.
 void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const float* grad_out,
                                float* grad_wt);
 

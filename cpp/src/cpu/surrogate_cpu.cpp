@@ -79,5 +79,13 @@ int max_threads() {
 #endif
 }
 
+int thread_num() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 }  // namespace cpu
 }  // namespace spikeops
