@@ -88,6 +88,33 @@ SPIKEOPS_CPU_INLINE void build_masks(const Conv& x, const In* in, uint64_t* mask
   }
 }
 
+// One output pixel's 16V accumulators, kept in registers.
+#if SPIKEOPS_HAVE_VECTOR_EXT
+template <int V>
+using Accumulators = Vec16[V];
+#else
+template <int V>
+using Accumulators = float[16 * V];
+#endif
+
+// acc += w[0:16V] (a spike: no multiply) or += v * w[0:16V] (a real value).
+template <int V, bool kSpikes>
+SPIKEOPS_CPU_INLINE void add_row(Accumulators<V>& acc, const float* w, float v) {
+#if SPIKEOPS_HAVE_VECTOR_EXT
+  const Vec16* wv = reinterpret_cast<const Vec16*>(w);
+#pragma GCC unroll 8
+  for (int j = 0; j < V; ++j) {
+    if constexpr (kSpikes) {
+      acc[j] += wv[j];
+    } else {
+      acc[j] += v * wv[j];
+    }
+  }
+#else
+  for (int j = 0; j < 16 * V; ++j) acc[j] += kSpikes ? w[j] : v * w[j];
+#endif
+}
+
 // acc[0:16V] of output pixel (oy, ox), group grp, output channels o0 of the group onward: the bias plus the
 // weight rows selected by the set mask bits under each kernel tap (times the input value for real inputs).
 // Returns the number of events added.
@@ -97,15 +124,8 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
   constexpr bool kSpikes = sizeof(In) == 1;
   const ConvGeometry& g = x.g;
   int64_t events = 0;
-#if SPIKEOPS_HAVE_VECTOR_EXT
-  Vec16 acc[V];
-  const Vec16* b = reinterpret_cast<const Vec16*>(x.bias.data() + grp * x.ldg + o0);
-#pragma GCC unroll 8
-  for (int j = 0; j < V; ++j) acc[j] = b[j];
-#else
-  float acc[16 * V];
-  for (int j = 0; j < 16 * V; ++j) acc[j] = x.bias[static_cast<size_t>(grp * x.ldg + o0 + j)];
-#endif
+  Accumulators<V> acc;
+  std::memcpy(&acc, x.bias.data() + grp * x.ldg + o0, sizeof(acc));
   if (x.bit_string) {
     // The taps' mask words are concatenated into one bit string (branch-free), then one loop walks its set
     // bits: the loop's exits, which depend on the data and mispredict, come once per 64 (tap, channel) pairs
@@ -139,19 +159,7 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
           const int64_t corner = (grp * x.Cg * g.H + oy * g.sh - g.ph) * g.W + ox * g.sw - g.pw;
           v = float(in[corner + x.input_offset[static_cast<size_t>(bit)]]);
         }
-#if SPIKEOPS_HAVE_VECTOR_EXT
-        const Vec16* wv = reinterpret_cast<const Vec16*>(w);
-#pragma GCC unroll 8
-        for (int j = 0; j < V; ++j) {
-          if constexpr (kSpikes) {
-            acc[j] += wv[j];
-          } else {
-            acc[j] += v * wv[j];
-          }
-        }
-#else
-        for (int j = 0; j < 16 * V; ++j) acc[j] += kSpikes ? w[j] : v * w[j];
-#endif
+        add_row<V, kSpikes>(acc, w, v);
         if (bits == 0) {
           nonzero &= nonzero - 1;
           if (nonzero == 0) break;
@@ -178,19 +186,7 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
           const float* w = w_tap + cl * x.ldg;
           float v = 1.0f;
           if constexpr (!kSpikes) v = float(in[((grp * x.Cg + cl) * g.H + iy - g.ph) * g.W + ix - g.pw]);
-#if SPIKEOPS_HAVE_VECTOR_EXT
-          const Vec16* wv = reinterpret_cast<const Vec16*>(w);
-#pragma GCC unroll 8
-          for (int j = 0; j < V; ++j) {
-            if constexpr (kSpikes) {
-              acc[j] += wv[j];
-            } else {
-              acc[j] += v * wv[j];
-            }
-          }
-#else
-          for (int j = 0; j < 16 * V; ++j) acc[j] += kSpikes ? w[j] : v * w[j];
-#endif
+          add_row<V, kSpikes>(acc, w, v);
         }
       }
     }
