@@ -97,6 +97,27 @@ template <int V>
 using Accumulators = float[16 * V];
 #endif
 
+// acc = src[0:16V] / dst[0:16V] = acc, element by element (a memcpy of the array would take its address and
+// keep it out of registers).
+template <int V>
+SPIKEOPS_CPU_INLINE void load_accumulators(Accumulators<V>& acc, const float* src) {
+#if SPIKEOPS_HAVE_VECTOR_EXT
+#pragma GCC unroll 8
+  for (int j = 0; j < V; ++j) acc[j] = reinterpret_cast<const Vec16*>(src)[j];
+#else
+  for (int j = 0; j < 16 * V; ++j) acc[j] = src[j];
+#endif
+}
+template <int V>
+SPIKEOPS_CPU_INLINE void store_accumulators(const Accumulators<V>& acc, float* dst) {
+#if SPIKEOPS_HAVE_VECTOR_EXT
+#pragma GCC unroll 8
+  for (int j = 0; j < V; ++j) reinterpret_cast<Vec16*>(dst)[j] = acc[j];
+#else
+  for (int j = 0; j < 16 * V; ++j) dst[j] = acc[j];
+#endif
+}
+
 // acc += w[0:16V] (a spike: no multiply) or += v * w[0:16V] (a real value).
 template <int V, bool kSpikes>
 SPIKEOPS_CPU_INLINE void add_row(Accumulators<V>& acc, const float* w, float v) {
@@ -125,7 +146,7 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
   const ConvGeometry& g = x.g;
   int64_t events = 0;
   Accumulators<V> acc;
-  std::memcpy(&acc, x.bias.data() + grp * x.ldg + o0, sizeof(acc));
+  load_accumulators<V>(acc, x.bias.data() + grp * x.ldg + o0);
   if (x.bit_string) {
     // The taps' mask words are concatenated into one bit string (branch-free), then one loop walks its set
     // bits: the loop's exits, which depend on the data and mispredict, come once per 64 (tap, channel) pairs
@@ -168,7 +189,7 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
         }
       }
     }
-    std::memcpy(dst, &acc, sizeof(float) * 16 * V);
+    store_accumulators<V>(acc, dst);
     return events;
   }
   for (int64_t ky = 0; ky < g.kh; ++ky) {
@@ -191,7 +212,7 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
       }
     }
   }
-  std::memcpy(dst, &acc, sizeof(float) * 16 * V);
+  store_accumulators<V>(acc, dst);
   return events;
 }
 
@@ -229,40 +250,51 @@ SPIKEOPS_CPU_INLINE void transpose_round(Vec16* r) {
 #define SPIKEOPS_CONV_TRANSPOSE16 1
 #endif
 
+// dst[j * ds + i] = src[i * ss + j] for i < R, j < L (R, L <= 16): a block of up to 16 x 16 floats transposed,
+// in registers where the compiler has the shuffles.
+SPIKEOPS_CPU_INLINE void transpose_block(const float* src, int64_t ss, int64_t R, int64_t L, float* dst, int64_t ds) {
+#if defined(SPIKEOPS_CONV_TRANSPOSE16)
+  Vec16 r[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    if (i >= R) {
+      r[i] = Vec16{};
+    } else if (L == 16) {
+      r[i] = *reinterpret_cast<const Vec16*>(src + i * ss);
+    } else {  // a short row: no read past its end (a loop, not a variable-size memcpy: no library call)
+      float* v = reinterpret_cast<float*>(&r[i]);
+      for (int j = 0; j < 16; ++j) v[j] = j < L ? src[i * ss + j] : 0.0f;
+    }
+  }
+  transpose_round<8>(r);
+  transpose_round<4>(r);
+  transpose_round<2>(r);
+  transpose_round<1>(r);
+  for (int64_t j = 0; j < L; ++j) {
+    if (R == 16) {
+      *reinterpret_cast<Vec16*>(dst + j * ds) = r[j];
+    } else {
+      const float* v = reinterpret_cast<const float*>(&r[j]);
+      for (int64_t i = 0; i < R; ++i) dst[j * ds + i] = v[i];
+    }
+  }
+#else
+  for (int64_t j = 0; j < L; ++j) {
+    for (int64_t i = 0; i < R; ++i) dst[j * ds + i] = src[i * ss + j];
+  }
+#endif
+}
+
 // out[o * plane + p] = tile[p * ld + o] for p < P, o < O: the accumulators of one output row (pixels x
 // channels) written channel by channel. tile has whole 16-channel vectors (ld >= O rounded up to 16).
 SPIKEOPS_CPU_INLINE void write_transposed(const float* tile, int64_t ld, int64_t P, int64_t O, float* out,
                                           int64_t plane) {
-#if defined(SPIKEOPS_CONV_TRANSPOSE16)
   for (int64_t o0 = 0; o0 < O; o0 += 16) {
-    const int64_t on = std::min<int64_t>(16, O - o0);
     for (int64_t p0 = 0; p0 < P; p0 += 16) {
-      const int64_t pn = std::min<int64_t>(16, P - p0);
-      Vec16 r[16];
-#pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) {
-        r[i] = i < pn ? *reinterpret_cast<const Vec16*>(tile + (p0 + i) * ld + o0) : Vec16{};
-      }
-      transpose_round<8>(r);
-      transpose_round<4>(r);
-      transpose_round<2>(r);
-      transpose_round<1>(r);
-      for (int64_t i = 0; i < on; ++i) {
-        float* dst = out + (o0 + i) * plane + p0;
-        if (pn == 16) {
-          *reinterpret_cast<Vec16*>(dst) = r[i];
-        } else {  // (a loop, not memcpy: a variable-size memcpy is a library call per channel)
-          const float* v = reinterpret_cast<const float*>(&r[i]);
-          for (int64_t q = 0; q < pn; ++q) dst[q] = v[q];
-        }
-      }
+      transpose_block(tile + p0 * ld + o0, ld, std::min<int64_t>(16, P - p0), std::min<int64_t>(16, O - o0),
+                      out + o0 * plane + p0, plane);
     }
   }
-#else
-  for (int64_t o = 0; o < O; ++o) {
-    for (int64_t p = 0; p < P; ++p) out[o * plane + p] = tile[p * ld + o];
-  }
-#endif
 }
 
 // Output rows [oy0, oy1) of one sample: out [O, OH, OW]; tile is [OW, ldg] scratch. Returns the weight additions.
@@ -376,13 +408,13 @@ std::vector<int32_t> tap_table(int64_t in, int64_t out, int64_t taps, int64_t st
 // pixels [p0, p1).
 SPIKEOPS_CPU_CLONES void transpose_grad(const Conv& x, const float* grad_out, int64_t p0, int64_t p1, float* dyt) {
   const int64_t P = x.g.OH * x.g.OW, ld = x.g.groups * x.ldg;
-  constexpr int64_t kBlockP = 16;  // 16 pixels of every channel, then the next 16: reads stay sequential
-  for (int64_t b = p0; b < p1; b += kBlockP) {
-    const int64_t e = std::min(p1, b + kBlockP);
-    for (int64_t o = 0; o < x.g.O; ++o) {
-      const float* src = grad_out + o * P;
-      float* dst = dyt + (o / x.Og) * x.ldg + o % x.Og;
-      for (int64_t p = b; p < e; ++p) dst[p * ld] = src[p];
+  for (int64_t grp = 0; grp < x.g.groups; ++grp) {
+    for (int64_t o0 = 0; o0 < x.Og; o0 += 16) {
+      const float* src = grad_out + (grp * x.Og + o0) * P;
+      for (int64_t p = p0; p < p1; p += 16) {
+        transpose_block(src + p, P, std::min<int64_t>(16, x.Og - o0), std::min<int64_t>(16, p1 - p),
+                        dyt + p * ld + grp * x.ldg + o0, ld);
+      }
     }
   }
 }
@@ -395,33 +427,14 @@ SPIKEOPS_CPU_INLINE void weight_grad_tap(const Conv& x, const int32_t* oy_of, co
                                          int64_t spikes, const float* dy, int64_t ky, int64_t kx, float* gw) {
   const ConvGeometry& g = x.g;
   const int64_t ld = g.groups * x.ldg;
-#if SPIKEOPS_HAVE_VECTOR_EXT
-  Vec16 acc[V];
-#pragma GCC unroll 8
-  for (int j = 0; j < V; ++j) acc[j] = Vec16{};
-#else
-  float acc[16 * V] = {};
-#endif
+  Accumulators<V> acc;
+  load_accumulators<V>(acc, gw);
   for (int64_t s = 0; s < spikes; ++s) {
-    const int32_t y = pos[2 * s], i = pos[2 * s + 1];
-    const int32_t oy = oy_of[y * g.kh + ky], ox = ox_of[i * g.kw + kx];
+    const int32_t oy = oy_of[pos[2 * s] * g.kh + ky], ox = ox_of[pos[2 * s + 1] * g.kw + kx];
     if ((oy | ox) < 0) continue;  // this tap of this spike falls outside the output
-    const float* src = dy + (int64_t(oy) * g.OW + ox) * ld;
-#if SPIKEOPS_HAVE_VECTOR_EXT
-    const Vec16* sv = reinterpret_cast<const Vec16*>(src);
-#pragma GCC unroll 8
-    for (int j = 0; j < V; ++j) acc[j] += sv[j];
-#else
-    for (int j = 0; j < 16 * V; ++j) acc[j] += src[j];
-#endif
+    add_row<V, true>(acc, dy + (int64_t(oy) * g.OW + ox) * ld, 1.0f);
   }
-#if SPIKEOPS_HAVE_VECTOR_EXT
-  Vec16* d = reinterpret_cast<Vec16*>(gw);
-#pragma GCC unroll 8
-  for (int j = 0; j < V; ++j) d[j] += acc[j];
-#else
-  for (int j = 0; j < 16 * V; ++j) gw[j] += acc[j];
-#endif
+  store_accumulators<V>(acc, gw);
 }
 
 SPIKEOPS_CPU_CLONES void weight_grad_channel(const Conv& x, const std::vector<int32_t>& oy_of,
