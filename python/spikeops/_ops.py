@@ -397,10 +397,16 @@ def _dense_is_faster(spikes_u8: Tensor, rate: float, cpu_threshold: float) -> bo
     return spikes_u8.device.type == "cpu" and rate > cpu_threshold
 
 
+def _nonzero_as(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``(t != 0).to(dtype)`` in one pass (the comparison written straight into ``dtype``; the two-step form
+    costs 9x more on 1 MB of bytes): bytes from float spikes, or 0/1 floats from bytes of any value."""
+    return torch.ne(t, 0, out=torch.empty(t.shape, dtype=dtype, device=t.device))
+
+
 def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype,
            out_transposed: bool = False) -> Tensor:
     """The same product as _accumulate on the spikes as float32, by torch's GEMM: rows [K, N] (any strides)."""
-    spikes_f = (spikes_u8 != 0).to(torch.float32)
+    spikes_f = _nonzero_as(spikes_u8, torch.float32)
     rows = rows.float()
     a, b = (rows.t(), spikes_f.t()) if out_transposed else (spikes_f, rows)
     if bias is None:
@@ -455,7 +461,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tens
     Returns:
         Tensor: [M, N] in the weight's dtype, accumulated in float32.
     """
-    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
+    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous()
     bias_f = None if bias is None else bias.float().contiguous()
     rate = _dispatch_rate(spikes_u8, weight.shape[0])
     if _dense_is_faster(spikes_u8, rate, DENSE_RATE_THRESHOLD_CPU):
@@ -476,7 +482,7 @@ def _spike_linear_setup_context(ctx, inputs, output):
     # The weight gradient reads the spikes transposed; they are kept as they are, in 1 byte whatever their dtype.
     if isinstance(spikes, SpikeTensor):
         spikes = spikes.spikes
-    spikes_u8 = spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)
+    spikes_u8 = spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
     ctx.save_for_backward(spikes_u8, weight if ctx.needs_input_grad[0] else None)
 
 
@@ -533,10 +539,11 @@ def _(spikes, rows, out_dtype):
 
 # Firing rates above which torch's dense convolution on the spikes as floats beats the CPU's event-driven
 # kernels (same result up to float32 summation order): the forward, and the weight gradient. Measured with
-# bench/spike_gemm.py's convolution rows, where oneDNN runs near the FMA peak (see the README): the forward
-# is 1.7x at 10% and 0.8x at 25%, the weight gradient 1.2x at 10% and 0.6x at 25%.
+# bench/spike_gemm.py's convolution shape, where oneDNN runs near the FMA peak (see the README), each op alone
+# on host A: the forward is 1.9x at 10%, 1.1x at 20%, 0.97x at 25%; the weight gradient 1.7x at 10%, 1.2x at
+# 15%, 0.9x at 20%.
 CONV_DENSE_RATE_THRESHOLD_CPU = 0.2
-CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 0.12
+CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 0.15
 # On CUDA the convolution is the spike GEMM over the unfolded input (im2col in bytes). True runs that path on
 # the CPU too (tests).
 CONV_UNFOLD_ON_CPU = False
@@ -604,14 +611,14 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride:
     Returns:
         Tensor: [N, C_out, OH, OW] in the weight's dtype, accumulated in float32.
     """
-    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
+    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous()
     kernel = (weight.shape[2], weight.shape[3])
     if weight.shape[0] == 0:  # no output channels (which torch's convolution would refuse)
         oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
         return weight.new_empty((spikes_u8.shape[0], 0, oh, ow))
     if _use_conv_events(spikes_u8):
         if _conv_rate(spikes_u8) > CONV_DENSE_RATE_THRESHOLD_CPU:  # any nonzero byte is one spike
-            return torch.nn.functional.conv2d((spikes_u8 != 0).to(weight.dtype), weight, bias, stride, padding,
+            return torch.nn.functional.conv2d(_nonzero_as(spikes_u8, weight.dtype), weight, bias, stride, padding,
                                               dilation, groups)
         oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
         out = weight.new_empty((spikes_u8.shape[0], weight.shape[0], oh, ow))
@@ -654,12 +661,12 @@ def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: Lis
     Returns:
         Tensor: weight_shape in out_dtype.
     """
-    spikes = (spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)).contiguous()
+    spikes = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous()
     if weight_shape[0] == 0 or spikes.shape[0] == 0:
         return grad_out.new_zeros(weight_shape, dtype=out_dtype)
     if _use_conv_events(spikes):
         if _conv_rate(spikes) > CONV_DENSE_RATE_THRESHOLD_GRAD_CPU:  # any nonzero byte is one spike
-            return torch.nn.grad.conv2d_weight((spikes != 0).to(grad_out.dtype), weight_shape, grad_out, stride,
+            return torch.nn.grad.conv2d_weight(_nonzero_as(spikes, grad_out.dtype), weight_shape, grad_out, stride,
                                                padding, dilation, groups).to(out_dtype)
         grad_w = grad_out.new_empty(weight_shape, dtype=out_dtype)
         grad_out = grad_out.contiguous()  # kept in a variable: the view holds a raw pointer
@@ -692,7 +699,7 @@ def _spike_conv2d_setup_context(ctx, inputs, output):
     if isinstance(spikes, SpikeTensor):
         spikes = spikes.spikes
     # 1 byte per spike whatever the spikes' dtype; the weight only for the gradient of the spikes.
-    spikes_u8 = spikes if spikes.dtype == torch.uint8 else (spikes != 0).to(torch.uint8)
+    spikes_u8 = spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
     ctx.save_for_backward(spikes_u8 if ctx.needs_input_grad[1] else None,
                           weight if ctx.needs_input_grad[0] else None)
 
