@@ -254,6 +254,9 @@ SPIKEOPS_CPU_INLINE void transpose_round(Vec16* r) {
 // in registers where the compiler has the shuffles.
 SPIKEOPS_CPU_INLINE void transpose_block(const float* src, int64_t ss, int64_t R, int64_t L, float* dst, int64_t ds) {
 #if defined(SPIKEOPS_CONV_TRANSPOSE16)
+  // Partial rows and columns go through `staged`, so that the registers r are never addressed (which would
+  // put them on the stack).
+  alignas(64) float staged[16 * 16];
   Vec16 r[16];
 #pragma GCC unroll 16
   for (int i = 0; i < 16; ++i) {
@@ -262,20 +265,22 @@ SPIKEOPS_CPU_INLINE void transpose_block(const float* src, int64_t ss, int64_t R
     } else if (L == 16) {
       r[i] = *reinterpret_cast<const Vec16*>(src + i * ss);
     } else {  // a short row: no read past its end (a loop, not a variable-size memcpy: no library call)
-      float* v = reinterpret_cast<float*>(&r[i]);
-      for (int j = 0; j < 16; ++j) v[j] = j < L ? src[i * ss + j] : 0.0f;
+      for (int j = 0; j < 16; ++j) staged[i * 16 + j] = j < L ? src[i * ss + j] : 0.0f;
+      r[i] = *reinterpret_cast<const Vec16*>(staged + i * 16);
     }
   }
   transpose_round<8>(r);
   transpose_round<4>(r);
   transpose_round<2>(r);
   transpose_round<1>(r);
-  for (int64_t j = 0; j < L; ++j) {
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j) {
+    if (j >= L) break;
     if (R == 16) {
       *reinterpret_cast<Vec16*>(dst + j * ds) = r[j];
     } else {
-      const float* v = reinterpret_cast<const float*>(&r[j]);
-      for (int64_t i = 0; i < R; ++i) dst[j * ds + i] = v[i];
+      *reinterpret_cast<Vec16*>(staged + j * 16) = r[j];
+      for (int64_t i = 0; i < R; ++i) dst[j * ds + i] = staged[j * 16 + i];
     }
   }
 #else
@@ -535,11 +540,21 @@ void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t
 
 void pack_conv_weight(const ConvGeometry& g, const float* w, float* wt) {
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, taps = g.kh * g.kw, ldg = conv_padded_channels(Og);
+  const int64_t K = Cg * taps;  // a weight's inputs (cl, t), contiguous in w
   std::fill(wt, wt + g.C * taps * ldg, 0.0f);
-  for (int64_t o = 0; o < g.O; ++o) {
-    const int64_t grp = o / Og;
-    for (int64_t cl = 0; cl < Cg; ++cl) {
-      for (int64_t t = 0; t < taps; ++t) wt[((grp * taps + t) * Cg + cl) * ldg + o % Og] = w[(o * Cg + cl) * taps + t];
+  // 16 outputs at a time: each (cl, t) writes one 64-byte piece of its row, and the 16 source rows being read
+  // stay in cache while (cl, t) advances (a transpose without a store per cache line).
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    for (int64_t o0 = 0; o0 < Og; o0 += 16) {
+      const int64_t on = std::min<int64_t>(16, Og - o0);
+      const float* src = w + (grp * Og + o0) * K;
+      float* dst = wt + grp * K * ldg + o0;
+      for (int64_t cl = 0; cl < Cg; ++cl) {
+        for (int64_t t = 0; t < taps; ++t) {
+          float* d = dst + (t * Cg + cl) * ldg;
+          for (int64_t j = 0; j < on; ++j) d[j] = src[j * K + cl * taps + t];
+        }
+      }
     }
   }
 }
