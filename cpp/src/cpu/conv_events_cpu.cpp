@@ -57,6 +57,14 @@ struct Conv {
   int64_t mask_words() const { return Hp * Wp * words; }
 };
 
+// Bit 8j set where byte j of the 8 is nonzero: a loop over those (one, usually, at low firing rates) instead
+// of a branch per byte.
+SPIKEOPS_CPU_INLINE uint64_t nonzero_bytes(uint64_t chunk) {
+  uint64_t nz = chunk | (chunk >> 4);
+  nz |= nz >> 2;
+  return (nz | (nz >> 1)) & 0x0101010101010101ull;
+}
+
 // masks [Hp, Wp, groups, wpg] = the nonzero inputs of one sample [C, H, W], bit (c % Cg) % 64 of word
 // (c / Cg, (c % Cg) / 64) at the padded pixel; the padding stays zero.
 template <typename In>
@@ -76,8 +84,8 @@ SPIKEOPS_CPU_INLINE void build_masks(const Conv& x, const In* in, uint64_t* mask
           uint64_t chunk;
           std::memcpy(&chunk, line + i, 8);
           if (chunk == 0) continue;
-          for (int j = 0; j < 8; ++j) {
-            if (line[i + j] != 0) m[(i + j) * x.words] |= bit;
+          for (uint64_t nz = nonzero_bytes(chunk); nz != 0; nz &= nz - 1) {
+            m[(i + (__builtin_ctzll(nz) >> 3)) * x.words] |= bit;
           }
         }
       }
@@ -456,12 +464,10 @@ SPIKEOPS_CPU_CLONES void weight_grad_channel(const Conv& x, const std::vector<in
       uint64_t chunk;
       std::memcpy(&chunk, line + i, 8);
       if (chunk == 0) continue;
-      for (int64_t j = i; j < i + 8; ++j) {
-        if (line[j] != 0) {
-          pos[2 * spikes] = int32_t(y);
-          pos[2 * spikes + 1] = int32_t(j);
-          ++spikes;
-        }
+      for (uint64_t nz = nonzero_bytes(chunk); nz != 0; nz &= nz - 1) {
+        pos[2 * spikes] = int32_t(y);
+        pos[2 * spikes + 1] = int32_t(i + (__builtin_ctzll(nz) >> 3));
+        ++spikes;
       }
     }
     for (; i < g.W; ++i) {
