@@ -540,8 +540,9 @@ def _(spikes, rows, out_dtype):
 # Firing rates above which torch's dense convolution on the spikes as floats beats the CPU's event-driven
 # kernels (same result up to float32 summation order): the forward, and the weight gradient. Measured with
 # bench/spike_gemm.py's convolution shape, where oneDNN runs near the FMA peak (see the README), each op alone
-# on host A: the forward is 1.9x at 10%, 1.1x at 20%, 0.97x at 25%; the weight gradient 1.7x at 10%, 1.2x at
-# 15%, 0.9x at 20%.
+# on host A: the forward is 2.0x at 10%, 1.25x at 20%, 1.04x at 25%; the weight gradient 1.5x at 10%, 1.24x
+# at 15%, 1.04x at 20%. The thresholds sit below those crossovers because that host, in its slower state
+# (see the README), runs the event-driven kernels up to 1.5x slower and the dense convolution no slower.
 CONV_DENSE_RATE_THRESHOLD_CPU = 0.2
 CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 0.15
 # On CUDA the convolution is the spike GEMM over the unfolded input (im2col in bytes). True runs that path on
