@@ -309,6 +309,9 @@ CONV_CASES = [  # N, C, H, W, C_out, kernel, stride, padding, dilation, groups
     # output rows (rows in parallel) and many samples (a sample per thread)
     (3, 130, 5, 19, 200, 3, 1, 1, 1, 1), (1, 70, 12, 12, 17, 3, 1, 2, 2, 1), (5, 128, 4, 4, 130, 2, 2, 1, 1, 2),
     (4, 8, 7, 7, 40, 7, 1, 3, 1, 1), (0, 3, 5, 5, 4, 3, 1, 1, 1, 1),
+    # a kernel row's taps x channels of exactly 64 bits (one piece of the row's bit string, crossing words),
+    # 13 channels per group in two groups, and 65 bits (not one piece)
+    (2, 16, 9, 20, 20, (3, 4), (1, 2), (1, 2), 1, 1), (1, 26, 7, 11, 8, 2, 1, 1, 1, 2), (2, 13, 6, 9, 5, 5, 1, 2, 1, 1),
 ]
 
 

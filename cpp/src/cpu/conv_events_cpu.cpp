@@ -34,6 +34,11 @@ struct Conv {
   int64_t string_words;              // ceil(taps * Cg / 64)
   std::vector<int64_t> tap_offset;   // [taps]: mask word offset of tap t from the tap (0, 0)
   std::vector<int64_t> input_offset;  // [taps * Cg]: offset of bit t * Cg + cl's input from the window's corner
+  // Where also dw == 1 and kw * Cg <= 64, the masks are kept as one bit string per padded row and group, bit
+  // x * Cg + cl for channel cl at column x, in row_words words: the kw taps of a kernel row are then one
+  // piece of it, and a pixel's string is kh pieces (not kh * kw words).
+  bool row_strings;
+  int64_t row_words;
 
   Conv(const ConvGeometry& geo, const float* weight_rows, const float* b)
       : g(geo), Cg(geo.C / geo.groups), Og(geo.O / geo.groups), ldg(conv_padded_channels(geo.O / geo.groups)),
@@ -45,6 +50,8 @@ struct Conv {
     }
     bit_string = wpg == 1 && taps * Cg <= kMaxPixelBits;
     string_words = (taps * Cg + 63) / 64;
+    row_strings = bit_string && g.dw == 1 && g.kw * Cg <= 64;
+    row_words = (Wp * Cg + 63) / 64 + 1;  // + 1: a piece is read as two words
     if (bit_string) {
       for (int64_t ky = 0; ky < g.kh; ++ky) {
         for (int64_t kx = 0; kx < g.kw; ++kx) {
@@ -54,7 +61,7 @@ struct Conv {
       }
     }
   }
-  int64_t mask_words() const { return Hp * Wp * words; }
+  int64_t mask_words() const { return row_strings ? Hp * g.groups * row_words : Hp * Wp * words; }
 };
 
 // Bit 8j set where byte j of the 8 is nonzero: a loop over those (one, usually, at low firing rates) instead
@@ -71,6 +78,20 @@ template <typename In>
 SPIKEOPS_CPU_INLINE void build_masks(const Conv& x, const In* in, uint64_t* masks) {
   const ConvGeometry& g = x.g;
   std::fill(masks, masks + x.mask_words(), uint64_t(0));
+  if (x.row_strings) {
+    for (int64_t c = 0; c < g.C; ++c) {
+      const int64_t grp = c / x.Cg, cl = c % x.Cg;
+      for (int64_t y = 0; y < g.H; ++y) {
+        const In* line = in + (c * g.H + y) * g.W;
+        uint64_t* row = masks + ((y + g.ph) * g.groups + grp) * x.row_words;
+        for (int64_t i = 0; i < g.W; ++i) {
+          const int64_t at = (i + g.pw) * x.Cg + cl;
+          row[at / 64] |= uint64_t(line[i] != In(0)) << (at % 64);
+        }
+      }
+    }
+    return;
+  }
   for (int64_t c = 0; c < g.C; ++c) {
     const int64_t cl = c % x.Cg;
     const int64_t word = (c / x.Cg) * x.wpg + cl / 64;
@@ -159,11 +180,24 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
     // The taps' mask words are concatenated into one bit string (branch-free), then one loop walks its set
     // bits: the loop's exits, which depend on the data and mispredict, come once per 64 (tap, channel) pairs
     // instead of once per tap.
-    const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
     uint64_t word[kMaxPixelBits / 64 + 1];
-    if (x.Cg == 64) {  // a word per tap
+    if (x.row_strings) {  // a piece of kw * Cg bits per kernel row
+      const int64_t piece_bits = g.kw * x.Cg, start = ox * g.sw * x.Cg;
+      const uint64_t keep = piece_bits == 64 ? ~uint64_t(0) : (uint64_t(1) << piece_bits) - 1;
+      for (int64_t i = 0; i <= x.string_words; ++i) word[i] = 0;
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        const uint64_t* row = masks + ((oy * g.sh + ky * g.dh) * g.groups + grp) * x.row_words + start / 64;
+        const int64_t from = start % 64;
+        const uint64_t piece = ((row[0] >> from) | ((row[1] << 1) << (63 - from))) & keep;
+        const int64_t at = ky * piece_bits, i = at / 64, shift = at % 64;
+        word[i] |= piece << shift;
+        word[i + 1] |= (piece >> 1) >> (63 - shift);
+      }
+    } else if (x.Cg == 64) {  // a word per tap
+      const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
       for (int64_t t = 0; t < x.taps; ++t) word[t] = m[x.tap_offset[static_cast<size_t>(t)]];
     } else {
+      const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
       for (int64_t i = 0; i <= x.string_words; ++i) word[i] = 0;
       for (int64_t t = 0; t < x.taps; ++t) {
         const uint64_t bits = m[x.tap_offset[static_cast<size_t>(t)]];
