@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -28,10 +29,55 @@ int64_t output_size(const validate::Checker& check, int64_t in, int64_t kernel, 
 
 std::string pair_string(const int64_t* v) { return "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")"; }
 
+// A 4-D [N, C, H, W] tensor whose strides are those of channels-last memory (torch.channels_last: [H*W*C, 1,
+// W*C, C]; the strides of size-1 dimensions do not matter).
+bool nhwc_strides(const TensorView& t) {
+  if (t.ndim != 4) return false;
+  if (t.numel() == 0) return true;
+  const int64_t C = t.shape[1], H = t.shape[2], W = t.shape[3];
+  const int64_t expected[4] = {H * W * C, 1, W * C, C};
+  for (int d = 0; d < 4; ++d) {
+    if (t.shape[d] != 1 && t.strides[d] != expected[d]) return false;
+  }
+  return true;
+}
+
+// Spikes stored channels-last: the kernels' channels_last path (a tensor that is both, e.g. with one channel,
+// takes the NCHW path).
+bool channels_last_layout(const TensorView& t) { return !t.is_contiguous() && nhwc_strides(t); }
+
+// A 4-D tensor in the layout of the spikes: contiguous (NCHW), or channels-last when the spikes are; then the
+// other checks of Checker::tensor.
+void check_layout(const validate::Checker& check, const TensorView& t, const char* arg, bool channels_last,
+                  std::initializer_list<DType> dtypes) {
+  if (!channels_last || !t.defined() || t.ndim != 4) {
+    if (t.defined() && t.ndim == 4 && !t.is_contiguous() && !channels_last) {
+      check.fail(arg, "must be contiguous (NCHW) or, with spikes stored so too, channels-last (shape " +
+                          t.shape_string() + ")");
+    }
+    check.tensor(t, arg, 4, dtypes);
+    return;
+  }
+  if (!nhwc_strides(t)) {
+    check.fail(arg, "must be stored channels-last (torch.channels_last) like spikes, got shape " + t.shape_string() +
+                        " with other strides");
+  }
+  TensorView nhwc = t;  // the same memory seen as a contiguous [N, H, W, C], for the other checks
+  nhwc.shape[1] = t.shape[2];
+  nhwc.shape[2] = t.shape[3];
+  nhwc.shape[3] = t.shape[1];
+  nhwc.strides[3] = 1;
+  nhwc.strides[2] = t.shape[1];
+  nhwc.strides[1] = t.shape[1] * t.shape[3];
+  nhwc.strides[0] = t.shape[1] * t.shape[3] * t.shape[2];
+  check.tensor(nhwc, arg, 4, dtypes);
+}
+
 // Checks the parameters and the tensors that every entry point shares; returns the geometry.
 cpu::ConvGeometry check_conv(const validate::Checker& check, const TensorView& spikes, const TensorView& weight,
                              const char* weight_arg, const Conv2dParams& p) {
-  check.tensor(spikes, "spikes", 4, {DType::kUInt8});
+  const bool channels_last = channels_last_layout(spikes);
+  check_layout(check, spikes, "spikes", channels_last, {DType::kUInt8});
   if (spikes.device != Device::kCPU) {
     check.fail("spikes", "must be a CPU tensor (the event-driven convolution has no CUDA kernel; "
                          "spikeops.functional.spike_conv2d runs CUDA tensors as a spike GEMM over the unfolded input)");
@@ -77,8 +123,9 @@ cpu::ConvGeometry check_conv(const validate::Checker& check, const TensorView& s
   }
   const int64_t OH = output_size(check, H, kh, p.stride[0], p.padding[0], p.dilation[0]);
   const int64_t OW = output_size(check, W, kw, p.stride[1], p.padding[1], p.dilation[1]);
-  return cpu::ConvGeometry{C, H, W, O, OH, OW, kh, kw, p.stride[0], p.stride[1], p.padding[0], p.padding[1],
-                           p.dilation[0], p.dilation[1], p.groups};
+  return cpu::ConvGeometry{C,           H,           W,           O,          OH,           OW,
+                           kh,          kw,          p.stride[0], p.stride[1], p.padding[0], p.padding[1],
+                           p.dilation[0], p.dilation[1], p.groups, channels_last};
 }
 
 }  // namespace
@@ -104,7 +151,7 @@ void spike_conv2d(const SpikeConv2dArgs& a) {
     check.shape_is(a.bias, "bias", {g.O});
     check.same_device(a.bias, "bias", a.spikes, "spikes");
   }
-  check.tensor(a.out, "out", 4, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+  check_layout(check, a.out, "out", g.channels_last, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
   check.shape_is(a.out, "out", {N, g.O, g.OH, g.OW});
   check.same_device(a.out, "out", a.spikes, "spikes");
   if (a.out.numel() == 0) return;
@@ -148,7 +195,7 @@ void spike_conv2d_weight_grad(const SpikeConv2dWeightGradArgs& a) {
   validate::Checker check("spike_conv2d_weight_grad");
   const cpu::ConvGeometry g = check_conv(check, a.spikes, a.grad_weight, "grad_weight", a.conv);
   const int64_t N = a.spikes.shape[0];
-  check.tensor(a.grad_out, "grad_out", 4, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+  check_layout(check, a.grad_out, "grad_out", g.channels_last, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
   check.shape_is(a.grad_out, "grad_out", {N, g.O, g.OH, g.OW});
   check.same_device(a.grad_out, "grad_out", a.spikes, "spikes");
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, ldg = cpu::conv_padded_channels(Og);

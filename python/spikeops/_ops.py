@@ -400,7 +400,7 @@ def _dense_is_faster(spikes_u8: Tensor, rate: float, cpu_threshold: float) -> bo
 def _nonzero_as(t: Tensor, dtype: torch.dtype) -> Tensor:
     """``(t != 0).to(dtype)`` in one pass (the comparison written straight into ``dtype``; the two-step form
     costs 9x more on 1 MB of bytes): bytes from float spikes, or 0/1 floats from bytes of any value."""
-    return torch.ne(t, 0, out=torch.empty(t.shape, dtype=dtype, device=t.device))
+    return torch.ne(t, 0, out=torch.empty_like(t, dtype=dtype))  # (empty_like: t's memory format)
 
 
 def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype,
@@ -585,6 +585,14 @@ def _conv_groups(spikes_u8: Tensor, kernel, stride, padding, dilation, groups: i
         yield g, _unfold_bytes(spikes_u8[:, g * c_in:(g + 1) * c_in], kernel, stride, padding, dilation)
 
 
+def _conv_memory_format(spikes: Tensor) -> torch.memory_format:
+    """The layout spike_conv2d keeps: channels-last for spikes stored so (and not also contiguous), which the
+    CPU kernels read and write as they lie (torch's convolutions are fastest in it on the CPU); else NCHW."""
+    if not spikes.is_contiguous() and spikes.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _use_conv_events(spikes_u8: Tensor) -> bool:
     return spikes_u8.device.type == "cpu" and not CONV_UNFOLD_ON_CPU
 
@@ -612,17 +620,18 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride:
     Returns:
         Tensor: [N, C_out, OH, OW] in the weight's dtype, accumulated in float32.
     """
-    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous()
+    layout = _conv_memory_format(spikes)
+    spikes_u8 = spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
+    spikes_u8 = spikes_u8.contiguous(memory_format=layout)
     kernel = (weight.shape[2], weight.shape[3])
+    oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
     if weight.shape[0] == 0:  # no output channels (which torch's convolution would refuse)
-        oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
-        return weight.new_empty((spikes_u8.shape[0], 0, oh, ow))
+        return weight.new_empty((spikes_u8.shape[0], 0, oh, ow)).contiguous(memory_format=layout)
     if _use_conv_events(spikes_u8):
         if _conv_rate(spikes_u8) > CONV_DENSE_RATE_THRESHOLD_CPU:  # any nonzero byte is one spike
             return torch.nn.functional.conv2d(_nonzero_as(spikes_u8, weight.dtype), weight, bias, stride, padding,
-                                              dilation, groups)
-        oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
-        out = weight.new_empty((spikes_u8.shape[0], weight.shape[0], oh, ow))
+                                              dilation, groups).contiguous(memory_format=layout)
+        out = torch.empty((spikes_u8.shape[0], weight.shape[0], oh, ow), dtype=weight.dtype, memory_format=layout)
         # (views hold raw pointers: the tensors they describe are kept in variables until the call returns)
         weight, bias = weight.contiguous(), None if bias is None else bias.contiguous()
         _C.spike_conv2d(_view(spikes_u8, "spikes"), _view(weight, "weight"), _view(bias, "bias"),
@@ -635,15 +644,15 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride:
         b_g = None if bias is None else bias[g * c_out:(g + 1) * c_out].float().contiguous()
         outs.append(_accumulate(cols, pack_weight(w_g), True, b_g, c_out, weight.dtype,
                                 _dispatch_rate(cols, c_out)))  # [N * OH * OW, c_out]
-    oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
     out = outs[0] if groups == 1 else torch.cat(outs, dim=1)
-    return out.view(n, oh, ow, weight.shape[0]).permute(0, 3, 1, 2).contiguous()
+    return out.view(n, oh, ow, weight.shape[0]).permute(0, 3, 1, 2).contiguous(memory_format=layout)
 
 
 @spike_conv2d.register_fake
 def _(spikes, weight, bias, stride, padding, dilation, groups):
     oh, ow = _conv_output_size(spikes.shape, (weight.shape[2], weight.shape[3]), stride, padding, dilation)
-    return spikes.new_empty((spikes.shape[0], weight.shape[0], oh, ow), dtype=weight.dtype)
+    return torch.empty((spikes.shape[0], weight.shape[0], oh, ow), dtype=weight.dtype, device=spikes.device,
+                       memory_format=_conv_memory_format(spikes))
 
 
 @torch.library.custom_op("spikeops::spike_conv2d_weight_grad", mutates_args=(), device_types=_DEVICE_TYPES)
@@ -662,15 +671,17 @@ def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: Lis
     Returns:
         Tensor: weight_shape in out_dtype.
     """
-    spikes = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous()
+    layout = _conv_memory_format(spikes)
+    spikes = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous(
+        memory_format=layout)
     if weight_shape[0] == 0 or spikes.shape[0] == 0:
         return grad_out.new_zeros(weight_shape, dtype=out_dtype)
     if _use_conv_events(spikes):
         if _conv_rate(spikes) > CONV_DENSE_RATE_THRESHOLD_GRAD_CPU:  # any nonzero byte is one spike
             return torch.nn.grad.conv2d_weight(_nonzero_as(spikes, grad_out.dtype), weight_shape, grad_out, stride,
-                                               padding, dilation, groups).to(out_dtype)
+                                               padding, dilation, groups).to(out_dtype).contiguous()
         grad_w = grad_out.new_empty(weight_shape, dtype=out_dtype)
-        grad_out = grad_out.contiguous()  # kept in a variable: the view holds a raw pointer
+        grad_out = grad_out.contiguous(memory_format=layout)  # kept in a variable: the view holds a raw pointer
         _C.spike_conv2d_weight_grad(_view(spikes, "spikes"), _view(grad_out, "grad_out"),
                                     _view(grad_w, "grad_weight"), stride, padding, dilation, groups)
         return grad_w

@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "check.hpp"
@@ -475,6 +476,41 @@ void test_spike_conv2d() {
     g.conv = c.p;
     spike_conv2d_weight_grad(g);
     CHECK(gw == gw_ref);
+    // Channels-last spikes, output and output gradient: [N, H, W, C] memory, the same sums.
+    auto nhwc_view = [](void* data, DType dtype, int64_t n, int64_t c, int64_t h, int64_t w) {
+      TensorView v = make_tensor_view(data, dtype, {n, c, h, w});
+      v.strides[0] = h * w * c;
+      v.strides[1] = 1;
+      v.strides[2] = w * c;
+      v.strides[3] = c;
+      return v;
+    };
+    auto to_nhwc = [](const auto& src, int64_t n, int64_t c, int64_t h, int64_t w) {
+      std::decay_t<decltype(src)> dst(src.size());
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = 0; j < c; ++j) {
+          for (int64_t p = 0; p < h * w; ++p) dst[(i * h * w + p) * c + j] = src[(i * c + j) * h * w + p];
+        }
+      }
+      return dst;
+    };
+    std::vector<uint8_t> s_cl = to_nhwc(s, c.N, c.C, c.H, c.W);
+    std::vector<float> dy_cl = to_nhwc(dy, c.N, c.O, OH, OW), y_cl(dy.size(), NAN), gw_cl(w.size(), NAN);
+    SpikeConv2dArgs cl = a;
+    cl.spikes = nhwc_view(s_cl.data(), DType::kUInt8, c.N, c.C, c.H, c.W);
+    cl.out = nhwc_view(y_cl.data(), DType::kFloat32, c.N, c.O, OH, OW);
+    spike_conv2d(cl);
+    CHECK(y_cl == to_nhwc(y_ref, c.N, c.O, OH, OW));
+    SpikeConv2dWeightGradArgs gcl = g;
+    gcl.spikes = cl.spikes;
+    gcl.grad_out = nhwc_view(dy_cl.data(), DType::kFloat32, c.N, c.O, OH, OW);
+    gcl.grad_weight = make_tensor_view(gw_cl.data(), DType::kFloat32, {c.O, Cg, c.kh, c.kw});
+    spike_conv2d_weight_grad(gcl);
+    CHECK(gw_cl == gw_ref);
+    if (c.C > 1 && c.H * c.W > 1) {  // (otherwise both layouts are the same memory)
+      cl.out = a.out;  // NCHW out for channels-last spikes: refused
+      EXPECT_ERROR(spike_conv2d(cl), "out must be stored channels-last (torch.channels_last) like spikes");
+    }
     // bfloat16 output: the float32 sums rounded once.
     std::vector<uint16_t> y16(dy.size());
     a.out = make_tensor_view(y16.data(), DType::kBFloat16, {c.N, c.O, OH, OW});

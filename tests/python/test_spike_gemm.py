@@ -334,19 +334,26 @@ def conv_args(case):
     return (N, C, H, W, C_out, kh, kw), dict(stride=s, padding=p, dilation=d, groups=g)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("rate", [0.0, 0.03, 0.3, 1.0])
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
-def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate):
+def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate, layout):
     """Output, weight and bias gradients against F.conv2d on the spikes as floats, in float64: integer weights
-    and gradients make every sum exact in any order."""
+    and gradients make every sum exact in any order. Channels-last spikes give a channels-last output."""
     (N, C, H, W, C_out, kh, kw), kw_args = conv_args(case)
     x = spikes_at((N, C, H, W), rate)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randint(-8, 9, (C_out, C // kw_args["groups"], kh, kw)).float().requires_grad_(True)
     b = torch.randint(-8, 9, (C_out,)).float().requires_grad_(True)
     y = functional.spike_conv2d(x, w, b, **kw_args)
     w64, b64 = w.detach().double().requires_grad_(True), b.detach().double().requires_grad_(True)
     y_ref = F.conv2d(x.double(), w64, b64, **kw_args)
     torch.testing.assert_close(y, y_ref.float(), rtol=0, atol=0)
+    if layout == "channels_last" and not x.is_contiguous():
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    else:
+        assert y.is_contiguous()
     g = torch.randint(-4, 5, y.shape).float()
     y.backward(g)
     y_ref.backward(g.double())
@@ -439,9 +446,12 @@ def test_spike_conv2d_dispatch(monkeypatch):
         torch.testing.assert_close(y, F.conv2d(x.float(), w, None, padding=1), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_opcheck_spike_conv2d(conv_path, with_bias):
+def test_opcheck_spike_conv2d(conv_path, with_bias, layout):
     x = spikes_at((2, 4, 7, 6), 0.3)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randn(6, 2, 3, 2, requires_grad=True)
     b = torch.randn(6, requires_grad=True) if with_bias else None
     torch.library.opcheck(ops.spike_conv2d, (x, w, b, [2, 1], [1, 1], [1, 2], 2))

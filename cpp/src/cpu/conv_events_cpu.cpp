@@ -366,7 +366,14 @@ SPIKEOPS_CPU_INLINE int64_t conv_rows(const Conv& x, const In* in, const uint64_
         }
         if (o0 == 0) events += e;
       }
-      write_transposed(tile, x.ldg, g.OW, x.Og, out + (grp * x.Og * g.OH + oy) * g.OW, g.OH * g.OW);
+      if (g.channels_last) {  // out [OH, OW, O]: the tile's rows as they are
+        float* line = out + oy * g.OW * g.O + grp * x.Og;
+        for (int64_t ox = 0; ox < g.OW; ++ox) {
+          for (int64_t o = 0; o < x.Og; ++o) line[ox * g.O + o] = tile[ox * x.ldg + o];
+        }
+      } else {
+        write_transposed(tile, x.ldg, g.OW, x.Og, out + (grp * x.Og * g.OH + oy) * g.OW, g.OH * g.OW);
+      }
     }
   }
   return events * x.Og;
@@ -398,6 +405,26 @@ inline int64_t conv_rows_any(const Conv& x, const float* in, const uint64_t* m, 
   return conv_rows_values(x, in, m, a, b, t, o);
 }
 
+// planes [C, H * W] = the bytes of a channels-last sample [H * W, C].
+SPIKEOPS_CPU_CLONES void to_planes(const uint8_t* in, int64_t pixels, int64_t C, uint8_t* planes) {
+  for (int64_t p = 0; p < pixels; ++p) {
+    for (int64_t c = 0; c < C; ++c) planes[c * pixels + p] = in[p * C + c];
+  }
+}
+
+// The sample r of the input as NCHW planes: itself, or for channels-last spikes a copy in `planes`.
+template <typename In>
+SPIKEOPS_CPU_INLINE const In* sample_planes(const ConvGeometry& g, const In* in, int64_t r, uint8_t* planes) {
+  const int64_t in_size = g.C * g.H * g.W;
+  if constexpr (sizeof(In) == 1) {
+    if (g.channels_last) {
+      to_planes(in + r * in_size, g.H * g.W, g.C, planes);
+      return planes;
+    }
+  }
+  return in + r * in_size;
+}
+
 template <typename In>
 int64_t conv_forward(const ConvGeometry& g, const In* in, int64_t rows, const float* wt, const float* bias,
                      float* out) {
@@ -408,27 +435,32 @@ int64_t conv_forward(const ConvGeometry& g, const In* in, int64_t rows, const fl
   const int threads = max_threads();
   std::vector<uint64_t> masks(mask_size * static_cast<size_t>(threads));
   std::vector<float> tiles(tile_size * static_cast<size_t>(threads));
+  const size_t planes_size = g.channels_last ? static_cast<size_t>(in_size) : 0;
+  std::vector<uint8_t> planes(planes_size * static_cast<size_t>(threads));
   int64_t adds = 0;
   if (rows >= threads || g.OH == 1) {  // a sample per thread
 #pragma omp parallel reduction(+ : adds) if (rows > 1)
     {
       uint64_t* m = masks.data() + mask_size * static_cast<size_t>(thread_num());
       float* tile = tiles.data() + tile_size * static_cast<size_t>(thread_num());
+      uint8_t* own_planes = planes.data() + planes_size * static_cast<size_t>(thread_num());
 #pragma omp for schedule(dynamic, 1)
       for (int64_t r = 0; r < rows; ++r) {
-        build_masks_any(x, in + r * in_size, m);
-        adds += conv_rows_any(x, in + r * in_size, m, 0, g.OH, tile, out + r * out_size);
+        const In* sample = sample_planes(g, in, r, own_planes);
+        build_masks_any(x, sample, m);
+        adds += conv_rows_any(x, sample, m, 0, g.OH, tile, out + r * out_size);
       }
     }
   } else {  // few samples (inference of one image): the output rows of each in parallel
     for (int64_t r = 0; r < rows; ++r) {
-      build_masks_any(x, in + r * in_size, masks.data());
+      const In* sample = sample_planes(g, in, r, planes.data());
+      build_masks_any(x, sample, masks.data());
 #pragma omp parallel reduction(+ : adds)
       {
         float* tile = tiles.data() + tile_size * static_cast<size_t>(thread_num());
 #pragma omp for schedule(static)
         for (int64_t oy = 0; oy < g.OH; ++oy) {
-          adds += conv_rows_any(x, in + r * in_size, masks.data(), oy, oy + 1, tile, out + r * out_size);
+          adds += conv_rows_any(x, sample, masks.data(), oy, oy + 1, tile, out + r * out_size);
         }
       }
     }
@@ -462,6 +494,18 @@ SPIKEOPS_CPU_CLONES void transpose_grad(const Conv& x, const float* grad_out, in
         transpose_block(src + p, P, std::min<int64_t>(16, x.Og - o0), std::min<int64_t>(16, p1 - p),
                         dyt + p * ld + grp * x.ldg + o0, ld);
       }
+    }
+  }
+}
+
+// dyt [OH * OW, groups, ldg] = one sample's channels-last grad_out [OH * OW, O], zero padded; pixels [p0, p1).
+SPIKEOPS_CPU_CLONES void gather_grad(const Conv& x, const float* grad_out, int64_t p0, int64_t p1, float* dyt) {
+  const int64_t ld = x.g.groups * x.ldg;
+  for (int64_t p = p0; p < p1; ++p) {
+    for (int64_t grp = 0; grp < x.g.groups; ++grp) {
+      const float* src = grad_out + p * x.g.O + grp * x.Og;
+      float* dst = dyt + p * ld + grp * x.ldg;
+      for (int64_t o = 0; o < x.Og; ++o) dst[o] = src[o];
     }
   }
 }
@@ -562,18 +606,26 @@ void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t
   // Each thread's spike positions of one channel (allocated here: an exception must not leave the region).
   const size_t pos_size = static_cast<size_t>(2 * g.H * g.W);
   std::vector<int32_t> positions(pos_size * static_cast<size_t>(max_threads()));
+  // Channels-last spikes: the sample's bytes as NCHW planes, shared like dyt.
+  std::vector<uint8_t> planes(g.channels_last ? static_cast<size_t>(in_size) : 0);
 #pragma omp parallel if (parallel)
   {
     int32_t* pos = positions.data() + pos_size * static_cast<size_t>(thread_num());
     for (int64_t r = 0; r < rows; ++r) {
+      if (g.channels_last) {
 #pragma omp for schedule(static)
-      for (int64_t p = 0; p < P; p += 64) transpose_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
-      // (the implicit barrier: dyt is complete)
+        for (int64_t p = 0; p < P; p += 64) gather_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
+#pragma omp single
+        to_planes(in + r * in_size, g.H * g.W, g.C, planes.data());
+      } else {
 #pragma omp for schedule(static)
-      for (int64_t c = 0; c < g.C; ++c) {
-        weight_grad_channel(x, oy_of, ox_of, in + r * in_size, dyt.data(), c, pos, grad_wt);
+        for (int64_t p = 0; p < P; p += 64) transpose_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
       }
-      // (the implicit barrier: dyt may be overwritten)
+      // (the implicit barrier: dyt and planes are complete)
+      const uint8_t* sample = g.channels_last ? planes.data() : in + r * in_size;
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < g.C; ++c) weight_grad_channel(x, oy_of, ox_of, sample, dyt.data(), c, pos, grad_wt);
+      // (the implicit barrier: dyt and planes may be overwritten)
     }
   }
 }

@@ -25,6 +25,9 @@ struct ConvGeometry {
   int64_t O, OH, OW;     // output
   int64_t kh, kw, sh, sw, ph, pw, dh, dw;
   int64_t groups = 1;    // C and O are multiples of it; input channel c sees the outputs of group c / (C / groups)
+  // Spike inputs only: the input [rows, H, W, C] and the output [rows, OH, OW, O] (and for the weight gradient
+  // grad_out [rows, OH, OW, O]) are stored channels-last instead of NCHW.
+  bool channels_last = false;
 };
 
 // The weight rows: wt [C * kh * kw, conv_padded_channels(O / groups)] float32, zero padded, for each group
