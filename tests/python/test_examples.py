@@ -183,7 +183,7 @@ def test_csnn_mnist_options_and_resume(tmp_path, offline, capsys):
     run_csnn(tmp_path, "-N", "1", "-b", "32", "--no-tensorboard", "--no-plot")
     first = torch.load(tmp_path / "ckpt" / "checkpoint_latest.pth", weights_only=False)
     summary = run_csnn(tmp_path, "-N", "2", "-b", "32", "--resume", "--memory-format", "contiguous", "--encoder",
-                       "rate", "--beta", "0.75", "--slope", "10", "--no-tensorboard", "--no-plot")
+                       "rate", "--beta", "0.75", "--slope", "10", "--spike-tensor", "--no-tensorboard", "--no-plot")
     assert "resumed from" in capsys.readouterr().out
     assert summary["epochs"] == 2 and summary["batch_size"] == 32
     second = torch.load(tmp_path / "ckpt" / "checkpoint_latest.pth", weights_only=False)
@@ -239,6 +239,28 @@ def test_csnn_forward_direct_matches_repeated_input():
         assert out.shape == (T, 6, 10) and 0.05 < out.mean() < 0.95
         torch.testing.assert_close(out, ref)
         functional.reset_net(net)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_csnn_spike_tensor_network_matches_float_spikes(channels_last):
+    # --spike-tensor: the same network on 1-byte spikes (event-driven second convolution): same outputs and
+    # gradients up to float32 summation order, the spikes between the layers are SpikeTensors
+    x = torch.rand(6, 1, 28, 28)
+    results = []
+    for spike_tensor in (False, True):
+        torch.manual_seed(0)
+        net = csnn_mnist.build_net(channels_last=channels_last, spike_tensor=spike_tensor)
+        scale_parameters(net)
+        seen = []
+        net[3].register_forward_pre_hook(lambda m, a: seen.append(type(a[0]).__name__))
+        out = csnn_mnist.forward_direct(net, x, 5)
+        out.sum().backward()
+        assert seen == ["SpikeTensor" if spike_tensor else "Tensor"]
+        results.append((out, [p.grad for p in net.parameters()]))
+    assert 0.05 < results[0][0].mean() < 0.95
+    torch.testing.assert_close(results[1][0], results[0][0])
+    for got, want in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def snntorch_leaky_loop(x_seq, beta, slope, reset_delay, threshold=1.0):

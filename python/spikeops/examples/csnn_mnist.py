@@ -81,33 +81,39 @@ class ChannelsLast(nn.Module):
         return [self.node]
 
 
-def leaky(beta: float = 0.5, slope: float = 25.0) -> neuron.LIFNode:
+def leaky(beta: float = 0.5, slope: float = 25.0, spike_tensor: bool = False) -> neuron.LIFNode:
     """snnTorch's ``Leaky(beta, spike_grad=fast_sigmoid(slope))`` as a spikeops multi-step neuron.
 
     H = beta*V + X, S = (H >= 1), V = H - S: ``LIFNode`` with ``1 - 1/tau = beta``, the input not decayed and the
     soft (subtractive) reset. Equal to ``snn.Leaky(beta, reset_delay=False)``, not to the default
-    ``reset_delay=True``; see the module docstring.
+    ``reset_delay=True``; see the module docstring. ``spike_tensor``: the spikes as 1-byte
+    :class:`spikeops.SpikeTensor` (see :func:`build_net`).
     """
     if not 0.0 < beta < 1.0:
         raise ValueError(f"leaky: beta must be in (0, 1), got {beta}")
     return neuron.LIFNode(tau=1.0 / (1.0 - beta), decay_input=False, v_reset=None,
-                          surrogate_function=surrogate.FastSigmoid(slope=slope), step_mode="m")
+                          surrogate_function=surrogate.FastSigmoid(slope=slope), step_mode="m",
+                          spike_tensor=spike_tensor)
 
 
-def build_net(beta: float = 0.5, slope: float = 25.0, channels_last: bool = True) -> nn.Sequential:
+def build_net(beta: float = 0.5, slope: float = 25.0, channels_last: bool = True,
+              spike_tensor: bool = False) -> nn.Sequential:
     """The tutorial network, multi-step: [T, N, 1, 28, 28] -> output spikes [T, N, 10].
 
     With ``channels_last`` the convolution weights are stored channels-last and the two convolutional
     neuron layers are wrapped in :class:`ChannelsLast`; the parameters and their names are the same either way.
+    With ``spike_tensor`` those two neuron layers write 1-byte :class:`spikeops.SpikeTensor` spikes, so the second
+    convolution runs on the event-driven spike convolution and the saved activations between them are bytes;
+    the numbers are the same (up to float32 summation order).
     """
     wrap = ChannelsLast if channels_last else (lambda node: node)
     net = nn.Sequential(
         layer.Conv2d(1, 12, 5, step_mode="m"),                        # 28x28 -> 12 x 24x24
         layer.MaxPool2d(2, step_mode="m"),                            # -> 12 x 12x12
-        wrap(leaky(beta, slope)),
+        wrap(leaky(beta, slope, spike_tensor)),
         layer.Conv2d(12, 64, 5, step_mode="m"),                       # -> 64 x 8x8
         layer.MaxPool2d(2, step_mode="m"),                            # -> 64 x 4x4
-        wrap(leaky(beta, slope)),
+        wrap(leaky(beta, slope, spike_tensor)),
         layer.Flatten(step_mode="m"),                                 # -> 1024
         layer.Linear(64 * 4 * 4, NUM_CLASSES, step_mode="m", spike_input=True),  # spikes in: spike GEMM
         leaky(beta, slope),
@@ -141,6 +147,10 @@ def make_parser() -> argparse.ArgumentParser:
                              "rate: Bernoulli spikes with the pixel intensities as probabilities")
     parser.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last",
                         help="memory order of the convolutions (default channels_last)")
+    parser.add_argument("--spike-tensor", action="store_true",
+                        help="the convolutional neurons write 1-byte SpikeTensor spikes: the second convolution "
+                             "runs event-driven and the spikes kept for the backward take 1 byte (on the CPU "
+                             "not faster once the network is trained, ~10%% firing; see the README)")
     return parser
 
 
@@ -161,7 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           f"{torch.get_num_threads()}, cuda {info['cuda_available']}, {allocator})")
     train_set, test_set, source = _training.load_mnist(args)
 
-    net = build_net(args.beta, args.slope, channels_last=args.memory_format == "channels_last").to(device)
+    net = build_net(args.beta, args.slope, channels_last=args.memory_format == "channels_last",
+                    spike_tensor=args.spike_tensor).to(device)
     print(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.999))
     loss_fn = loss.ce_rate_loss()
@@ -175,7 +186,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         return loss_fn(out_spikes, y), out_spikes.sum(0)                    # scores: spike counts
 
     print(f"T={T}, batch {args.b}, Adam lr {args.lr:g}, beta {args.beta}, surrogate slope {args.slope}, "
-          f"{args.epochs} epoch(s), encoder {args.encoder}, {args.memory_format}; logs in {args.log_dir}")
+          f"{args.epochs} epoch(s), encoder {args.encoder}, {args.memory_format}"
+          f"{', SpikeTensor spikes' if args.spike_tensor else ''}; logs in {args.log_dir}")
     t0 = time.perf_counter()
     summary = _training.fit(args, net, optimizer, step, lambda: functional.reset_net(net), train_set, test_set,
                             source, encoding="direct" if args.encoder == "direct" else "poisson")
