@@ -263,6 +263,33 @@ def test_spike_tensor_network_cuda_equals_cpu():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_spike_conv2d_cuda_equals_cpu(layout):
+    """spike_conv2d on CUDA (the byte im2col + spike GEMM) against the CPU's event-driven kernels: integer
+    weights and gradients, so every sum is exact; the layout of the spikes is kept; opcheck on the GPU."""
+    from spikeops import functional
+
+    torch.manual_seed(5)
+    x = (torch.rand(3, 6, 9, 8) < 0.2).to(torch.uint8)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randint(-4, 5, (8, 3, 3, 3)).float()
+    b = torch.randint(-4, 5, (8,)).float()
+    results = []
+    for device in ("cpu", "cuda"):
+        wd = w.to(device).requires_grad_(True)
+        y = functional.spike_conv2d(x.to(device), wd, b.to(device), 2, 1, 1, 2)
+        assert y.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else
+                               torch.contiguous_format)
+        g = torch.randint(-3, 4, y.shape, generator=torch.Generator().manual_seed(1)).float()
+        y.backward(g.to(device))
+        results.append((y.detach().cpu(), wd.grad.cpu()))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=0)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=0, atol=0)
+    torch.library.opcheck(torch.ops.spikeops.spike_conv2d, (x.cuda(), w.cuda().requires_grad_(True), b.cuda(),
+                                                            [2, 1], [1, 1], [1, 2], 2))
+
+
 # ---- The C++ runtime (spikeops::Model) on the GPU against the same runtime on the CPU ----
 
 def assert_runtime_same_on_gpu(net, x, T, encoding, path, batches):
