@@ -405,9 +405,10 @@ inline int64_t conv_rows_any(const Conv& x, const float* in, const uint64_t* m, 
   return conv_rows_values(x, in, m, a, b, t, o);
 }
 
-// planes [C, H * W] = the bytes of a channels-last sample [H * W, C].
-SPIKEOPS_CPU_CLONES void to_planes(const uint8_t* in, int64_t pixels, int64_t C, uint8_t* planes) {
-  for (int64_t p = 0; p < pixels; ++p) {
+// planes [C, H * W] = the bytes of a channels-last sample [H * W, C], pixels [p0, p1).
+SPIKEOPS_CPU_CLONES void to_planes(const uint8_t* in, int64_t pixels, int64_t C, uint8_t* planes, int64_t p0,
+                                   int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
     for (int64_t c = 0; c < C; ++c) planes[c * pixels + p] = in[p * C + c];
   }
 }
@@ -418,7 +419,7 @@ SPIKEOPS_CPU_INLINE const In* sample_planes(const ConvGeometry& g, const In* in,
   const int64_t in_size = g.C * g.H * g.W;
   if constexpr (sizeof(In) == 1) {
     if (g.channels_last) {
-      to_planes(in + r * in_size, g.H * g.W, g.C, planes);
+      to_planes(in + r * in_size, g.H * g.W, g.C, planes, 0, g.H * g.W);
       return planes;
     }
   }
@@ -615,8 +616,10 @@ void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t
       if (g.channels_last) {
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < P; p += 64) gather_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
-#pragma omp single
-        to_planes(in + r * in_size, g.H * g.W, g.C, planes.data());
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < g.H * g.W; p += 256) {
+          to_planes(in + r * in_size, g.H * g.W, g.C, planes.data(), p, std::min(g.H * g.W, p + 256));
+        }
       } else {
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < P; p += 64) transpose_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
