@@ -312,6 +312,8 @@ CONV_CASES = [  # N, C, H, W, C_out, kernel, stride, padding, dilation, groups
     # a kernel row's taps x channels of exactly 64 bits (one piece of the row's bit string, crossing words),
     # 13 channels per group in two groups, and 65 bits (not one piece)
     (2, 16, 9, 20, 20, (3, 4), (1, 2), (1, 2), 1, 1), (1, 26, 7, 11, 8, 2, 1, 1, 1, 2), (2, 13, 6, 9, 5, 5, 1, 2, 1, 1),
+    # 64 channels with a 1x1 kernel and 32 with a 1x2 one: 64 bits per kernel row, row strings with 64 channels
+    (1, 64, 5, 7, 17, 1, 1, 0, 1, 1), (2, 32, 6, 9, 20, (1, 2), 1, 0, 1, 1),
 ]
 
 

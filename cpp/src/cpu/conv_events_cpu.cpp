@@ -165,6 +165,34 @@ SPIKEOPS_CPU_INLINE void add_row(Accumulators<V>& acc, const float* w, float v) 
 #endif
 }
 
+// Builds a bit string in word[] from pieces of at most 64 bits appended at increasing offsets: the word being
+// filled and the one after it live in registers and are stored when the offsets move on (a string held in
+// memory throughout made every append a read-modify-write of the stack).
+struct StringBuilder {
+  uint64_t* word;
+  uint64_t current = 0, next = 0;
+  int64_t index = 0;
+  explicit StringBuilder(uint64_t* w) : word(w) {}
+  // piece at bit offset `at` (>= every earlier offset, less than 64 past the previous one).
+  SPIKEOPS_CPU_INLINE void append(uint64_t piece, int64_t at) {
+    const int64_t i = at / 64, shift = at % 64;
+    if (i != index) {  // i == index + 1
+      word[index] = current;
+      current = next;
+      next = 0;
+      index = i;
+    }
+    current |= piece << shift;
+    next |= (piece >> 1) >> (63 - shift);  // the bits past the word's end (none when shift is 0)
+  }
+  // Stores the rest; word[0, words) is then the string, zero past its pieces.
+  SPIKEOPS_CPU_INLINE void finish(int64_t words) {
+    word[index] = current;
+    if (index + 1 < words) word[index + 1] = next;
+    for (int64_t i = index + 2; i < words; ++i) word[i] = 0;
+  }
+};
+
 // acc[0:16V] of output pixel (oy, ox), group grp, output channels o0 of the group onward: the bias plus the
 // weight rows selected by the set mask bits under each kernel tap (times the input value for real inputs).
 // Returns the number of events added.
@@ -181,30 +209,24 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
     // bits: the loop's exits, which depend on the data and mispredict, come once per 64 (tap, channel) pairs
     // instead of once per tap.
     uint64_t word[kMaxPixelBits / 64 + 1];
-    if (x.row_strings) {  // a piece of kw * Cg bits per kernel row
-      const int64_t piece_bits = g.kw * x.Cg, start = ox * g.sw * x.Cg;
-      const uint64_t keep = piece_bits == 64 ? ~uint64_t(0) : (uint64_t(1) << piece_bits) - 1;
-      for (int64_t i = 0; i <= x.string_words; ++i) word[i] = 0;
-      for (int64_t ky = 0; ky < g.kh; ++ky) {
-        const uint64_t* row = masks + ((oy * g.sh + ky * g.dh) * g.groups + grp) * x.row_words + start / 64;
-        const int64_t from = start % 64;
-        const uint64_t piece = ((row[0] >> from) | ((row[1] << 1) << (63 - from))) & keep;
-        const int64_t at = ky * piece_bits, i = at / 64, shift = at % 64;
-        word[i] |= piece << shift;
-        word[i + 1] |= (piece >> 1) >> (63 - shift);
-      }
-    } else if (x.Cg == 64) {  // a word per tap
+    if (x.Cg == 64 && !x.row_strings) {  // a word per tap
       const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
       for (int64_t t = 0; t < x.taps; ++t) word[t] = m[x.tap_offset[static_cast<size_t>(t)]];
     } else {
-      const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
-      for (int64_t i = 0; i <= x.string_words; ++i) word[i] = 0;
-      for (int64_t t = 0; t < x.taps; ++t) {
-        const uint64_t bits = m[x.tap_offset[static_cast<size_t>(t)]];
-        const int64_t at = t * x.Cg, i = at / 64, shift = at % 64;
-        word[i] |= bits << shift;
-        word[i + 1] |= (bits >> 1) >> (63 - shift);  // the bits past the word's end (none when shift is 0)
+      // Pieces of at most 64 bits appended in order: the word being filled and the next stay in registers.
+      StringBuilder string(word);
+      if (x.row_strings) {  // a piece of kw * Cg bits per kernel row
+        const int64_t piece_bits = g.kw * x.Cg, start = ox * g.sw * x.Cg, from = start % 64;
+        const uint64_t keep = piece_bits == 64 ? ~uint64_t(0) : (uint64_t(1) << piece_bits) - 1;
+        for (int64_t ky = 0; ky < g.kh; ++ky) {
+          const uint64_t* row = masks + ((oy * g.sh + ky * g.dh) * g.groups + grp) * x.row_words + start / 64;
+          string.append(((row[0] >> from) | ((row[1] << 1) << (63 - from))) & keep, ky * piece_bits);
+        }
+      } else {  // Cg bits per tap
+        const uint64_t* m = masks + ((oy * g.sh * x.Wp + ox * g.sw) * g.groups + grp);
+        for (int64_t t = 0; t < x.taps; ++t) string.append(m[x.tap_offset[static_cast<size_t>(t)]], t * x.Cg);
       }
+      string.finish(x.string_words);
     }
     uint32_t nonzero = 0;
     for (int64_t i = 0; i < x.string_words; ++i) nonzero |= uint32_t(word[i] != 0) << i;
