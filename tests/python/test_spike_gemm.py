@@ -1,6 +1,8 @@
 """The accumulate-only spike GEMM (functional.spike_linear, layer.Linear on spikes) against F.linear on the
 same spikes as floats."""
 
+import random
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -361,6 +363,33 @@ def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate, layout):
     y_ref.backward(g.double())
     torch.testing.assert_close(w.grad, w64.grad.float(), rtol=0, atol=0)
     torch.testing.assert_close(b.grad, b64.grad.float(), rtol=0, atol=0)
+
+
+def test_spike_conv2d_random_geometries(monkeypatch):
+    """The event-driven kernels' paths (a word per tap, bit strings from words or from row pieces, per-tap
+    loops for more than 64 channels) over random geometries: exact against F.conv2d in float64."""
+    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", 1.0)
+    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
+    rng = random.Random(3)
+    for n in range(150):
+        g = rng.choice([1, 1, 2, 3])
+        Cg, Og = rng.choice([1, 3, 12, 13, 16, 21, 32, 63, 64, 65]), rng.choice([1, 15, 16, 17, 33, 129])
+        (kh, kw), (sh, sw) = (rng.randint(1, 5), rng.randint(1, 6)), (rng.randint(1, 3), rng.randint(1, 3))
+        (dh, dw), (ph, pw) = (rng.choice([1, 1, 2]), rng.choice([1, 1, 2])), (rng.randint(0, 3), rng.randint(0, 3))
+        H = rng.randint(max(1, dh * (kh - 1) + 1 - 2 * ph), 12)
+        W = rng.randint(max(1, dw * (kw - 1) + 1 - 2 * pw), 30)
+        N = rng.choice([1, 2, 3])
+        x = spikes_at((N, Cg * g, H, W), rng.choice([0.02, 0.2, 1.0]))
+        if rng.random() < 0.5:
+            x = x.contiguous(memory_format=torch.channels_last)
+        w = torch.randint(-8, 9, (Og * g, Cg, kh, kw)).float()
+        conv = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=g)
+        y = functional.spike_conv2d(x, w, None, **conv)
+        assert torch.equal(y.double(), F.conv2d(x.double(), w.double(), None, **conv)), (n, x.shape, w.shape, conv)
+        dy = torch.randint(-4, 5, y.shape).float()
+        gw = ops.spike_conv2d_weight_grad(x, dy, list(w.shape), [sh, sw], [ph, pw], [dh, dw], g, torch.float32)
+        want = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), **conv)
+        assert torch.equal(gw.double(), want), (n, x.shape, w.shape, conv)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
