@@ -16,6 +16,9 @@ namespace spikeops {
 
 namespace {
 
+// Element conversions go through load_row / store_row (int counts) in pieces of this many.
+constexpr int64_t kConvertChunk = int64_t(1) << 20;
+
 // All arguments are below 2^31 (checked by the callers), so nothing here overflows.
 int64_t output_size(const validate::Checker& check, int64_t in, int64_t kernel, int64_t stride, int64_t padding,
                     int64_t dilation) {
@@ -128,6 +131,26 @@ cpu::ConvGeometry check_conv(const validate::Checker& check, const TensorView& s
                            p.dilation[0], p.dilation[1], p.groups, channels_last};
 }
 
+// The elements of a float32, float16 or bfloat16 tensor (in memory order) as float32: its own memory, or
+// `buffer` filled with the converted values.
+const float* as_float32(const TensorView& t, std::vector<float>& buffer) {
+  if (t.dtype == DType::kFloat32) return static_cast<const float*>(t.data);
+  const int64_t n = t.numel();
+  buffer.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i += kConvertChunk) {
+    cpu::load_row(t.dtype, t.data, i, static_cast<int>(std::min(kConvertChunk, n - i)), buffer.data() + i);
+  }
+  return buffer.data();
+}
+
+// t's elements (float16 or bfloat16, in memory order) = values, rounded once.
+void store_from_float32(const float* values, const TensorView& t) {
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; i += kConvertChunk) {
+    cpu::store_row(t.dtype, t.data, i, static_cast<int>(std::min(kConvertChunk, n - i)), values + i);
+  }
+}
+
 }  // namespace
 
 int64_t conv2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
@@ -158,17 +181,8 @@ void spike_conv2d(const SpikeConv2dArgs& a) {
 
   // The kernel's weight rows (cpu::pack_conv_weight), from the weight as float32.
   std::vector<float> w_float;
-  const float* w = static_cast<const float*>(a.weight.data);
-  if (a.weight.dtype != DType::kFloat32) {
-    w_float.resize(static_cast<size_t>(a.weight.numel()));
-    for (int64_t i = 0; i < a.weight.numel(); i += 1 << 20) {
-      const int64_t len = std::min<int64_t>(1 << 20, a.weight.numel() - i);
-      cpu::load_row(a.weight.dtype, a.weight.data, i, static_cast<int>(len), w_float.data() + i);
-    }
-    w = w_float.data();
-  }
   std::vector<float> wt(static_cast<size_t>(g.C * g.kh * g.kw * cpu::conv_padded_channels(g.O / g.groups)));
-  cpu::pack_conv_weight(g, w, wt.data());
+  cpu::pack_conv_weight(g, as_float32(a.weight, w_float), wt.data());
   std::vector<float> bias;
   if (a.bias.defined()) {
     bias.resize(static_cast<size_t>(g.O));
@@ -182,13 +196,7 @@ void spike_conv2d(const SpikeConv2dArgs& a) {
   }
   cpu::conv2d_events_spikes(g, static_cast<const uint8_t*>(a.spikes.data), N, wt.data(),
                             bias.empty() ? nullptr : bias.data(), out);
-  if (a.out.dtype != DType::kFloat32) {
-    const int64_t n = a.out.numel();
-    for (int64_t i = 0; i < n; i += 1 << 20) {
-      const int64_t len = std::min<int64_t>(1 << 20, n - i);
-      cpu::store_row(a.out.dtype, a.out.data, i, static_cast<int>(len), buffer.data() + i);
-    }
-  }
+  if (a.out.dtype != DType::kFloat32) store_from_float32(buffer.data(), a.out);
 }
 
 void spike_conv2d_weight_grad(const SpikeConv2dWeightGradArgs& a) {
@@ -204,17 +212,8 @@ void spike_conv2d_weight_grad(const SpikeConv2dWeightGradArgs& a) {
   std::vector<float> grad_wt(static_cast<size_t>(g.C * taps * ldg), 0.0f);
   if (a.grad_out.numel() > 0) {
     std::vector<float> converted;  // float32 copy of a float16 or bfloat16 grad_out
-    const float* grad_out = static_cast<const float*>(a.grad_out.data);
-    if (a.grad_out.dtype != DType::kFloat32) {
-      const int64_t n = a.grad_out.numel();
-      converted.resize(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; i += 1 << 20) {
-        const int64_t len = std::min<int64_t>(1 << 20, n - i);
-        cpu::load_row(a.grad_out.dtype, a.grad_out.data, i, static_cast<int>(len), converted.data() + i);
-      }
-      grad_out = converted.data();
-    }
-    cpu::conv2d_events_weight_grad(g, static_cast<const uint8_t*>(a.spikes.data), N, grad_out, grad_wt.data());
+    cpu::conv2d_events_weight_grad(g, static_cast<const uint8_t*>(a.spikes.data), N, as_float32(a.grad_out, converted),
+                                   grad_wt.data());
   }
   // [C * kh * kw, ldg] -> [O, Cg, kh, kw]
   std::vector<float> line(static_cast<size_t>(Cg * taps));
