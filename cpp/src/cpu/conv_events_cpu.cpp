@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -114,6 +115,22 @@ SPIKEOPS_CPU_INLINE void build_masks(const Conv& x, const In* in, uint64_t* mask
         if (line[i] != In(0)) m[i * x.words] |= bit;
       }
     }
+  }
+}
+
+// f(std::integral_constant<int, V>) for V = min(vectors, kMaxVectors), 1 <= vectors: the kernels' register
+// blocks are compiled for each width of up to 8 16-float vectors.
+template <typename F>
+SPIKEOPS_CPU_INLINE auto with_vectors(int64_t vectors, F&& f) {
+  switch (std::min<int64_t>(kMaxVectors, vectors)) {
+    case 1: return f(std::integral_constant<int, 1>());
+    case 2: return f(std::integral_constant<int, 2>());
+    case 3: return f(std::integral_constant<int, 3>());
+    case 4: return f(std::integral_constant<int, 4>());
+    case 5: return f(std::integral_constant<int, 5>());
+    case 6: return f(std::integral_constant<int, 6>());
+    case 7: return f(std::integral_constant<int, 7>());
+    default: return f(std::integral_constant<int, 8>());
   }
 }
 
@@ -375,17 +392,9 @@ SPIKEOPS_CPU_INLINE int64_t conv_rows(const Conv& x, const In* in, const uint64_
   for (int64_t oy = oy0; oy < oy1; ++oy) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       for (int64_t o0 = 0; o0 < x.ldg; o0 += 16 * kMaxVectors) {
-        int64_t e = 0;
-        switch (std::min<int64_t>(kMaxVectors, (x.ldg - o0) / 16)) {
-          case 1: e = conv_line<1>(x, in, masks, oy, grp, o0, tile); break;
-          case 2: e = conv_line<2>(x, in, masks, oy, grp, o0, tile); break;
-          case 3: e = conv_line<3>(x, in, masks, oy, grp, o0, tile); break;
-          case 4: e = conv_line<4>(x, in, masks, oy, grp, o0, tile); break;
-          case 5: e = conv_line<5>(x, in, masks, oy, grp, o0, tile); break;
-          case 6: e = conv_line<6>(x, in, masks, oy, grp, o0, tile); break;
-          case 7: e = conv_line<7>(x, in, masks, oy, grp, o0, tile); break;
-          default: e = conv_line<8>(x, in, masks, oy, grp, o0, tile); break;
-        }
+        const int64_t e = with_vectors((x.ldg - o0) / 16, [&](auto v) SPIKEOPS_CPU_INLINE_LAMBDA {
+          return conv_line<decltype(v)::value>(x, in, masks, oy, grp, o0, tile);
+        });
         if (o0 == 0) events += e;
       }
       if (g.channels_last) {  // out [OH, OW, O]: the tile's rows as they are
@@ -456,12 +465,16 @@ int64_t conv_forward(const ConvGeometry& g, const In* in, int64_t rows, const fl
   const size_t tile_size = static_cast<size_t>(g.OW * x.ldg), mask_size = static_cast<size_t>(x.mask_words());
   // Scratch for every thread, allocated here: an exception (std::bad_alloc) must not leave an OpenMP region.
   const int threads = max_threads();
-  std::vector<uint64_t> masks(mask_size * static_cast<size_t>(threads));
+  // A sample per thread, or (few samples) one sample at a time with its output rows split between the threads:
+  // then the masks and the channels-last planes are one sample's, shared.
+  const bool sample_per_thread = rows >= threads || g.OH == 1;
+  const size_t per_sample = sample_per_thread ? static_cast<size_t>(threads) : 1;
+  std::vector<uint64_t> masks(mask_size * per_sample);
   std::vector<float> tiles(tile_size * static_cast<size_t>(threads));
   const size_t planes_size = g.channels_last ? static_cast<size_t>(in_size) : 0;
-  std::vector<uint8_t> planes(planes_size * static_cast<size_t>(threads));
+  std::vector<uint8_t> planes(planes_size * per_sample);
   int64_t adds = 0;
-  if (rows >= threads || g.OH == 1) {  // a sample per thread
+  if (sample_per_thread) {
 #pragma omp parallel reduction(+ : adds) if (rows > 1)
     {
       uint64_t* m = masks.data() + mask_size * static_cast<size_t>(thread_num());
@@ -586,18 +599,11 @@ SPIKEOPS_CPU_CLONES void weight_grad_channel(const Conv& x, const std::vector<in
     for (int64_t kx = 0; kx < g.kw; ++kx) {
       float* gw = gw_c + (ky * g.kw + kx) * x.ldg;
       for (int64_t o0 = 0; o0 < x.ldg; o0 += 16 * kMaxVectors) {
-        const int32_t* oys = oy_of.data();
-        const int32_t* oxs = ox_of.data();
-        switch (std::min<int64_t>(kMaxVectors, (x.ldg - o0) / 16)) {
-          case 1: weight_grad_tap<1>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-          case 2: weight_grad_tap<2>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-          case 3: weight_grad_tap<3>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-          case 4: weight_grad_tap<4>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-          case 5: weight_grad_tap<5>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-          case 6: weight_grad_tap<6>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-          case 7: weight_grad_tap<7>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-          default: weight_grad_tap<8>(x, oys, oxs, pos, spikes, dy_group + o0, ky, kx, gw + o0); break;
-        }
+        with_vectors((x.ldg - o0) / 16, [&](auto v) SPIKEOPS_CPU_INLINE_LAMBDA {
+          weight_grad_tap<decltype(v)::value>(x, oy_of.data(), ox_of.data(), pos, spikes, dy_group + o0, ky, kx,
+                                              gw + o0);
+          return 0;
+        });
       }
     }
   }

@@ -22,8 +22,11 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SPIKEOPS_CPU_INLINE inline __attribute__((always_inline))
+// For a lambda called inside a cloned kernel: inlined there, so it is compiled for the clone's SIMD level.
+#define SPIKEOPS_CPU_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define SPIKEOPS_CPU_INLINE inline
+#define SPIKEOPS_CPU_INLINE_LAMBDA
 #endif
 
 namespace spikeops {
