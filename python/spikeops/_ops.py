@@ -403,6 +403,11 @@ def _nonzero_as(t: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.ne(t, 0, out=torch.empty_like(t, dtype=dtype))  # (empty_like: t's memory format)
 
 
+def _as_bytes(spikes: Tensor) -> Tensor:
+    """Spikes as 1-byte 0/1: uint8 spikes as they are, float spikes converted (any nonzero value is a spike)."""
+    return spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
+
+
 def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype,
            out_transposed: bool = False) -> Tensor:
     """The same product as _accumulate on the spikes as float32, by torch's GEMM: rows [K, N] (any strides)."""
@@ -461,7 +466,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tens
     Returns:
         Tensor: [M, N] in the weight's dtype, accumulated in float32.
     """
-    spikes_u8 = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous()
+    spikes_u8 = _as_bytes(spikes).contiguous()
     bias_f = None if bias is None else bias.float().contiguous()
     rate = _dispatch_rate(spikes_u8, weight.shape[0])
     if _dense_is_faster(spikes_u8, rate, DENSE_RATE_THRESHOLD_CPU):
@@ -482,7 +487,7 @@ def _spike_linear_setup_context(ctx, inputs, output):
     # The weight gradient reads the spikes transposed; they are kept as they are, in 1 byte whatever their dtype.
     if isinstance(spikes, SpikeTensor):
         spikes = spikes.spikes
-    spikes_u8 = spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
+    spikes_u8 = _as_bytes(spikes)
     ctx.save_for_backward(spikes_u8, weight if ctx.needs_input_grad[0] else None)
 
 
@@ -621,8 +626,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride:
         Tensor: [N, C_out, OH, OW] in the weight's dtype, accumulated in float32.
     """
     layout = _conv_memory_format(spikes)
-    spikes_u8 = spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
-    spikes_u8 = spikes_u8.contiguous(memory_format=layout)
+    spikes_u8 = _as_bytes(spikes).contiguous(memory_format=layout)
     kernel = (weight.shape[2], weight.shape[3])
     oh, ow = _conv_output_size(spikes_u8.shape, kernel, stride, padding, dilation)
     if weight.shape[0] == 0:  # no output channels (which torch's convolution would refuse)
@@ -672,8 +676,7 @@ def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: Lis
         Tensor: weight_shape in out_dtype.
     """
     layout = _conv_memory_format(spikes)
-    spikes = (spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)).contiguous(
-        memory_format=layout)
+    spikes = _as_bytes(spikes).contiguous(memory_format=layout)
     if weight_shape[0] == 0 or spikes.shape[0] == 0:
         return grad_out.new_zeros(weight_shape, dtype=out_dtype)
     if _use_conv_events(spikes):
@@ -711,7 +714,7 @@ def _spike_conv2d_setup_context(ctx, inputs, output):
     if isinstance(spikes, SpikeTensor):
         spikes = spikes.spikes
     # 1 byte per spike whatever the spikes' dtype; the weight only for the gradient of the spikes.
-    spikes_u8 = spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
+    spikes_u8 = _as_bytes(spikes)
     ctx.save_for_backward(spikes_u8 if ctx.needs_input_grad[1] else None,
                           weight if ctx.needs_input_grad[0] else None)
 
