@@ -131,6 +131,59 @@ def test_float_weights_agree(tmp_path):
     assert (scores - expected).abs().max() <= 1
 
 
+def conv_in_runtime_order(x, w, b, stride, padding, dilation):
+    """F.conv2d in float32, rounded as the runtime's kernels round: each output is the bias, then tap by tap
+    (ky, kx) and input channel by channel x * w added, each product and each sum rounded to float32."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    N, C, H, W = x.shape
+    O, _, kh, kw = w.shape
+    OH, OW = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    xp = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+    out = (b if b is not None else torch.zeros(O)).view(1, O, 1, 1).expand(N, O, OH, OW).clone()
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = xp[:, :, ky * dh:ky * dh + sh * (OH - 1) + 1:sh, kx * dw:kx * dw + sw * (OW - 1) + 1:sw]
+            for c in range(C):
+                out = out + patch[:, c:c + 1] * w[:, c, ky, kx].view(1, O, 1, 1)
+    return out
+
+
+# (C, O, H, W, kernel, stride, padding, dilation): the first seven are narrow layers with stride 1 along x, which
+# the runtime computes densely (cpu::conv2d_direct_values); the last three take the event-driven kernel.
+REAL_INPUT_CONVS = [
+    (1, 12, 28, 28, (5, 5), (1, 1), (0, 0), (1, 1)),   # the CSNN example's first convolution
+    (3, 5, 9, 21, (3, 3), (1, 1), (1, 1), (1, 1)),     # 21 columns: a full and a partial vector
+    (2, 16, 11, 40, (3, 5), (2, 1), (2, 0), (2, 3)),
+    (4, 1, 6, 7, (1, 1), (1, 1), (0, 0), (1, 1)),
+    (2, 7, 5, 3, (3, 3), (1, 1), (2, 2), (1, 1)),       # fewer columns than a vector, padding wider than a tap
+    (1, 9, 4, 17, (1, 7), (3, 1), (1, 3), (1, 2)),
+    (5, 13, 8, 33, (2, 4), (1, 1), (1, 2), (3, 1)),
+    (3, 17, 9, 21, (3, 3), (1, 1), (1, 1), (1, 1)),     # 17 outputs
+    (2, 6, 13, 11, (3, 3), (2, 2), (2, 2), (2, 2)),     # stride 2 along x
+    (1, 12, 28, 28, (5, 5), (1, 2), (0, 0), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("case", REAL_INPUT_CONVS, ids=lambda c: "x".join(map(str, c[:4])) + f"-k{c[4][0]}{c[4][1]}")
+def test_conv_on_real_values_rounds_in_kernel_order(tmp_path, case, batch):
+    """A convolution fed real values (float weights, inputs with zeros and negatives) equals, bit for bit, the
+    reference summed in the kernels' order, whichever kernel the runtime picks."""
+    C, O, H, W, kernel, stride, padding, dilation = case
+    torch.manual_seed(sum(case[:4]) + batch)
+    conv = layer.Conv2d(C, O, kernel, stride=stride, padding=padding, dilation=dilation, step_mode="m")
+    net = nn.Sequential(conv, layer.Flatten(step_mode="m"))
+    x = torch.randn(batch, C, H, W) * (torch.rand(batch, C, H, W) < 0.4)  # 60% zeros, as in an image
+    path = tmp_path / "conv.spikeops"
+    spikeops.export(net, path, x[:1], T=1)
+    scores, _ = spikeops.runtime.load(path)(x)
+    with torch.no_grad():
+        expected = conv_in_runtime_order(x, conv.weight, conv.bias, stride, padding, dilation)
+        torch.testing.assert_close(scores, expected.flatten(1), rtol=0, atol=0)
+        torch.testing.assert_close(scores, torch.nn.functional.conv2d(x, conv.weight, conv.bias, stride, padding,
+                                                                      dilation).flatten(1))
+
+
 def test_synaptic_ops_count_spikes_times_fan_out(tmp_path):
     torch.manual_seed(4)
     lif = neuron.LIFNode(step_mode="m")

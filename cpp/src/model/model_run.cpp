@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "backend.hpp"
+#include "cpu/conv_direct_cpu.hpp"
 #include "cpu/conv_events_cpu.hpp"
 #include "model/model_impl.hpp"
 #include "model/model_math.hpp"
@@ -112,11 +113,16 @@ void run_conv2d(const ModelLayer& L, const Activation& a, Activation& y, LayerRe
   y.values.resize(std::size_t(y.rows * y.features));
   const float* bias = L.bias.empty() ? nullptr : L.bias.data();
   // Event-driven: each nonzero input adds (spikes) or multiply-adds (real values) its weight column into
-  // the output pixels it reaches, so the work follows the number of events.
+  // the output pixels it reaches, so the work follows the number of events. A narrow layer fed real values
+  // (an image into a few channels) is computed densely instead, with the same result.
   if (a.spikes) {
     report.synaptic_ops += cpu::conv2d_events_spikes(g, a.bits.data(), a.rows, L.weight_t.data(), bias, y.values.data());
   } else {
-    cpu::conv2d_events_values(g, a.values.data(), a.rows, L.weight_t.data(), bias, y.values.data());
+    if (cpu::conv2d_direct_applies(g, L.weight_t.data())) {
+      cpu::conv2d_direct_values(g, a.values.data(), a.rows, L.weight_t.data(), bias, y.values.data());
+    } else {
+      cpu::conv2d_events_values(g, a.values.data(), a.rows, L.weight_t.data(), bias, y.values.data());
+    }
     report.dense_macs += a.rows * g.OH * g.OW * L.K * L.O;
   }
 }
