@@ -184,6 +184,23 @@ def test_conv_on_real_values_rounds_in_kernel_order(tmp_path, case, batch):
                                                                       dilation).flatten(1))
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), ((2, 3), (2, 3), 0)])
+def test_max_pool_of_real_values_matches_torch(tmp_path, kernel, stride, padding):
+    """Max pooling of real values (2x2 windows have their own loop) equals torch's, NaN propagated."""
+    net = nn.Sequential(layer.MaxPool2d(kernel, stride=stride, padding=padding, step_mode="m"),
+                        layer.Flatten(step_mode="m"))
+    x = torch.randn(3, 4, 10, 12)
+    x[0, 1, 4, 5] = float("nan")
+    x[1, 2, 0, 0] = float("nan")
+    x[2, 3] = -float("inf")
+    path = tmp_path / "pool.spikeops"
+    spikeops.export(net, path, x[:1], T=1)
+    scores, _ = spikeops.runtime.load(path)(x)
+    expected = torch.nn.functional.max_pool2d(x, kernel, stride, padding).flatten(1)
+    assert scores.isnan().sum() == expected.isnan().sum() > 0
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0, equal_nan=True)
+
+
 def test_synaptic_ops_count_spikes_times_fan_out(tmp_path):
     torch.manual_seed(4)
     lif = neuron.LIFNode(step_mode="m")

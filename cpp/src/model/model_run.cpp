@@ -160,6 +160,26 @@ void pool_planes(const ModelLayer& L, const In* in, int64_t planes, Out* out, Re
   }
 }
 
+// Max pooling of real values with 2x2 windows that tile the input (kernel 2 == stride, no padding), planes
+// [p0, p1) of in [planes, H, W] into out [planes, H / 2, W / 2]: pool_planes' result (the largest value, or NaN
+// if the window holds one) without its per-output window bounds and loops.
+void max_pool_2x2(const float* in, int64_t p0, int64_t p1, int64_t H, int64_t W, float* out) {
+  const int64_t OH = H / 2, OW = W / 2;
+  for (int64_t pl = p0; pl < p1; ++pl) {
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      const float* r0 = in + (pl * H + 2 * oy) * W;
+      const float* r1 = r0 + W;
+      float* o = out + (pl * OH + oy) * OW;
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        const float ab = a > b ? a : b, cd = c > d ? c : d;
+        const bool nan = (a != a) | (b != b) | (c != c) | (d != d);
+        o[ox] = nan ? std::numeric_limits<float>::quiet_NaN() : (ab > cd ? ab : cd);
+      }
+    }
+  }
+}
+
 void run_pool(const ModelLayer& L, const Activation& a, Activation& y) {
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
@@ -187,7 +207,15 @@ void run_pool(const ModelLayer& L, const Activation& a, Activation& y) {
     in = y.scratch.data();
   }
   y.values.resize(std::size_t(y.rows * y.features));
-  if (L.kind == LayerKind::kMaxPool2d) {
+  if (L.kind == LayerKind::kMaxPool2d && L.kernel.h == 2 && L.kernel.w == 2 && L.stride.h == 2 && L.stride.w == 2 &&
+      L.padding.h == 0 && L.padding.w == 0) {
+    const int64_t H = L.in_shape[1], W = L.in_shape[2];
+    constexpr int64_t kPlanes = 64;  // per iteration
+#pragma omp parallel for schedule(static) if (planes * H * W >= 65536)
+    for (int64_t p0 = 0; p0 < planes; p0 += kPlanes) {
+      max_pool_2x2(in, p0, std::min(planes, p0 + kPlanes), H, W, y.values.data());
+    }
+  } else if (L.kind == LayerKind::kMaxPool2d) {
     pool_planes(L, in, planes, y.values.data(),
                 [](const float* p, int64_t W, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
                   float m = -std::numeric_limits<float>::infinity();
