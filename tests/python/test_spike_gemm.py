@@ -290,6 +290,31 @@ def test_large_transposed_outputs(M, K, N, out_dtype):
     torch.testing.assert_close(ops.spike_accumulate_rows_t(s.t(), rows, out_dtype), expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("N", [1, 10, 16, 17, 40, 64])
+def test_narrow_outputs_over_many_rows(N, threads, monkeypatch):
+    """Outputs narrower than a column tile per thread (a classifier's): the CPU kernel splits the rows between
+    the threads in multiples of 64 (the last part partial, or empty), and a partial packed tile adds only the
+    vectors that hold its columns. Integer weights, so exact in any order: the forward, and the weight
+    gradient's transposed output, whose rows are the K inputs."""
+    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", 1.0)
+    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for M, K, rate in ((300, 257, 0.3), (1000, 64, 0.5), (129, 1000, 0.05), (64, 700, 1.0)):
+            s = spikes_at((M, K), rate)
+            s[s.bool()] = torch.randint(1, 256, (int(s.sum()),), dtype=torch.uint8)  # any nonzero byte: a spike
+            w = torch.randint(-8, 9, (N, K)).float()
+            b = torch.randint(-8, 9, (N,)).float()
+            assert torch.equal(functional.spike_linear(s, w, b), F.linear((s != 0).float(), w, b)), (M, K)
+            dy = torch.randint(-8, 9, (M, N)).float()
+            expected = ((s != 0).t().double() @ dy.double()).t().float()  # [N, K]
+            assert torch.equal(ops.spike_accumulate_rows_t(s.t(), dy, torch.float32), expected), (M, K)
+    finally:
+        torch.set_num_threads(saved)
+
+
 @pytest.mark.parametrize("M,K", [(30, 9), (1, 40), (40, 1), (257, 129)])
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.5, 1.0])
 def test_rows_t_reads_transposed_views(path, M, K, rate):

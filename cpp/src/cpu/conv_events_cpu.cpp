@@ -65,14 +65,6 @@ struct Conv {
   int64_t mask_words() const { return row_strings ? Hp * g.groups * row_words : Hp * Wp * words; }
 };
 
-// Bit 8j set where byte j of the 8 is nonzero: a loop over those (one, usually, at low firing rates) instead
-// of a branch per byte.
-SPIKEOPS_CPU_INLINE uint64_t nonzero_bytes(uint64_t chunk) {
-  uint64_t nz = chunk | (chunk >> 4);
-  nz |= nz >> 2;
-  return (nz | (nz >> 1)) & 0x0101010101010101ull;
-}
-
 // masks [Hp, Wp, groups, wpg] = the nonzero inputs of one sample [C, H, W], bit (c % Cg) % 64 of word
 // (c / Cg, (c % Cg) / 64) at the padded pixel; the padding stays zero.
 template <typename In>

@@ -8,6 +8,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "spikeops/numeric.hpp"
 #include "spikeops/tensor.hpp"
 
@@ -106,6 +110,36 @@ SPIKEOPS_CPU_INLINE float* row_target(DType dtype, void* base, int64_t offset, f
 }
 SPIKEOPS_CPU_INLINE void finish_row(DType dtype, void* base, int64_t offset, int n, const float* buf) {
   if (dtype != DType::kFloat32) store_row(dtype, base, offset, n, buf);
+}
+
+// Bit 8j set where byte j of the 8 is nonzero (any nonzero byte is a spike): a loop over those (one, usually,
+// at low firing rates) instead of a branch per byte.
+SPIKEOPS_CPU_INLINE uint64_t nonzero_bytes(uint64_t chunk) {
+  uint64_t nz = chunk | (chunk >> 4);
+  nz |= nz >> 2;
+  return (nz | (nz >> 1)) & 0x0101010101010101ull;
+}
+
+// Bit j set where byte j of p[0:64] is nonzero: four SSE2 compares (baseline x86-64), else nonzero_bytes of
+// each 8 bytes gathered into one byte by a multiply (the factor moves bit 8j to bit 56 + j, and no two of its
+// partial products overlap).
+SPIKEOPS_CPU_INLINE uint64_t nonzero_mask64(const uint8_t* p) {
+  uint64_t mask = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (int i = 0; i < 4; ++i) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
+    const uint64_t zeros = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)));
+    mask |= (~zeros & 0xffffu) << (16 * i);
+  }
+#else
+  for (int i = 0; i < 8; ++i) {
+    uint64_t chunk;
+    std::memcpy(&chunk, p + 8 * i, 8);
+    mask |= ((nonzero_bytes(chunk) * 0x0102040810204080ull) >> 56) << (8 * i);
+  }
+#endif
+  return mask;
 }
 
 }  // namespace cpu

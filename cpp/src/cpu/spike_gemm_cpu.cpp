@@ -3,7 +3,8 @@
 // Event-driven: a first pass lists the spiking columns of every row (CSR, 4 bytes per spike), a second pass
 // adds the selected rows. The second pass walks the output in column tiles of kTileN floats: a tile's slice
 // of `rows` ([K, kTileN], K*256 bytes) is shared by all M rows of the batch, so it is read from memory once
-// and then from cache, while the M rows' sums live in registers. Tiles run in parallel with OpenMP.
+// and then from cache, while the M rows' sums live in registers. Tiles (and, for outputs narrower than a tile
+// per thread, ranges of rows) run in parallel with OpenMP.
 // With row-major rows the slice is K pieces of 256 bytes, one per page once N >= 1024, and the TLB misses
 // dominate; the packed layout (RowsLayout::kPacked) makes the slice contiguous.
 #include <algorithm>
@@ -32,6 +33,7 @@ SPIKEOPS_CPU_CLONES int64_t count_spikes(const uint8_t* row, int64_t K) {
 namespace {
 
 constexpr int kTileN = kPackedTileN;  // four 16-float vectors
+constexpr int kFlushRows = 64;        // see accumulate_tile
 // Below this many spike bytes (or tiles) threads cost more than they save.
 constexpr int64_t kMinParallelBytes = 1 << 16;
 
@@ -51,19 +53,15 @@ struct Plan {
   std::vector<int32_t> idx;
 };
 
-// Writes the columns of the nonzero bytes of row[0:K] to idx and returns how many. Branch-free per byte (the
-// write at idx[n] happens whether or not the byte is a spike, so idx needs one slot of slack), and eight
-// zero bytes are skipped at a time.
+// Writes the columns of the nonzero bytes of row[0:K] to idx and returns how many. 64 bytes at a time become
+// a 64-bit mask whose set bits are listed, so the only unpredictable branch is one loop exit per 64 bytes
+// (a branch per 8 bytes, taken or not at random around 10% firing, cost 3x more there). The last K % 64
+// bytes go branch-free one by one: the write at idx[n] happens whether or not the byte is a spike, so idx
+// needs one slot of slack.
 SPIKEOPS_CPU_CLONES int64_t list_spikes(const uint8_t* row, int64_t K, int32_t* idx) {
   int64_t n = 0, k = 0;
-  for (; k + 8 <= K; k += 8) {
-    uint64_t word;
-    std::memcpy(&word, row + k, 8);
-    if (word == 0) continue;
-    for (int j = 0; j < 8; ++j) {
-      idx[n] = static_cast<int32_t>(k + j);
-      n += row[k + j] != 0;
-    }
+  for (; k + 64 <= K; k += 64) {
+    for (uint64_t mask = nonzero_mask64(row + k); mask != 0; mask &= mask - 1) idx[n++] = static_cast<int32_t>(k + __builtin_ctzll(mask));
   }
   for (; k < K; ++k) {
     idx[n] = static_cast<int32_t>(k);
@@ -88,40 +86,54 @@ SPIKEOPS_CPU_INLINE void flush_transposed(const Plan& p, int64_t at, int n_rows,
   store_row(p.out_dtype, p.out, at, n_rows, values);
 }
 
-// All M output rows of the column tile [n0, n0 + nt).
-SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt) {
+#if SPIKEOPS_HAVE_VECTOR_EXT
+// acc[0 : 16 V] = sum of the tile's rows idx[0 : count], V vectors of 16 columns each. Two independent sets of
+// accumulators (even and odd spikes) hide the latency of the adds.
+template <int V>
+SPIKEOPS_CPU_INLINE void add_selected_rows(const float* tile, int64_t stride, const int32_t* idx, int64_t count,
+                                           float* acc) {
+  Vec16 a[V] = {}, b[V] = {};
+  int64_t i = 0;
+  for (; i + 2 <= count; i += 2) {
+    const Vec16* r = reinterpret_cast<const Vec16*>(tile + idx[i] * stride);
+    const Vec16* q = reinterpret_cast<const Vec16*>(tile + idx[i + 1] * stride);
+    for (int v = 0; v < V; ++v) a[v] += r[v];
+    for (int v = 0; v < V; ++v) b[v] += q[v];
+  }
+  if (i < count) {
+    const Vec16* r = reinterpret_cast<const Vec16*>(tile + idx[i] * stride);
+    for (int v = 0; v < V; ++v) a[v] += r[v];
+  }
+  Vec16* out = reinterpret_cast<Vec16*>(acc);
+  for (int v = 0; v < V; ++v) out[v] = a[v] + b[v];
+}
+#endif
+
+// Output rows [m_begin, m_end) of the column tile [n0, n0 + nt).
+SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int64_t m_begin, int64_t m_end) {
   alignas(64) float acc[kTileN];
   // Transposed output: kFlushRows consecutive rows are gathered column-major here (16 KB), then each output
   // row (a column of the tile) receives kFlushRows adjacent values at once, four cache lines, instead of
   // kTileN scattered single floats per row. 64 rows measured best (16: 1.4x slower, 128: 1.2x slower).
-  constexpr int kFlushRows = 64;
   alignas(64) float t_buf[kTileN][kFlushRows];
   const int64_t N = p.N;
   const float* tile = p.rows + p.tile_stride * (n0 / kTileN);
   const int64_t stride = p.row_stride;
-  // A packed tile is zero padded, so a partial one can take the full-width path.
-  const bool full = nt == kTileN || stride == kTileN;
-  for (int64_t m = 0; m < p.M; ++m) {
+  // A packed tile is zero padded, so a partial one can take the vector path too, with just the vectors that
+  // hold its nt columns (a 10-column tile adds one vector per spike, not four).
+  const bool vectors = nt == kTileN || stride == kTileN;
+  for (int64_t m = m_begin; m < m_end; ++m) {
     const int32_t* idx = p.idx.data() + p.begin[m];
     const int64_t count = p.count[m];
 #if SPIKEOPS_HAVE_VECTOR_EXT
-    if (full) {
-      // Two independent sets of accumulators (even and odd spikes) hide the latency of the adds.
-      constexpr int V = kTileN / 16;
-      Vec16 a[V] = {}, b[V] = {};
-      int64_t i = 0;
-      for (; i + 2 <= count; i += 2) {
-        const Vec16* r = reinterpret_cast<const Vec16*>(tile + idx[i] * stride);
-        const Vec16* q = reinterpret_cast<const Vec16*>(tile + idx[i + 1] * stride);
-        for (int v = 0; v < V; ++v) a[v] += r[v];
-        for (int v = 0; v < V; ++v) b[v] += q[v];
+    static_assert(kTileN == 4 * 16, "a tile is four vectors");
+    if (vectors) {
+      switch ((nt + 15) / 16) {
+        case 1: add_selected_rows<1>(tile, stride, idx, count, acc); break;
+        case 2: add_selected_rows<2>(tile, stride, idx, count, acc); break;
+        case 3: add_selected_rows<3>(tile, stride, idx, count, acc); break;
+        default: add_selected_rows<4>(tile, stride, idx, count, acc); break;
       }
-      if (i < count) {
-        const Vec16* r = reinterpret_cast<const Vec16*>(tile + idx[i] * stride);
-        for (int v = 0; v < V; ++v) a[v] += r[v];
-      }
-      Vec16* out = reinterpret_cast<Vec16*>(acc);
-      for (int v = 0; v < V; ++v) out[v] = a[v] + b[v];
     } else
 #endif
     {
@@ -135,9 +147,9 @@ SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt) {
       for (int j = 0; j < nt; ++j) acc[j] += p.bias[n0 + j];
     }
     if (p.out_transposed) {
-      const int slot = static_cast<int>(m % kFlushRows);
+      const int slot = static_cast<int>((m - m_begin) % kFlushRows);
       for (int j = 0; j < nt; ++j) t_buf[j][slot] = acc[j];
-      if (slot == kFlushRows - 1 || m == p.M - 1) {
+      if (slot == kFlushRows - 1 || m == m_end - 1) {
         const int64_t m0 = m - slot;
         for (int j = 0; j < nt; ++j) flush_transposed(p, (n0 + j) * p.M + m0, slot + 1, t_buf[j]);
       }
@@ -229,13 +241,21 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   const bool column_major = a.spikes.strides[0] == 1 && M > 1 && p.K > 1;  // validated: else row-major
   const int64_t total = column_major ? list_spikes_of_columns(p) : list_spikes_of_rows(p);
 
-  // Pass 2: add the selected rows, one column tile per task.
+  // Pass 2: add the selected rows, one column tile per task. With fewer tiles than threads (a narrow output,
+  // such as a classifier's 10 columns) the rows are split too, in multiples of kFlushRows, so that every
+  // thread has work: each part then reads the tile's slice of `rows` on its own.
   const int64_t tiles = (N + kTileN - 1) / kTileN;
-  const bool parallel_tiles = tiles > 1 && total * std::min<int64_t>(N, kTileN) * tiles >= kMinParallelBytes;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_tiles)
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t n0 = t * kTileN;
-    accumulate_tile(p, n0, static_cast<int>(std::min<int64_t>(kTileN, N - n0)));
+  const bool parallel = total * std::min<int64_t>(N, kTileN) * tiles >= kMinParallelBytes;
+  const int64_t threads = parallel ? max_threads() : 1;
+  const int64_t row_parts = tiles >= threads ? 1 : std::min((M + kFlushRows - 1) / kFlushRows,
+                                                             (2 * threads + tiles - 1) / tiles);
+  const int64_t part_rows = ((M + row_parts - 1) / row_parts + kFlushRows - 1) / kFlushRows * kFlushRows;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && tiles * row_parts > 1)
+  for (int64_t task = 0; task < tiles * row_parts; ++task) {
+    const int64_t n0 = task / row_parts * kTileN, m_begin = task % row_parts * part_rows;
+    if (m_begin >= M) continue;
+    accumulate_tile(p, n0, static_cast<int>(std::min<int64_t>(kTileN, N - n0)), m_begin,
+                    std::min(M, m_begin + part_rows));
   }
 }
 
