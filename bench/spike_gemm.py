@@ -27,7 +27,9 @@ import spikeops
 from spikeops import _C, _ops, functional
 
 RATES = (0.005, 0.01, 0.05, 0.10, 0.25, 0.50)
-SHAPES = ((1024, 4096, 4096), (32, 1024, 1024))
+# The large and small-batch shapes, and a classifier: the CSNN example's 1024 -> 10 layer at batch 64 and
+# T = 25 (narrower than one 64-column tile of the CPU kernel).
+SHAPES = ((1024, 4096, 4096), (32, 1024, 1024), (1600, 1024, 10))
 # A spiking VGG-style layer: T*batch = 64 images of 64 channels, 16x16, 3x3 convolution to 128 channels.
 CONV = dict(N=64, C=64, HW=16, C_out=128, kernel=3, padding=1)
 
@@ -159,7 +161,7 @@ def run_conv_case(rate, dtype, device, budget, backward):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser, quick_help="the small shape only")
+    add_common_arguments(parser, quick_help="the small shapes only")
     parser.add_argument("--tune-malloc", action="store_true", help="call spikeops.tune_cpu_allocator() first")
     parser.add_argument("--conv-only", action="store_true", help="the convolution table only")
     args = parser.parse_args()

@@ -343,6 +343,11 @@ DENSE_RATE_THRESHOLD_GRAD_CPU = 0.35
 # kernel at every rate: on the CPU the fixed costs of the dense path (counting, converting the spikes) outweigh its
 # GEMM there (measured at 32 x 1024 x 1024); on a GPU the estimate's read-back would cost more than a kernel choice.
 DISPATCH_MIN_MACS = 1 << 28
+# ... except on the CPU for outputs that fit one 64-column tile (a classifier's 10): the kernel then adds one to
+# four vectors per spike and its fixed cost per spike is not shared by 64 columns, so the dense GEMM wins above
+# about the same rates (measured 0.40-0.45 forward at [512-1600, 1024] x 10, 0.2-0.35 for the weight gradient)
+# at sizes far below DISPATCH_MIN_MACS. These take the estimate from this many spike bytes on.
+DISPATCH_MIN_NARROW_BYTES = 1 << 18
 # On CUDA the core picks among its kernels from the estimate (event-driven, tiled event-driven, tensor cores):
 # thresholds _C.CUDA_TILED_ABOVE_RATE and _C.CUDA_TENSOR_CORE_ABOVE_RATE (spike_gemm.hpp). None forces one of
 # _C.SpikeGemmKernel for tests and benchmarks.
@@ -382,9 +387,14 @@ def firing_rate_estimate(spikes: Tensor, slices: int = 64) -> float:
 
 def _dispatch_rate(spikes_u8: Tensor, n: int) -> float:
     """firing_rate_estimate(spikes_u8) ([M, K], any strides) where it picks the kernel of a product to n outputs;
-    -1.0 (unknown) where it does not: empty spikes, products under DISPATCH_MIN_MACS, and CUDA graph capture (the
-    estimate reads a count back to the host, which capture forbids)."""
-    if spikes_u8.numel() == 0 or spikes_u8.numel() * n < DISPATCH_MIN_MACS:
+    -1.0 (unknown) where it does not: empty spikes, products under DISPATCH_MIN_MACS (on the CPU, unless the n
+    outputs fit one tile and the spikes take DISPATCH_MIN_NARROW_BYTES), and CUDA graph capture (the estimate
+    reads a count back to the host, which capture forbids)."""
+    if spikes_u8.numel() == 0:
+        return -1.0
+    narrow = (spikes_u8.device.type == "cpu" and n <= PACKED_TILE_N
+              and spikes_u8.numel() >= DISPATCH_MIN_NARROW_BYTES)
+    if spikes_u8.numel() * n < DISPATCH_MIN_MACS and not narrow:
         return -1.0
     if spikes_u8.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return -1.0
@@ -399,8 +409,17 @@ def _dense_is_faster(spikes_u8: Tensor, rate: float, cpu_threshold: float) -> bo
 
 def _nonzero_as(t: Tensor, dtype: torch.dtype) -> Tensor:
     """``(t != 0).to(dtype)`` in one pass (the comparison written straight into ``dtype``; the two-step form
-    costs 9x more on 1 MB of bytes): bytes from float spikes, or 0/1 floats from bytes of any value."""
-    return torch.ne(t, 0, out=torch.empty_like(t, dtype=dtype))  # (empty_like: t's memory format)
+    costs 9x more on 1 MB of bytes): bytes from float spikes, or 0/1 floats from bytes of any value. The result
+    has t's strides where t is dense in memory (a transposed view too), else is contiguous."""
+    # Compared in memory order and viewed back: torch's comparison into `out` runs 20-30x slower on a transposed
+    # 2-D view (the weight gradient's S^T) than on the same memory as a contiguous tensor (1.6 ms vs 0.07 ms for
+    # 1.6 MB of bytes).
+    order = sorted(range(t.dim()), key=lambda d: t.stride(d), reverse=True)
+    in_memory_order = t.permute(order)
+    if not in_memory_order.is_contiguous():
+        return torch.ne(t, 0, out=torch.empty(t.shape, dtype=dtype, device=t.device))
+    out = torch.ne(in_memory_order, 0, out=torch.empty_like(in_memory_order, dtype=dtype))
+    return out.permute(sorted(range(t.dim()), key=lambda d: order[d]))
 
 
 def _as_bytes(spikes: Tensor) -> Tensor:

@@ -149,6 +149,13 @@ def test_dense_dispatch_follows_the_firing_rate(monkeypatch):
     monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 1 << 28)
     assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0  # too small a product: no estimate
     assert not _ops._dense_is_faster(spikes_at((100, 100), 0.9), -1.0, 0.4)
+    # Outputs that fit one tile are estimated from DISPATCH_MIN_NARROW_BYTES spike bytes, far below the MACs.
+    big = spikes_at((1024, 1024), 0.9)
+    assert big.numel() >= _ops.DISPATCH_MIN_NARROW_BYTES and big.numel() * 64 < _ops.DISPATCH_MIN_MACS
+    for n, estimated in ((1, True), (64, True), (65, False)):
+        assert (_ops._dispatch_rate(big, n) != -1.0) == estimated
+        assert (_ops._dispatch_rate(big.t(), n) != -1.0) == estimated
+    assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0
 
 
 @pytest.mark.parametrize("K,N", [(1, 1), (5, 64), (7, 130), (1024, 4096)])
