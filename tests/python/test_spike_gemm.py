@@ -158,6 +158,22 @@ def test_dense_dispatch_follows_the_firing_rate(monkeypatch):
     assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0
 
 
+def test_nonzero_as_keeps_dense_layouts():
+    """The float (or byte) copy of spikes that the dense paths take: 0/1 wherever the input is nonzero, t's
+    strides for any dense layout (computed in memory order), contiguous for the rest."""
+    s = spikes_at((40, 30), 0.5)
+    s[s.bool()] = torch.randint(1, 256, (int(s.sum()),), dtype=torch.uint8)
+    dense = [s, s.t(), torch.rand(4, 5, 6).permute(2, 0, 1), spikes_at((3, 1, 4), 0.5).transpose(0, 1),
+             spikes_at((2, 6, 5, 7), 0.5).contiguous(memory_format=torch.channels_last),
+             torch.randn(3, 0, 4).transpose(0, 2), torch.tensor(2.0)]
+    for t in dense + [s[:, ::2], s.t()[::3]]:
+        for dtype in (torch.float32, torch.bfloat16, torch.uint8):
+            got = _ops._nonzero_as(t, dtype)
+            assert got.dtype == dtype and torch.equal(got, (t != 0).to(dtype))
+            dense_layout = any(t is d for d in dense)
+            assert got.stride() == (t.stride() if dense_layout else torch.empty(t.shape).stride())
+
+
 @pytest.mark.parametrize("K,N", [(1, 1), (5, 64), (7, 130), (1024, 4096)])
 def test_pack_rows_is_pack_weight_of_the_transpose(K, N):
     rows = torch.randn(K, N)
