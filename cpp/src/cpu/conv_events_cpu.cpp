@@ -72,14 +72,18 @@ SPIKEOPS_CPU_INLINE void build_masks(const Conv& x, const In* in, uint64_t* mask
   const ConvGeometry& g = x.g;
   std::fill(masks, masks + x.mask_words(), uint64_t(0));
   if (x.row_strings) {
-    for (int64_t c = 0; c < g.C; ++c) {
-      const int64_t grp = c / x.Cg, cl = c % x.Cg;
+    // A pixel's Cg channel bits are gathered in a register and written with one or two ORs: a write per
+    // channel made every bit wait for the previous one's store to the same word (11% of the CSNN's run time).
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
       for (int64_t y = 0; y < g.H; ++y) {
-        const In* line = in + (c * g.H + y) * g.W;
+        const In* line = in + (grp * x.Cg * g.H + y) * g.W;  // channel grp * Cg, row y
         uint64_t* row = masks + ((y + g.ph) * g.groups + grp) * x.row_words;
         for (int64_t i = 0; i < g.W; ++i) {
-          const int64_t at = (i + g.pw) * x.Cg + cl;
-          row[at / 64] |= uint64_t(line[i] != In(0)) << (at % 64);
+          uint64_t bits = 0;  // bit cl: channel cl of the group at this pixel (Cg <= 64 here)
+          for (int64_t cl = 0; cl < x.Cg; ++cl) bits |= uint64_t(line[cl * g.H * g.W + i] != In(0)) << cl;
+          const int64_t at = (i + g.pw) * x.Cg, shift = at % 64;
+          row[at / 64] |= bits << shift;
+          if (shift + x.Cg > 64) row[at / 64 + 1] |= bits >> (64 - shift);
         }
       }
     }
