@@ -424,11 +424,15 @@ void run_pool(const ModelLayer& L, const DeviceActivation& a, DeviceActivation& 
 void run_neuron(const Model::Impl& m, const ModelLayer& L, DeviceLayer& D, const DeviceActivation& a,
                 DeviceActivation& y, int64_t batch, int index, cudaStream_t stream, Counter* counter) {
   const int64_t T = m.time_steps, F = a.features, N = batch * F;
-  float* x = static_cast<float*>(y.scratch.reserve(std::size_t(T * N) * sizeof(float)));
+  // Real values of every step are the float32 [T, N] the kernel takes; spikes and a time-invariant input
+  // are expanded into scratch first (as on the CPU).
+  float* x = a.values_ptr();
   if (a.spikes) {
+    x = static_cast<float*>(y.scratch.reserve(std::size_t(T * N) * sizeof(float)));
     launch("neuron_input_kernel<spikes>", stream, T * N, neuron_input_kernel<uint8_t>,
            static_cast<const uint8_t*>(a.bits_ptr()), a.time_invariant, T, N, x);
-  } else {
+  } else if (a.time_invariant) {
+    x = static_cast<float*>(y.scratch.reserve(std::size_t(T * N) * sizeof(float)));
     launch("neuron_input_kernel<values>", stream, T * N, neuron_input_kernel<float>,
            static_cast<const float*>(a.values_ptr()), a.time_invariant, T, N, x);
   }

@@ -248,18 +248,22 @@ void run_pool(const ModelLayer& L, const Activation& a, Activation& y) {
 void run_neuron(const Model::Impl& m, const ModelLayer& L, const Activation& a, Activation& y, int64_t batch,
                 LayerReport& report) {
   const int64_t T = m.time_steps, F = a.features, N = batch * F;
-  // The neuron kernel takes float32 [T, batch * F] (a neuron fed spikes directly gets them as 0/1 values).
-  y.scratch.resize(std::size_t(T * N));
-  float* x = y.scratch.data();
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t src_row = a.time_invariant ? 0 : t * batch;
-    float* dst = x + t * N;
-    if (a.spikes) {
-      const uint8_t* s = a.bits.data() + src_row * F;
-      for (int64_t i = 0; i < N; ++i) dst[i] = s[i] != 0 ? 1.0f : 0.0f;
-    } else {
-      std::memcpy(dst, a.values.data() + src_row * F, std::size_t(N) * sizeof(float));
+  // The neuron kernel takes float32 [T, batch * F]: real values of every step are that already; spikes (a
+  // neuron fed them directly) become 0/1 values and a time-invariant input is repeated T times in scratch.
+  const float* x = a.values.data();
+  if (a.spikes || a.time_invariant) {
+    y.scratch.resize(std::size_t(T * N));
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t src_row = a.time_invariant ? 0 : t * batch;
+      float* dst = y.scratch.data() + t * N;
+      if (a.spikes) {
+        const uint8_t* s = a.bits.data() + src_row * F;
+        for (int64_t i = 0; i < N; ++i) dst[i] = s[i] != 0 ? 1.0f : 0.0f;
+      } else {
+        std::memcpy(dst, a.values.data() + src_row * F, std::size_t(N) * sizeof(float));
+      }
     }
+    x = y.scratch.data();
   }
   y.spikes = true;
   y.time_invariant = false;
@@ -270,7 +274,7 @@ void run_neuron(const Model::Impl& m, const ModelLayer& L, const Activation& a, 
   std::vector<float> v_final(static_cast<std::size_t>(N));
   float decay = L.decay;
   NeuronForwardArgs args;
-  args.x_seq = make_tensor_view(x, DType::kFloat32, {T, N});
+  args.x_seq = make_tensor_view(const_cast<float*>(x), DType::kFloat32, {T, N});  // only read
   args.v_init = make_tensor_view(v_init.data(), DType::kFloat32, {N});
   if (L.neuron.kind == NeuronKind::kParametricLIF) args.decay = make_tensor_view(&decay, DType::kFloat32, {1});
   args.spike_seq = make_tensor_view(y.bits.data(), DType::kUInt8, {T, N});
