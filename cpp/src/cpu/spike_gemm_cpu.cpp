@@ -61,7 +61,9 @@ struct Plan {
 SPIKEOPS_CPU_CLONES int64_t list_spikes(const uint8_t* row, int64_t K, int32_t* idx) {
   int64_t n = 0, k = 0;
   for (; k + 64 <= K; k += 64) {
-    for (uint64_t mask = nonzero_mask64(row + k); mask != 0; mask &= mask - 1) idx[n++] = static_cast<int32_t>(k + __builtin_ctzll(mask));
+    for (uint64_t mask = nonzero_mask64(row + k); mask != 0; mask &= mask - 1) {
+      idx[n++] = static_cast<int32_t>(k + __builtin_ctzll(mask));
+    }
   }
   for (; k < K; ++k) {
     idx[n] = static_cast<int32_t>(k);
