@@ -343,11 +343,6 @@ DENSE_RATE_THRESHOLD_GRAD_CPU = 0.35
 # kernel at every rate: on the CPU the fixed costs of the dense path (counting, converting the spikes) outweigh its
 # GEMM there (measured at 32 x 1024 x 1024); on a GPU the estimate's read-back would cost more than a kernel choice.
 DISPATCH_MIN_MACS = 1 << 28
-# ... except on the CPU for outputs that fit one 64-column tile (a classifier's 10): the kernel then adds one to
-# four vectors per spike and its fixed cost per spike is not shared by 64 columns, so the dense GEMM wins above
-# about the same rates (measured 0.40-0.45 forward at [512-1600, 1024] x 10, 0.2-0.35 for the weight gradient)
-# at sizes far below DISPATCH_MIN_MACS. These take the estimate from this many spike bytes on.
-DISPATCH_MIN_NARROW_BYTES = 1 << 18
 # On CUDA the core picks among its kernels from the estimate (event-driven, tiled event-driven, tensor cores):
 # thresholds _C.CUDA_TILED_ABOVE_RATE and _C.CUDA_TENSOR_CORE_ABOVE_RATE (spike_gemm.hpp). None forces one of
 # _C.SpikeGemmKernel for tests and benchmarks.
@@ -387,14 +382,9 @@ def firing_rate_estimate(spikes: Tensor, slices: int = 64) -> float:
 
 def _dispatch_rate(spikes_u8: Tensor, n: int) -> float:
     """firing_rate_estimate(spikes_u8) ([M, K], any strides) where it picks the kernel of a product to n outputs;
-    -1.0 (unknown) where it does not: empty spikes, products under DISPATCH_MIN_MACS (on the CPU, unless the n
-    outputs fit one tile and the spikes take DISPATCH_MIN_NARROW_BYTES), and CUDA graph capture (the estimate
-    reads a count back to the host, which capture forbids)."""
-    if spikes_u8.numel() == 0:
-        return -1.0
-    narrow = (spikes_u8.device.type == "cpu" and n <= PACKED_TILE_N
-              and spikes_u8.numel() >= DISPATCH_MIN_NARROW_BYTES)
-    if spikes_u8.numel() * n < DISPATCH_MIN_MACS and not narrow:
+    -1.0 (unknown) where it does not: empty spikes, products under DISPATCH_MIN_MACS, and CUDA graph capture (the
+    estimate reads a count back to the host, which capture forbids)."""
+    if spikes_u8.numel() == 0 or spikes_u8.numel() * n < DISPATCH_MIN_MACS:
         return -1.0
     if spikes_u8.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return -1.0

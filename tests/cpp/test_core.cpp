@@ -296,7 +296,9 @@ void test_spike_accumulate() {
   // Against a plain triple loop, for both layouts of spikes and of rows, plain and transposed outputs, odd sizes.
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  for (const auto& mkn : std::vector<std::vector<int64_t>>{{1, 1, 1}, {5, 7, 3}, {17, 130, 65}, {40, 300, 128}}) {
+  // One-tile outputs (N <= 64) take the one-pass paths; 130 and 300 spike bytes per row: 64-byte masks and tails.
+  for (const auto& mkn : std::vector<std::vector<int64_t>>{
+           {1, 1, 1}, {5, 7, 3}, {17, 130, 65}, {40, 300, 128}, {300, 200, 40}, {129, 70, 64}, {700, 130, 17}}) {
     const int64_t M = mkn[0], K = mkn[1], N = mkn[2], tiles = (N + kPackedTileN - 1) / kPackedTileN;
     std::vector<uint8_t> spikes(M * K);
     for (auto& s : spikes) s = (rng() % 4 == 0) ? static_cast<uint8_t>(1 + rng() % 3) : 0;  // nonzero = spike

@@ -149,13 +149,6 @@ def test_dense_dispatch_follows_the_firing_rate(monkeypatch):
     monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 1 << 28)
     assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0  # too small a product: no estimate
     assert not _ops._dense_is_faster(spikes_at((100, 100), 0.9), -1.0, 0.4)
-    # Outputs that fit one tile are estimated from DISPATCH_MIN_NARROW_BYTES spike bytes, far below the MACs.
-    big = spikes_at((1024, 1024), 0.9)
-    assert big.numel() >= _ops.DISPATCH_MIN_NARROW_BYTES and big.numel() * 64 < _ops.DISPATCH_MIN_MACS
-    for n, estimated in ((1, True), (64, True), (65, False)):
-        assert (_ops._dispatch_rate(big, n) != -1.0) == estimated
-        assert (_ops._dispatch_rate(big.t(), n) != -1.0) == estimated
-    assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0
 
 
 def test_nonzero_as_keeps_dense_layouts():
@@ -316,10 +309,12 @@ def test_large_transposed_outputs(M, K, N, out_dtype):
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 @pytest.mark.parametrize("N", [1, 10, 16, 17, 40, 64])
 def test_narrow_outputs_over_many_rows(N, threads, monkeypatch):
-    """Outputs narrower than a column tile per thread (a classifier's): the CPU kernel splits the rows between
-    the threads in multiples of 64 (the last part partial, or empty), and a partial packed tile adds only the
-    vectors that hold its columns. Integer weights, so exact in any order: the forward, and the weight
-    gradient's transposed output, whose rows are the K inputs."""
+    """Outputs of one column tile (a classifier's): the CPU kernel adds the spikes of each row as it reads their
+    masks (row-major spikes), or scatters each tile row to the rows its spikes reach (column-major spikes, the
+    weight gradient's transposed view), in parts of rows split between the threads (multiples of 64, the last
+    partial), with only the vectors that hold the columns. Integer weights, so exact in any order: the
+    forward, and the weight gradient's transposed output (rows: the K inputs) from the transposed view and
+    from a strided one (copied row-major)."""
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", 1.0)
     monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
     saved = torch.get_num_threads()
@@ -334,6 +329,9 @@ def test_narrow_outputs_over_many_rows(N, threads, monkeypatch):
             dy = torch.randint(-8, 9, (M, N)).float()
             expected = ((s != 0).t().double() @ dy.double()).t().float()  # [N, K]
             assert torch.equal(ops.spike_accumulate_rows_t(s.t(), dy, torch.float32), expected), (M, K)
+            strided = torch.zeros(M, 2 * K, dtype=torch.uint8)
+            strided[:, ::2] = s
+            assert torch.equal(ops.spike_accumulate_rows_t(strided[:, ::2].t(), dy, torch.float32), expected)
     finally:
         torch.set_num_threads(saved)
 

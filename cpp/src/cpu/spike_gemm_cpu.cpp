@@ -111,14 +111,48 @@ SPIKEOPS_CPU_INLINE void add_selected_rows(const float* tile, int64_t stride, co
 }
 #endif
 
-// Output rows [m_begin, m_end) of the column tile [n0, n0 + nt).
+// Writes the output rows of the column tile [n0, n0 + nt) as they are finished, in increasing m from m_begin:
+// the bias added, then stored, or for a transposed output gathered column-major in t_buf (16 KB) so that each
+// output row (a column of the tile) receives kFlushRows adjacent values at once, four cache lines, instead of
+// kTileN scattered single floats per row. 64 rows measured best (16: 1.4x slower, 128: 1.2x slower).
+class TileRowWriter {
+ public:
+  TileRowWriter(const Plan& p, int64_t n0, int nt, int64_t m_begin) : p_(p), n0_(n0), nt_(nt), m_begin_(m_begin) {}
+
+  // acc[0 : nt] is output row m (the bias is added in place); `last`: the part's last row.
+  void put(int64_t m, float* acc, bool last) {
+    if (p_.bias != nullptr) {
+      for (int j = 0; j < nt_; ++j) acc[j] += p_.bias[n0_ + j];
+    }
+    if (!p_.out_transposed) {
+      store_row(p_.out_dtype, p_.out, m * p_.N + n0_, nt_, acc);
+      return;
+    }
+    const int slot = static_cast<int>((m - m_begin_) % kFlushRows);
+    for (int j = 0; j < nt_; ++j) t_buf_[j][slot] = acc[j];
+    if (slot == kFlushRows - 1 || last) {
+      for (int j = 0; j < nt_; ++j) flush_transposed(p_, (n0_ + j) * p_.M + m - slot, slot + 1, t_buf_[j]);
+    }
+  }
+
+  ~TileRowWriter() {
+#if defined(__SSE2__)
+    if (p_.stream_out) _mm_sfence();  // the streamed stores are visible before the part counts as done
+#endif
+  }
+
+ private:
+  const Plan& p_;
+  const int64_t n0_;
+  const int nt_;
+  const int64_t m_begin_;
+  alignas(64) float t_buf_[kTileN][kFlushRows];
+};
+
+// Output rows [m_begin, m_end) of the column tile [n0, n0 + nt), from the listed spikes.
 SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int64_t m_begin, int64_t m_end) {
   alignas(64) float acc[kTileN];
-  // Transposed output: kFlushRows consecutive rows are gathered column-major here (16 KB), then each output
-  // row (a column of the tile) receives kFlushRows adjacent values at once, four cache lines, instead of
-  // kTileN scattered single floats per row. 64 rows measured best (16: 1.4x slower, 128: 1.2x slower).
-  alignas(64) float t_buf[kTileN][kFlushRows];
-  const int64_t N = p.N;
+  TileRowWriter writer(p, n0, nt, m_begin);
   const float* tile = p.rows + p.tile_stride * (n0 / kTileN);
   const int64_t stride = p.row_stride;
   // A packed tile is zero padded, so a partial one can take the vector path too, with just the vectors that
@@ -145,24 +179,98 @@ SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int6
         for (int j = 0; j < nt; ++j) acc[j] += r[j];
       }
     }
-    if (p.bias != nullptr) {
-      for (int j = 0; j < nt; ++j) acc[j] += p.bias[n0 + j];
-    }
-    if (p.out_transposed) {
-      const int slot = static_cast<int>((m - m_begin) % kFlushRows);
-      for (int j = 0; j < nt; ++j) t_buf[j][slot] = acc[j];
-      if (slot == kFlushRows - 1 || m == m_end - 1) {
-        const int64_t m0 = m - slot;
-        for (int j = 0; j < nt; ++j) flush_transposed(p, (n0 + j) * p.M + m0, slot + 1, t_buf[j]);
-      }
-    } else {
-      store_row(p.out_dtype, p.out, m * N + n0, nt, acc);
+    writer.put(m, acc, m == m_end - 1);
+  }
+}
+
+#if SPIKEOPS_HAVE_VECTOR_EXT
+// ---- Products whose output is one column tile (N <= 64, a classifier's) ----
+// Each spike there adds one to four vectors, about as much work as listing it, so the spikes are added as the
+// masks of their bytes are read, in one pass, with no list.
+
+// Bit j set where p[j] != 0, for j < n <= 64.
+SPIKEOPS_CPU_INLINE uint64_t nonzero_mask(const uint8_t* p, int64_t n) {
+  if (n == 64) return nonzero_mask64(p);
+  uint64_t mask = 0;
+  for (int64_t j = 0; j < n; ++j) mask |= uint64_t(p[j] != 0) << j;
+  return mask;
+}
+
+// acc[0 : 16 V] = the sum of the tile's rows k where row[k] != 0, k < K; two sets of accumulators take the
+// spikes of each 64 bytes in turn.
+template <int V>
+SPIKEOPS_CPU_INLINE void add_spiking_rows(const float* tile, int64_t stride, const uint8_t* row, int64_t K,
+                                          float* acc) {
+  Vec16 a[V] = {}, b[V] = {};
+  for (int64_t k0 = 0; k0 < K; k0 += 64) {
+    uint64_t mask = nonzero_mask(row + k0, std::min<int64_t>(64, K - k0));
+    const float* chunk = tile + k0 * stride;
+    while (mask != 0) {
+      const Vec16* r = reinterpret_cast<const Vec16*>(chunk + __builtin_ctzll(mask) * stride);
+      mask &= mask - 1;
+      for (int v = 0; v < V; ++v) a[v] += r[v];
+      if (mask == 0) break;
+      const Vec16* q = reinterpret_cast<const Vec16*>(chunk + __builtin_ctzll(mask) * stride);
+      mask &= mask - 1;
+      for (int v = 0; v < V; ++v) b[v] += q[v];
     }
   }
-#if defined(__SSE2__)
-  if (p.stream_out) _mm_sfence();  // the streamed stores are visible before the tile counts as done
-#endif
+  Vec16* out = reinterpret_cast<Vec16*>(acc);
+  for (int v = 0; v < V; ++v) out[v] = a[v] + b[v];
 }
+
+// Row-major spikes: output rows [m_begin, m_end), each from its own spike bytes.
+template <int V>
+SPIKEOPS_CPU_INLINE void one_tile_rows(const Plan& p, int64_t m_begin, int64_t m_end) {
+  alignas(64) float acc[kTileN];
+  TileRowWriter writer(p, 0, static_cast<int>(p.N), m_begin);
+  for (int64_t m = m_begin; m < m_end; ++m) {
+    add_spiking_rows<V>(p.rows, p.row_stride, p.spikes + m * p.K, p.K, acc);
+    writer.put(m, acc, m == m_end - 1);
+  }
+}
+
+// Column-major spikes (memory row k holds column k of every output row, as the weight gradient's S^T): output
+// rows [m_begin, m_end) are summed in `sums` ([m_end - m_begin, 16 V], zeroed here) by scattering: the tile's
+// row k, loaded once, is added to the sums of the rows its spikes reach. No transposition of the spikes.
+template <int V>
+SPIKEOPS_CPU_INLINE void one_tile_columns(const Plan& p, int64_t m_begin, int64_t m_end, float* sums) {
+  Vec16* s = reinterpret_cast<Vec16*>(sums);
+  for (int64_t i = 0; i < (m_end - m_begin) * V; ++i) s[i] = Vec16{};
+  for (int64_t k = 0; k < p.K; ++k) {
+    const uint8_t* column = p.spikes + k * p.M;  // validated: column-major spikes have strides (1, M)
+    const Vec16* r = reinterpret_cast<const Vec16*>(p.rows + k * p.row_stride);
+    Vec16 row[V];
+    for (int v = 0; v < V; ++v) row[v] = r[v];
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += 64) {
+      for (uint64_t mask = nonzero_mask(column + m0, std::min<int64_t>(64, m_end - m0)); mask != 0;
+           mask &= mask - 1) {
+        Vec16* d = s + (m0 - m_begin + __builtin_ctzll(mask)) * V;
+        for (int v = 0; v < V; ++v) d[v] += row[v];
+      }
+    }
+  }
+  TileRowWriter writer(p, 0, static_cast<int>(p.N), m_begin);
+  for (int64_t m = m_begin; m < m_end; ++m) writer.put(m, sums + (m - m_begin) * 16 * V, m == m_end - 1);
+}
+
+SPIKEOPS_CPU_CLONES void one_tile(const Plan& p, bool column_major, int64_t m_begin, int64_t m_end, float* sums) {
+  const auto run = [&](auto v) SPIKEOPS_CPU_INLINE_LAMBDA {
+    constexpr int V = decltype(v)::value;
+    if (column_major) {
+      one_tile_columns<V>(p, m_begin, m_end, sums);
+    } else {
+      one_tile_rows<V>(p, m_begin, m_end);
+    }
+  };
+  switch ((p.N + 15) / 16) {
+    case 1: run(std::integral_constant<int, 1>()); break;
+    case 2: run(std::integral_constant<int, 2>()); break;
+    case 3: run(std::integral_constant<int, 3>()); break;
+    default: run(std::integral_constant<int, 4>()); break;
+  }
+}
+#endif
 
 // Pass 1 for row-major spikes [M, K]: p.count, p.begin and p.idx, each row's list followed by a slack slot.
 // Returns the size of p.idx.
@@ -238,15 +346,38 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
     p.row_stride = p.N;
   }
   const int64_t M = p.M, N = p.N;
+  const bool column_major = a.spikes.strides[0] == 1 && M > 1 && p.K > 1;  // validated: else row-major
+  const int64_t tiles = (N + kTileN - 1) / kTileN;
+
+#if SPIKEOPS_HAVE_VECTOR_EXT
+  if (tiles == 1 && (p.row_stride == kTileN || N == kTileN)) {  // one tile, read as whole vectors
+    // Parts of at most kMaxPartRows rows (a part's sums, for column-major spikes, take 128 KB at most), in
+    // multiples of kFlushRows, two per thread where the rows allow.
+    constexpr int64_t kMaxPartRows = 512;
+    const bool parallel = M * p.K >= kMinParallelBytes;
+    const int64_t threads = parallel ? max_threads() : 1;
+    const int64_t per_thread = (M + 2 * threads - 1) / (2 * threads);
+    const int64_t part_rows = std::min(kMaxPartRows, (per_thread + kFlushRows - 1) / kFlushRows * kFlushRows);
+    const int64_t parts = (M + part_rows - 1) / part_rows;
+#pragma omp parallel if (parallel && parts > 1)
+    {
+      std::vector<float> sums(column_major ? static_cast<size_t>(part_rows * kTileN) : 0);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t part = 0; part < parts; ++part) {
+        const int64_t m_begin = part * part_rows;
+        one_tile(p, column_major, m_begin, std::min(M, m_begin + part_rows), sums.data());
+      }
+    }
+    return;
+  }
+#endif
 
   // Pass 1: the spiking columns of every row.
-  const bool column_major = a.spikes.strides[0] == 1 && M > 1 && p.K > 1;  // validated: else row-major
   const int64_t total = column_major ? list_spikes_of_columns(p) : list_spikes_of_rows(p);
 
-  // Pass 2: add the selected rows, one column tile per task. With fewer tiles than threads (a narrow output,
-  // such as a classifier's 10 columns) the rows are split too, in multiples of kFlushRows, so that every
-  // thread has work: each part then reads the tile's slice of `rows` on its own.
-  const int64_t tiles = (N + kTileN - 1) / kTileN;
+  // Pass 2: add the selected rows, one column tile per task. With fewer tiles than threads (a narrow output)
+  // the rows are split too, in multiples of kFlushRows, so that every thread has work: each part then reads
+  // the tile's slice of `rows` on its own.
   const bool parallel = total * std::min<int64_t>(N, kTileN) * tiles >= kMinParallelBytes;
   const int64_t threads = parallel ? max_threads() : 1;
   const int64_t row_parts = tiles >= threads ? 1 : std::min((M + kFlushRows - 1) / kFlushRows,
