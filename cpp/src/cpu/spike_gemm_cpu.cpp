@@ -7,6 +7,8 @@
 // per thread, ranges of rows) run in parallel with OpenMP.
 // With row-major rows the slice is K pieces of 256 bytes, one per page once N >= 1024, and the TLB misses
 // dominate; the packed layout (RowsLayout::kPacked) makes the slice contiguous.
+// An output of one tile (N <= 64) skips the list: each spike adds one to four vectors there, about what
+// listing it costs (see one_tile).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
