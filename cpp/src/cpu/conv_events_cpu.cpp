@@ -243,28 +243,26 @@ SPIKEOPS_CPU_INLINE int64_t conv_pixel(const Conv& x, const In* in, const uint64
     }
     uint32_t nonzero = 0;
     for (int64_t i = 0; i < x.string_words; ++i) nonzero |= uint32_t(word[i] != 0) << i;
-    if (nonzero != 0) {
-      int i = __builtin_ctz(nonzero);
+    // Weight row t * Cg + cl is bit t * Cg + cl; the rows of word i start at w_word, so a spike costs a bit
+    // scan, a scaled add and the vector adds (the events are counted per word).
+    const int64_t ldg = x.ldg;
+    const float* w_group = x.wt + grp * x.Cg * x.taps * ldg + o0;
+    while (nonzero != 0) {
+      const int i = __builtin_ctz(nonzero);
+      nonzero &= nonzero - 1;
       uint64_t bits = word[i];
-      const float* w_group = x.wt + grp * x.Cg * x.taps * x.ldg + o0;
-      for (;;) {
-        const int64_t bit = i * 64 + __builtin_ctzll(bits);
+      events += __builtin_popcountll(bits);
+      const float* w_word = w_group + int64_t(i) * 64 * ldg;
+      do {
+        const int64_t b = __builtin_ctzll(bits);
         bits &= bits - 1;
-        ++events;
-        const float* w = w_group + bit * x.ldg;  // weight row t * Cg + cl is bit t * Cg + cl
         float v = 1.0f;
         if constexpr (!kSpikes) {  // (the window's corner may lie in the padding; the input itself does not)
           const int64_t corner = (grp * x.Cg * g.H + oy * g.sh - g.ph) * g.W + ox * g.sw - g.pw;
-          v = float(in[corner + x.input_offset[static_cast<size_t>(bit)]]);
+          v = float(in[corner + x.input_offset[static_cast<size_t>(i * 64 + b)]]);
         }
-        add_row<V, kSpikes>(acc, w, v);
-        if (bits == 0) {
-          nonzero &= nonzero - 1;
-          if (nonzero == 0) break;
-          i = __builtin_ctz(nonzero);
-          bits = word[i];
-        }
-      }
+        add_row<V, kSpikes>(acc, w_word + b * ldg, v);
+      } while (bits != 0);
     }
     store_accumulators<V>(acc, dst);
     return events;
