@@ -35,9 +35,16 @@ SPIKEOPS_CPU_CLONES int64_t count_spikes(const uint8_t* row, int64_t K) {
 namespace {
 
 constexpr int kTileN = kPackedTileN;  // four 16-float vectors
-constexpr int kFlushRows = 64;        // see accumulate_tile
+constexpr int kFlushRows = 64;        // see TileRowWriter
 // Below this many spike bytes (or tiles) threads cost more than they save.
 constexpr int64_t kMinParallelBytes = 1 << 16;
+
+// The rows of each part when M output rows are split into about `parts`: a multiple of kFlushRows (the
+// transposed writer's block), so that parts never share one.
+int64_t part_rows(int64_t M, int64_t parts) {
+  const int64_t rows = (M + parts - 1) / parts;
+  return (rows + kFlushRows - 1) / kFlushRows * kFlushRows;
+}
 
 struct Plan {
   const uint8_t* spikes;
@@ -55,21 +62,23 @@ struct Plan {
   std::vector<int32_t> idx;
 };
 
+// Bit j set where p[j] != 0, for j < n <= 64.
+SPIKEOPS_CPU_INLINE uint64_t nonzero_mask(const uint8_t* p, int64_t n) {
+  if (n == 64) return nonzero_mask64(p);
+  uint64_t mask = 0;
+  for (int64_t j = 0; j < n; ++j) mask |= uint64_t(p[j] != 0) << j;
+  return mask;
+}
+
 // Writes the columns of the nonzero bytes of row[0:K] to idx and returns how many. 64 bytes at a time become
 // a 64-bit mask whose set bits are listed, so the only unpredictable branch is one loop exit per 64 bytes
-// (a branch per 8 bytes, taken or not at random around 10% firing, cost 3x more there). The last K % 64
-// bytes go branch-free one by one: the write at idx[n] happens whether or not the byte is a spike, so idx
-// needs one slot of slack.
+// (a branch per 8 bytes, taken or not at random around 10% firing, cost 3x more there).
 SPIKEOPS_CPU_CLONES int64_t list_spikes(const uint8_t* row, int64_t K, int32_t* idx) {
-  int64_t n = 0, k = 0;
-  for (; k + 64 <= K; k += 64) {
-    for (uint64_t mask = nonzero_mask64(row + k); mask != 0; mask &= mask - 1) {
+  int64_t n = 0;
+  for (int64_t k = 0; k < K; k += 64) {
+    for (uint64_t mask = nonzero_mask(row + k, std::min<int64_t>(64, K - k)); mask != 0; mask &= mask - 1) {
       idx[n++] = static_cast<int32_t>(k + __builtin_ctzll(mask));
     }
-  }
-  for (; k < K; ++k) {
-    idx[n] = static_cast<int32_t>(k);
-    n += row[k] != 0;
   }
   return n;
 }
@@ -190,14 +199,6 @@ SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int6
 // Each spike there adds one to four vectors, about as much work as listing it, so the spikes are added as the
 // masks of their bytes are read, in one pass, with no list.
 
-// Bit j set where p[j] != 0, for j < n <= 64.
-SPIKEOPS_CPU_INLINE uint64_t nonzero_mask(const uint8_t* p, int64_t n) {
-  if (n == 64) return nonzero_mask64(p);
-  uint64_t mask = 0;
-  for (int64_t j = 0; j < n; ++j) mask |= uint64_t(p[j] != 0) << j;
-  return mask;
-}
-
 // acc[0 : 16 V] = the sum of the tile's rows k where row[k] != 0, k < K; two sets of accumulators take the
 // spikes of each 64 bytes in turn.
 template <int V>
@@ -274,7 +275,7 @@ SPIKEOPS_CPU_CLONES void one_tile(const Plan& p, bool column_major, int64_t m_be
 }
 #endif
 
-// Pass 1 for row-major spikes [M, K]: p.count, p.begin and p.idx, each row's list followed by a slack slot.
+// Pass 1 for row-major spikes [M, K]: p.count, p.begin and p.idx.
 // Returns the size of p.idx.
 int64_t list_spikes_of_rows(Plan& p) {
   const int64_t M = p.M, K = p.K;
@@ -286,7 +287,7 @@ int64_t list_spikes_of_rows(Plan& p) {
   int64_t total = 0;
   for (int64_t m = 0; m < M; ++m) {
     p.begin[m] = total;
-    total += p.count[m] + 1;  // +1: list_spikes's slack slot
+    total += p.count[m];
   }
   p.idx.resize(static_cast<size_t>(total));
 #pragma omp parallel for schedule(static) if (parallel)
@@ -313,7 +314,7 @@ int64_t list_spikes_of_columns(Plan& p) {
   int64_t total = 0;
   for (int64_t m = 0; m < M; ++m) {
     p.begin[m] = total;
-    total += p.count[m] + 1;  // the same layout as list_spikes_of_rows
+    total += p.count[m];
   }
   p.idx.resize(static_cast<size_t>(total));
   std::vector<int64_t> next(p.begin);
@@ -357,17 +358,14 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
     // multiples of kFlushRows, two per thread where the rows allow.
     constexpr int64_t kMaxPartRows = 512;
     const bool parallel = M * p.K >= kMinParallelBytes;
-    const int64_t threads = parallel ? max_threads() : 1;
-    const int64_t per_thread = (M + 2 * threads - 1) / (2 * threads);
-    const int64_t part_rows = std::min(kMaxPartRows, (per_thread + kFlushRows - 1) / kFlushRows * kFlushRows);
-    const int64_t parts = (M + part_rows - 1) / part_rows;
+    const int64_t rows = std::min(kMaxPartRows, part_rows(M, 2 * (parallel ? max_threads() : 1)));
+    const int64_t parts = (M + rows - 1) / rows;
 #pragma omp parallel if (parallel && parts > 1)
     {
-      std::vector<float> sums(column_major ? static_cast<size_t>(part_rows * kTileN) : 0);
+      std::vector<float> sums(column_major ? static_cast<size_t>(rows * kTileN) : 0);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t part = 0; part < parts; ++part) {
-        const int64_t m_begin = part * part_rows;
-        one_tile(p, column_major, m_begin, std::min(M, m_begin + part_rows), sums.data());
+        one_tile(p, column_major, part * rows, std::min(M, (part + 1) * rows), sums.data());
       }
     }
     return;
@@ -382,15 +380,13 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   // the tile's slice of `rows` on its own.
   const bool parallel = total * std::min<int64_t>(N, kTileN) * tiles >= kMinParallelBytes;
   const int64_t threads = parallel ? max_threads() : 1;
-  const int64_t row_parts = tiles >= threads ? 1 : std::min((M + kFlushRows - 1) / kFlushRows,
-                                                             (2 * threads + tiles - 1) / tiles);
-  const int64_t part_rows = ((M + row_parts - 1) / row_parts + kFlushRows - 1) / kFlushRows * kFlushRows;
+  const int64_t rows = tiles >= threads ? M : part_rows(M, (2 * threads + tiles - 1) / tiles);
+  const int64_t row_parts = (M + rows - 1) / rows;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && tiles * row_parts > 1)
   for (int64_t task = 0; task < tiles * row_parts; ++task) {
-    const int64_t n0 = task / row_parts * kTileN, m_begin = task % row_parts * part_rows;
-    if (m_begin >= M) continue;
+    const int64_t n0 = task / row_parts * kTileN, m_begin = task % row_parts * rows;
     accumulate_tile(p, n0, static_cast<int>(std::min<int64_t>(kTileN, N - n0)), m_begin,
-                    std::min(M, m_begin + part_rows));
+                    std::min(M, m_begin + rows));
   }
 }
 
