@@ -131,18 +131,14 @@ __global__ void dense_linear_kernel(const float* x, int64_t rows, int64_t K, int
   }
 }
 
-struct ConvShape {
-  int64_t C, H, W, O, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
-  int64_t ld;  // the row length of the weight rows [C * kh * kw, ld] (cpu::pack_conv_weight)
-};
-
 // One output out[r, o, oy, ox] per thread: bias plus, over (ky, kx, c), the weight of every nonzero input
 // the taps reach (times the input for real values). For one output this visits its inputs in the CPU
 // kernel's order (tap, then channel). With spikes, the threads of channel 0 count the (input spike, tap) pairs: their
-// sum times O is the CPU's count of weight additions.
+// sum times O is the CPU's count of weight additions. wt holds the CPU kernel's weight rows [C * kh * kw, ld]
+// (cpu::pack_conv_weight).
 template <bool kSpikes>
-__global__ void conv2d_kernel(const ConvShape g, const void* input, int64_t rows, const float* wt,
-                              const float* bias, float* out, Counter* taps_counter) {
+__global__ void conv2d_kernel(const cpu::ConvGeometry g, int64_t ld, const void* input, int64_t rows,
+                              const float* wt, const float* bias, float* out, Counter* taps_counter) {
   const int64_t P = g.OH * g.OW, n = rows * g.O * P;
   Counter taps = 0;
   for (int64_t i = global_thread_index(); i < n; i += grid_thread_count()) {
@@ -155,17 +151,17 @@ __global__ void conv2d_kernel(const ConvShape g, const void* input, int64_t rows
         const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
         if (ix < 0 || ix >= g.W) continue;
         // the CPU kernel's weight rows (cpu::pack_conv_weight): row (ky * kw + kx) * C + c
-        const float* w = wt + (ky * g.kw + kx) * g.C * g.ld + o;
+        const float* w = wt + (ky * g.kw + kx) * g.C * ld + o;
         const int64_t pixel = (r * g.C * g.H + iy) * g.W + ix;  // + c * H * W
         for (int64_t c = 0; c < g.C; ++c) {
           const int64_t at = pixel + c * g.H * g.W;
           if (kSpikes) {
             if (static_cast<const uint8_t*>(input)[at] == 0) continue;
-            acc += w[c * g.ld];
+            acc += w[c * ld];
             taps += o == 0;
           } else {
             const float v = static_cast<const float*>(input)[at];
-            if (v != 0.0f) acc += v * w[c * g.ld];
+            if (v != 0.0f) acc += v * w[c * ld];
           }
         }
       }
@@ -373,9 +369,8 @@ void run_linear(const ModelLayer& L, DeviceLayer& D, const DeviceActivation& a, 
 
 void run_conv2d(const ModelLayer& L, DeviceLayer& D, const DeviceActivation& a, DeviceActivation& y,
                 cudaStream_t stream, Counter* counter) {
-  const ConvShape g{L.in_shape[0], L.in_shape[1],  L.in_shape[2],  L.O,           L.out_shape[1],
-                    L.out_shape[2], L.kernel.h,    L.kernel.w,     L.stride.h,    L.stride.w,
-                    L.padding.h,    L.padding.w,   L.dilation.h,   L.dilation.w,  cpu::conv_padded_channels(L.O)};
+  const cpu::ConvGeometry g = conv_geometry(L);
+  const int64_t ld = cpu::conv_padded_channels(g.O);
   y.spikes = false;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
@@ -385,10 +380,10 @@ void run_conv2d(const ModelLayer& L, DeviceLayer& D, const DeviceActivation& a, 
   const float* bias = D.bias.as<const float>();
   const int64_t n = y.rows * y.features;
   if (a.spikes) {
-    launch_counting("conv2d_kernel<spikes>", stream, n, conv2d_kernel<true>, g, static_cast<const void*>(a.bits_ptr()),
+    launch_counting("conv2d_kernel<spikes>", stream, n, conv2d_kernel<true>, g, ld, static_cast<const void*>(a.bits_ptr()),
            a.rows, wt, bias, out, counter);
   } else {
-    launch("conv2d_kernel<values>", stream, n, conv2d_kernel<false>, g, static_cast<const void*>(a.values_ptr()),
+    launch("conv2d_kernel<values>", stream, n, conv2d_kernel<false>, g, ld, static_cast<const void*>(a.values_ptr()),
            a.rows, wt, bias, out, counter);
   }
 }
