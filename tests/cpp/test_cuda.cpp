@@ -1,0 +1,378 @@
+// The CUDA kernels through the public API: the spike GEMM's three kernels against a plain loop (exact on
+// integer values, within rounding on floats), the neurons and the surrogates against the CPU kernels (the
+// same float32 formulas: spikes and potentials bit for bit, gradients within rounding). Built when the
+// library has CUDA; runs on a GPU, or on the CPU in a cudasim build (SPIKEOPS_CUDA_SIM, tests/cudasim).
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "check.hpp"
+#include "spikeops/spikeops.hpp"
+
+using namespace spikeops;
+
+namespace {
+
+void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::printf("%s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+// A device copy of a host vector, starting `offset` elements into its allocation (an offset of 1 leaves the
+// data misaligned for 16-byte accesses, which the kernels must detect and serve with narrower loads).
+template <typename T>
+class DeviceArray {
+ public:
+  explicit DeviceArray(const std::vector<T>& host, std::size_t offset = 0) : size_(host.size()) {
+    check_cuda(cudaMalloc(&base_, (size_ + offset) * sizeof(T)), "cudaMalloc");
+    data_ = static_cast<T*>(base_) + offset;
+    if (size_ > 0) {
+      check_cuda(cudaMemcpy(data_, host.data(), size_ * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+    }
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  ~DeviceArray() { cudaFree(base_); }
+  std::vector<T> download() const {
+    std::vector<T> host(size_);
+    if (size_ > 0) {
+      check_cuda(cudaMemcpy(host.data(), data_, size_ * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    }
+    return host;
+  }
+  T* data() const { return data_; }
+
+ private:
+  void* base_ = nullptr;
+  T* data_ = nullptr;
+  std::size_t size_;
+};
+
+TensorView on_device(void* p, DType dtype, std::initializer_list<int64_t> shape) {
+  return make_tensor_view(p, dtype, shape, Device::kCUDA, 0);
+}
+
+float to_float(DType dtype, uint16_t v) {
+  return dtype == DType::kFloat16 ? detail::half_to_float(v) : detail::bfloat16_to_float(v);
+}
+uint16_t from_float(DType dtype, float f) {
+  return dtype == DType::kFloat16 ? detail::float_to_half(f) : detail::float_to_bfloat16(f);
+}
+
+// ---- Spike GEMM ----
+
+struct GemmCase {
+  int64_t M, K, N;
+  double rate;
+  bool integers;  // integer rows and bias: every sum exact in float32, in any order
+};
+
+// Runs one product on the device and compares it with `expected` ([M, N] float32 sums); 16-bit outputs must
+// be the float32 sum rounded once.
+bool check_product(const GemmCase& c, const std::vector<uint8_t>& spikes, const std::vector<float>& rows,
+                   const std::vector<float>& packed, const std::vector<float>& bias, const std::vector<double>& expected,
+                   const std::vector<double>& magnitude, SpikeGemmKernel kernel, bool use_packed, bool transposed,
+                   bool with_bias, DType out_dtype, std::size_t offset) {
+  const int64_t M = c.M, K = c.K, N = c.N, tiles = (N + kPackedTileN - 1) / kPackedTileN;
+  DeviceArray<uint8_t> d_spikes(spikes, offset);
+  DeviceArray<float> d_rows(use_packed ? packed : rows, offset);
+  DeviceArray<float> d_bias(bias);
+  const std::size_t out_bytes = out_dtype == DType::kFloat32 ? 4 : 2;
+  DeviceArray<uint8_t> d_out(std::vector<uint8_t>(static_cast<std::size_t>(M * N) * out_bytes, 0xff));
+  SpikeAccumulateArgs a;
+  a.spikes = on_device(d_spikes.data(), DType::kUInt8, {M, K});
+  a.rows_layout = use_packed ? RowsLayout::kPacked : RowsLayout::kRowMajor;
+  a.rows = use_packed ? on_device(d_rows.data(), DType::kFloat32, {tiles, K, kPackedTileN})
+                      : on_device(d_rows.data(), DType::kFloat32, {K, N});
+  if (with_bias) a.bias = on_device(d_bias.data(), DType::kFloat32, {N});
+  a.out_transposed = transposed;
+  a.out = transposed ? on_device(d_out.data(), out_dtype, {N, M}) : on_device(d_out.data(), out_dtype, {M, N});
+  a.kernel = kernel;
+  a.firing_rate = c.rate;
+  spike_accumulate(a);
+  const std::vector<uint8_t> out = d_out.download();
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t at = transposed ? n * M + m : m * N + n;
+      const double want = expected[m * N + n] + (with_bias ? bias[n] : 0.0);
+      double got;
+      if (out_dtype == DType::kFloat32) {
+        float f;
+        std::memcpy(&f, out.data() + 4 * at, 4);
+        got = f;
+      } else {
+        uint16_t h;
+        std::memcpy(&h, out.data() + 2 * at, 2);
+        // The float32 sum rounded once: exact sums give exactly the rounded value.
+        if (c.integers) {
+          if (h != from_float(out_dtype, static_cast<float>(want))) return false;
+          continue;
+        }
+        got = to_float(out_dtype, h);
+      }
+      const double tol = c.integers && out_dtype == DType::kFloat32
+                             ? 0.0
+                             : (out_dtype == DType::kFloat32 ? 1e-6 : 1e-2) * (magnitude[m * N + n] + std::fabs(want)) + 1e-30;
+      if (!(std::fabs(got - want) <= tol)) {
+        std::printf("  [%lld, %lld]: got %.9g, want %.9g\n", static_cast<long long>(m), static_cast<long long>(n),
+                    got, want);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+void test_spike_gemm() {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  // Tails of every tile (64 columns and rows, 32-deep K steps, 16-byte spike loads, 128-column blocks), one
+  // K of a multiple of 16 (aligned spike rows), K = 0, and the boundaries of the firing rates.
+  const std::vector<GemmCase> cases = {
+      {1, 1, 1, 1.0, true},      {5, 7, 3, 0.5, true},     {17, 130, 65, 0.1, true}, {64, 32, 64, 0.3, true},
+      {65, 48, 129, 0.05, true}, {130, 96, 200, 0.0, true}, {3, 0, 5, 0.5, true},     {70, 100, 70, 0.6, false},
+      {33, 160, 131, 1.0, false},
+  };
+  const SpikeGemmKernel kernels[] = {SpikeGemmKernel::kEvents, SpikeGemmKernel::kTiledEvents,
+                                     SpikeGemmKernel::kTensorCore, SpikeGemmKernel::kAuto};
+  for (const GemmCase& c : cases) {
+    const int64_t M = c.M, K = c.K, N = c.N, tiles = (N + kPackedTileN - 1) / kPackedTileN;
+    std::vector<uint8_t> spikes(M * K);
+    const uint8_t values[] = {1, 2, 255};  // any nonzero byte is one spike
+    for (auto& s : spikes) s = uniform(rng) < c.rate ? values[rng() % 3] : 0;
+    std::vector<float> rows(K * N), bias(N), packed(tiles * K * kPackedTileN, 0.0f);
+    for (auto& r : rows) r = c.integers ? static_cast<float>(static_cast<int>(rng() % 201) - 100) : normal(rng);
+    for (auto& b : bias) b = c.integers ? static_cast<float>(static_cast<int>(rng() % 21) - 10) : normal(rng);
+    for (int64_t t = 0; t < tiles; ++t) {
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t j = 0; j < kPackedTileN && t * kPackedTileN + j < N; ++j) {
+          packed[(t * K + k) * kPackedTileN + j] = rows[k * N + t * kPackedTileN + j];
+        }
+      }
+    }
+    std::vector<double> expected(M * N, 0.0), magnitude(M * N, 0.0);
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t k = 0; k < K; ++k) {
+        if (spikes[m * K + k] == 0) continue;
+        for (int64_t n = 0; n < N; ++n) {
+          expected[m * N + n] += rows[k * N + n];
+          magnitude[m * N + n] += std::fabs(rows[k * N + n]);
+        }
+      }
+    }
+    for (SpikeGemmKernel kernel : kernels) {
+      for (int use_packed = 0; use_packed < 2; ++use_packed) {
+        for (int transposed = 0; transposed < 2; ++transposed) {
+          for (std::size_t offset : {std::size_t(0), std::size_t(1)}) {
+            for (DType out_dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+              const bool with_bias = (use_packed + transposed + static_cast<int>(offset)) % 2 == 0;
+              const bool ok = check_product(c, spikes, rows, packed, bias, expected, magnitude, kernel, use_packed,
+                                            transposed, with_bias, out_dtype, offset);
+              if (!ok) {
+                std::printf("spike GEMM M=%lld K=%lld N=%lld rate %.2f: kernel %d packed %d transposed %d offset %zu "
+                            "dtype %s bias %d\n",
+                            static_cast<long long>(M), static_cast<long long>(K), static_cast<long long>(N), c.rate,
+                            static_cast<int>(kernel), use_packed, transposed, offset, dtype_name(out_dtype),
+                            with_bias);
+              }
+              CHECK(ok);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- Neurons and surrogates ----
+
+// n values as `dtype` bytes (float32 or a 16-bit type), from float32 values.
+std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
+  std::vector<uint8_t> out(v.size() * dtype_size(dtype));
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (dtype == DType::kFloat32) {
+      std::memcpy(out.data() + 4 * i, &v[i], 4);
+    } else if (dtype == DType::kUInt8) {
+      out[i] = static_cast<uint8_t>(v[i]);
+    } else {
+      const uint16_t h = from_float(dtype, v[i]);
+      std::memcpy(out.data() + 2 * i, &h, 2);
+    }
+  }
+  return out;
+}
+
+std::vector<float> decode(const std::vector<uint8_t>& bytes, DType dtype) {
+  const std::size_t n = bytes.size() / dtype_size(dtype);
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (dtype == DType::kFloat32) {
+      std::memcpy(&out[i], bytes.data() + 4 * i, 4);
+    } else if (dtype == DType::kUInt8) {
+      out[i] = bytes[i];
+    } else {
+      uint16_t h;
+      std::memcpy(&h, bytes.data() + 2 * i, 2);
+      out[i] = to_float(dtype, h);
+    }
+  }
+  return out;
+}
+
+bool close(const std::vector<float>& a, const std::vector<float>& b, float rtol, float atol) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!(std::fabs(a[i] - b[i]) <= atol + rtol * std::fabs(b[i]))) {
+      std::printf("  [%zu]: %.9g vs %.9g\n", i, a[i], b[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Host and device buffers of one tensor argument, so that one call can be made on both.
+struct Buffer {
+  DType dtype;
+  std::vector<uint8_t> host;
+  DeviceArray<uint8_t> device;
+  Buffer(DType d, std::vector<uint8_t> bytes, std::size_t offset)
+      : dtype(d), host(bytes), device(bytes, offset * dtype_size(d)) {}
+  TensorView view(bool on_gpu, std::initializer_list<int64_t> shape) {
+    return on_gpu ? on_device(device.data(), dtype, shape) : make_tensor_view(host.data(), dtype, shape);
+  }
+};
+
+void test_neurons() {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.6f, 1.0f);
+  int variant = 0;
+  for (int kind = 0; kind < 3; ++kind) {
+    for (int hard = 0; hard < 2; ++hard) {
+      for (int decay_input = 0; decay_input < 2; ++decay_input) {
+        for (int detach = 0; detach < 2; ++detach) {
+          for (DType x_dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+            ++variant;
+            NeuronParams p;
+            p.kind = static_cast<NeuronKind>(kind);
+            p.hard_reset = hard != 0;
+            p.v_reset = -0.1f;
+            p.decay_input = decay_input != 0;
+            p.detach_reset = detach != 0;
+            p.tau = 2.5;
+            p.surrogate = default_surrogate(static_cast<SurrogateKind>(variant % kNumSurrogateKinds));
+            const DType spike_dtype = variant % 3 == 0 ? DType::kUInt8 : (variant % 3 == 1 ? DType::kFloat32 : x_dtype);
+            // N = 1032: 4- and 8-wide vectors (16-byte aligned sizes); 1027 and 9: one element at a time.
+            const int64_t T = 3, N = variant % 3 == 0 ? 1032 : (variant % 3 == 1 ? 1027 : 9);
+            const std::size_t offset = variant % 4 == 1 ? 1 : 0;  // a misaligned base
+            std::vector<float> x(T * N), v0(N), gs(T * N), gv(T * N), gvf(N), k{0.35f};
+            for (auto& e : x) e = normal(rng);
+            for (auto& e : v0) e = 0.3f * normal(rng);
+            for (auto& e : gs) e = normal(rng);
+            for (auto& e : gv) e = normal(rng);
+            for (auto& e : gvf) e = normal(rng);
+            const DType f32 = DType::kFloat32;
+            const std::vector<uint8_t> zeros_tn(T * N * 4, 0), zeros_n(N * 4, 0);
+            Buffer bx(x_dtype, encode(x, x_dtype), offset), bv0(f32, encode(v0, f32), offset),
+                bk(f32, encode(k, f32), 0), bs(spike_dtype, std::vector<uint8_t>(T * N * dtype_size(spike_dtype)), offset),
+                bvf(f32, zeros_n, offset), bh(f32, zeros_tn, offset), bvs(f32, zeros_tn, offset),
+                bgs(x_dtype, encode(gs, x_dtype), offset), bgv(f32, encode(gv, f32), offset),
+                bgvf(f32, encode(gvf, f32), offset), bgx(x_dtype, std::vector<uint8_t>(T * N * dtype_size(x_dtype)), offset),
+                bgv0(f32, zeros_n, offset), bgk(f32, zeros_n, offset);
+            for (int gpu = 0; gpu < 2; ++gpu) {
+              NeuronForwardArgs a;
+              a.x_seq = bx.view(gpu, {T, N});
+              a.v_init = bv0.view(gpu, {N});
+              if (p.kind == NeuronKind::kParametricLIF) a.decay = bk.view(gpu, {1});
+              a.spike_seq = bs.view(gpu, {T, N});
+              a.v_final = bvf.view(gpu, {N});
+              a.h_seq = bh.view(gpu, {T, N});
+              a.v_seq = bvs.view(gpu, {T, N});
+              neuron_multistep_forward(p, a);
+              NeuronBackwardArgs b;
+              b.grad_spike_seq = bgs.view(gpu, {T, N});
+              b.grad_v_seq = bgv.view(gpu, {T, N});
+              b.grad_v_final = bgvf.view(gpu, {N});
+              b.h_seq = bh.view(gpu, {T, N});
+              if (p.kind == NeuronKind::kParametricLIF) {
+                b.v_init = bv0.view(gpu, {N});
+                b.decay = bk.view(gpu, {1});
+                b.grad_decay = bgk.view(gpu, {N});
+              }
+              b.grad_x_seq = bgx.view(gpu, {T, N});
+              b.grad_v_init = bgv0.view(gpu, {N});
+              neuron_multistep_backward(p, b);
+            }
+            const float rtol = x_dtype == f32 ? 1e-5f : 1e-2f;
+            const bool same_forward = bs.device.download() == bs.host && bh.device.download() == bh.host &&
+                                      bvs.device.download() == bvs.host && bvf.device.download() == bvf.host;
+            const bool close_backward =
+                close(decode(bgx.device.download(), x_dtype), decode(bgx.host, x_dtype), rtol, 1e-5f) &&
+                close(decode(bgv0.device.download(), f32), decode(bgv0.host, f32), 1e-5f, 1e-5f) &&
+                close(decode(bgk.device.download(), f32), decode(bgk.host, f32), 1e-4f, 1e-4f);
+            if (!same_forward || !close_backward) {
+              std::printf("neuron %s hard %d decay_input %d detach %d x %s spikes %s N %lld offset %zu\n",
+                          neuron_name(p.kind), hard, decay_input, detach, dtype_name(x_dtype), dtype_name(spike_dtype),
+                          static_cast<long long>(N), offset);
+            }
+            CHECK(same_forward);
+            CHECK(close_backward);
+          }
+        }
+      }
+    }
+  }
+}
+
+void test_surrogates() {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int kind = 0; kind < kNumSurrogateKinds; ++kind) {
+    for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+      const Surrogate s = default_surrogate(static_cast<SurrogateKind>(kind));
+      const int64_t n = kind % 2 == 0 ? 1029 : 1024;
+      const std::size_t offset = kind % 3 == 0 ? 1 : 0;
+      std::vector<float> x(n), g(n);
+      for (auto& e : x) e = normal(rng);
+      x[0] = 0.0f;  // Θ(0) = 1
+      for (auto& e : g) e = normal(rng);
+      const DType spike_dtype = kind % 2 == 0 ? DType::kUInt8 : dtype;
+      Buffer bx(dtype, encode(x, dtype), offset), bg(dtype, encode(g, dtype), offset),
+          bs(spike_dtype, std::vector<uint8_t>(n * dtype_size(spike_dtype)), offset),
+          bgx(dtype, std::vector<uint8_t>(n * dtype_size(dtype)), offset);
+      for (int gpu = 0; gpu < 2; ++gpu) {
+        heaviside_forward(bx.view(gpu, {n}), bs.view(gpu, {n}));
+        surrogate_backward(s, bg.view(gpu, {n}), bx.view(gpu, {n}), bgx.view(gpu, {n}));
+      }
+      const bool same = bs.device.download() == bs.host;
+      const bool near = close(decode(bgx.device.download(), dtype), decode(bgx.host, dtype),
+                              dtype == DType::kFloat32 ? 1e-5f : 1e-2f, 1e-6f);
+      if (!same || !near) std::printf("surrogate %s dtype %s\n", surrogate_name(s.kind), dtype_name(dtype));
+      CHECK(same);
+      CHECK(near);
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("skipped: no CUDA device\n");
+    return 0;
+  }
+  test_spike_gemm();
+  test_neurons();
+  test_surrogates();
+  std::printf("spikeops CUDA tests (%s): %d checks, %d failed\n", build_info().cuda_architectures.c_str(),
+              spikeops_test::g_checks, spikeops_test::g_failures);
+  return spikeops_test::g_failures == 0 ? 0 : 1;
+}
