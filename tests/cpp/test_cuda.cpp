@@ -25,13 +25,15 @@ void check_cuda(cudaError_t e, const char* what) {
   }
 }
 
-// A device copy of a host vector, starting `offset` elements into its allocation (an offset of 1 leaves the
-// data misaligned for 16-byte accesses, which the kernels must detect and serve with narrower loads).
+// A device copy of a host vector, starting `offset` elements into its allocation and followed by `tail` more
+// (an offset of 1 leaves the data misaligned for 16-byte accesses, which the kernels must detect and serve
+// with narrower loads). With no tail the data ends where the allocation does, and the simulator faults on a
+// read past it.
 template <typename T>
 class DeviceArray {
  public:
-  explicit DeviceArray(const std::vector<T>& host, std::size_t offset = 0) : size_(host.size()) {
-    check_cuda(cudaMalloc(&base_, (size_ + offset) * sizeof(T)), "cudaMalloc");
+  explicit DeviceArray(const std::vector<T>& host, std::size_t offset = 0, std::size_t tail = 0) : size_(host.size()) {
+    check_cuda(cudaMalloc(&base_, (size_ + offset + tail) * sizeof(T)), "cudaMalloc");
     data_ = static_cast<T*>(base_) + offset;
     if (size_ > 0) {
       check_cuda(cudaMemcpy(data_, host.data(), size_ * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
@@ -243,8 +245,8 @@ struct Buffer {
   DType dtype;
   std::vector<uint8_t> host;
   DeviceArray<uint8_t> device;
-  Buffer(DType d, std::vector<uint8_t> bytes, std::size_t offset)
-      : dtype(d), host(bytes), device(bytes, offset * dtype_size(d)) {}
+  Buffer(DType d, std::vector<uint8_t> bytes, std::size_t offset, std::size_t tail = 0)
+      : dtype(d), host(bytes), device(bytes, offset * dtype_size(d), tail * dtype_size(d)) {}
   TensorView view(bool on_gpu, std::initializer_list<int64_t> shape) {
     return on_gpu ? on_device(device.data(), dtype, shape) : make_tensor_view(host.data(), dtype, shape);
   }
@@ -253,13 +255,15 @@ struct Buffer {
 void test_neurons() {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.6f, 1.0f);
+  const DType dtypes[] = {DType::kFloat32, DType::kBFloat16, DType::kFloat16};
   int variant = 0;
   for (int kind = 0; kind < 3; ++kind) {
     for (int hard = 0; hard < 2; ++hard) {
       for (int decay_input = 0; decay_input < 2; ++decay_input) {
         for (int detach = 0; detach < 2; ++detach) {
-          for (DType x_dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+          for (int xi = 0; xi < 3; ++xi) {
             ++variant;
+            const DType x_dtype = dtypes[xi];
             NeuronParams p;
             p.kind = static_cast<NeuronKind>(kind);
             p.hard_reset = hard != 0;
@@ -268,10 +272,14 @@ void test_neurons() {
             p.detach_reset = detach != 0;
             p.tau = 2.5;
             p.surrogate = default_surrogate(static_cast<SurrogateKind>(variant % kNumSurrogateKinds));
-            const DType spike_dtype = variant % 3 == 0 ? DType::kUInt8 : (variant % 3 == 1 ? DType::kFloat32 : x_dtype);
+            // Every spike dtype, size and optional gradient meets every input dtype across the other branches.
+            const int mix = kind + hard + decay_input + detach;
+            const DType spike_dtype = mix % 3 == 0 ? DType::kUInt8 : (mix % 3 == 1 ? DType::kFloat32 : x_dtype);
             // N = 1032: 4- and 8-wide vectors (16-byte aligned sizes); 1027 and 9: one element at a time.
-            const int64_t T = 3, N = variant % 3 == 0 ? 1032 : (variant % 3 == 1 ? 1027 : 9);
-            const std::size_t offset = variant % 4 == 1 ? 1 : 0;  // a misaligned base
+            const int size = (hard + 2 * decay_input + detach + xi) % 3;
+            const int64_t T = 3, N = size == 0 ? 1032 : (size == 1 ? 1027 : 9);
+            const std::size_t offset = (hard + decay_input + xi + 2 * kind) % 4 == 1 ? 1 : 0;  // a misaligned base
+            const int grads = (mix + 2 * xi) % 3;  // the optional gradients: both, grad_v_seq alone, neither
             std::vector<float> x(T * N), v0(N), gs(T * N), gv(T * N), gvf(N), k{0.35f};
             for (auto& e : x) e = normal(rng);
             for (auto& e : v0) e = 0.3f * normal(rng);
@@ -298,8 +306,8 @@ void test_neurons() {
               neuron_multistep_forward(p, a);
               NeuronBackwardArgs b;
               b.grad_spike_seq = bgs.view(gpu, {T, N});
-              b.grad_v_seq = bgv.view(gpu, {T, N});
-              b.grad_v_final = bgvf.view(gpu, {N});
+              if (grads < 2) b.grad_v_seq = bgv.view(gpu, {T, N});
+              if (grads == 0) b.grad_v_final = bgvf.view(gpu, {N});
               b.h_seq = bh.view(gpu, {T, N});
               if (p.kind == NeuronKind::kParametricLIF) {
                 b.v_init = bv0.view(gpu, {N});
@@ -337,16 +345,18 @@ void test_surrogates() {
   for (int kind = 0; kind < kNumSurrogateKinds; ++kind) {
     for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
       const Surrogate s = default_surrogate(static_cast<SurrogateKind>(kind));
+      // 1029 elements with 3 after them: aligned for vectors, with a scalar tail; 1024: no tail; an offset of
+      // one element: not aligned.
       const int64_t n = kind % 2 == 0 ? 1029 : 1024;
-      const std::size_t offset = kind % 3 == 0 ? 1 : 0;
+      const std::size_t offset = kind % 3 == 0 ? 1 : 0, tail = n == 1029 && offset == 0 ? 3 : 0;
       std::vector<float> x(n), g(n);
       for (auto& e : x) e = normal(rng);
       x[0] = 0.0f;  // Θ(0) = 1
       for (auto& e : g) e = normal(rng);
       const DType spike_dtype = kind % 2 == 0 ? DType::kUInt8 : dtype;
-      Buffer bx(dtype, encode(x, dtype), offset), bg(dtype, encode(g, dtype), offset),
-          bs(spike_dtype, std::vector<uint8_t>(n * dtype_size(spike_dtype)), offset),
-          bgx(dtype, std::vector<uint8_t>(n * dtype_size(dtype)), offset);
+      Buffer bx(dtype, encode(x, dtype), offset, tail), bg(dtype, encode(g, dtype), offset, tail),
+          bs(spike_dtype, std::vector<uint8_t>(n * dtype_size(spike_dtype)), offset, tail),
+          bgx(dtype, std::vector<uint8_t>(n * dtype_size(dtype)), offset, tail);
       for (int gpu = 0; gpu < 2; ++gpu) {
         heaviside_forward(bx.view(gpu, {n}), bs.view(gpu, {n}));
         surrogate_backward(s, bg.view(gpu, {n}), bx.view(gpu, {n}), bgx.view(gpu, {n}));

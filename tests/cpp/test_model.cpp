@@ -94,6 +94,30 @@ std::string full_file() {
                                        {"7.bias", {5}, dyadic_values(5, rng)}});
 }
 
+// The layer inputs the full graph does not make: max pooling of real values, a neuron fed spikes, average
+// pooling of spikes (padded, padding not counted), and scores read from real values (no neuron at the end).
+const char* kMixedGraph = R"({"time_steps": 2, "encoding": "direct", "input_shape": [1, 6, 6], "layers": [
+  {"name": "0", "type": "conv2d", "weight": "0.weight", "bias": "0.bias", "in_channels": 1, "out_channels": 2,
+   "kernel_size": [3, 3], "stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1, "output_shape": [2, 6, 6]},
+  {"name": "1", "type": "max_pool2d", "kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0], "output_shape": [2, 3, 3]},
+  {"name": "2", "type": "lif", "tau": 2.0, "decay_input": true, "v_threshold": 0.5, "v_reset": 0.0,
+   "detach_reset": false, "surrogate": "ATan", "output_shape": [2, 3, 3]},
+  {"name": "3", "type": "if", "v_threshold": 1.0, "v_reset": 0.0, "detach_reset": false, "surrogate": "Sigmoid",
+   "output_shape": [2, 3, 3]},
+  {"name": "4", "type": "avg_pool2d", "kernel_size": [2, 2], "stride": [1, 1], "padding": [1, 1],
+   "count_include_pad": false, "output_shape": [2, 4, 4]},
+  {"name": "5", "type": "flatten", "output_shape": [32]},
+  {"name": "6", "type": "linear", "weight": "6.weight", "bias": "6.bias", "in_features": 32, "out_features": 4,
+   "output_shape": [4]}]})";
+
+std::string mixed_file() {
+  std::mt19937 rng(8);
+  return model_file_bytes(kMixedGraph, {{"0.weight", {2, 1, 3, 3}, dyadic_values(18, rng)},
+                                        {"0.bias", {2}, dyadic_values(2, rng)},
+                                        {"6.weight", {4, 32}, dyadic_values(128, rng)},
+                                        {"6.bias", {4}, dyadic_values(4, rng)}});
+}
+
 void test_full_network() {
   const std::string file = full_file();
   Model model = Model::from_buffer(file.data(), file.size(), "full");
@@ -191,6 +215,7 @@ void test_cuda_runtime() {
   for (float& v : x) v = float(d(rng)) / 16.0f;
   expect_same_on_gpu(file, x, 64, 0);
   expect_same_on_gpu(tiny_file(), {1, 0, 0, 0.5f, 1, 0}, 2, 0);
+  expect_same_on_gpu(mixed_file(), x, 64, 0);
   std::string graph = kTinyGraph;
   graph.replace(graph.find("direct"), 6, "poisson");
   const std::string poisson = model_file_bytes(graph, {{"fc.weight", {2, 3}, {1, 0, 0, 0, 1, 0}}, {"fc.bias", {2}, {0, 0}}});
