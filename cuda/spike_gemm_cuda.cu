@@ -140,7 +140,8 @@ __global__ void __launch_bounds__(events::kThreads) spike_accumulate_kernel(cons
         if (n < a.N) {
           for (int i = 0; i < total; ++i) acc += column[static_cast<int64_t>(idx[i]) * a.row_stride];
         }
-        __syncthreads();  // idx and warp_totals are rewritten by the next chunk
+        // No barrier needed before the next chunk: it rewrites warp_totals, which every thread read before the
+        // barrier above, and idx only after its first barrier, which waits for these reads.
       }
       if (n < a.N) store_output(a, m, n, acc);
     }
