@@ -6,8 +6,9 @@
 // runs to completion before it returns, on the calling thread: the blocks one after another (so __shared__
 // arrays become static locals of the kernel), the threads of a block as fibers, each running until it
 // reaches a barrier or returns. The schedule is deterministic: thread 0 runs to its first barrier before
-// thread 1 starts, so a missing barrier shows as wrong results in the tests' comparisons. What it checks,
-// beyond those results:
+// thread 1 starts (with CUDASIM_ORDER=reverse, the last thread first), so a missing barrier shows as wrong
+// results in the tests' comparisons when the reader runs before the writer: CI runs both orders. What it
+// checks, beyond those results:
 //   - barriers: __syncthreads / __syncthreads_or wait for every thread of the block that has not returned,
 //     warp collectives (shuffles, ballots, WMMA loads and stores) for the lanes of the warp; a barrier that
 //     some live thread never reaches stops the program with "deadlock" (on a GPU: a hang or undefined);
@@ -17,7 +18,7 @@
 //     allocation's start is aligned only as far as its size allows; see Memory::allocate);
 //   - launch configurations (block and grid limits) and WMMA's pointer and leading-dimension rules.
 // What it cannot check: speed, shared-memory capacity, a read of __shared__ memory before the block wrote it
-// (the arrays keep the previous block's values), races that the deterministic schedule happens to order, and
+// (the arrays keep the previous block's values), races that both schedules happen to order, and
 // the GPU's own rounding (mma_sync here sums in float32 in k order; tensor cores may round differently).
 // The simulated device is one GPU of compute capability 9.0.
 #pragma once
@@ -111,13 +112,17 @@ struct Block {
     const int n = static_cast<int>(fibers.size()) - 32 * warp;
     return n < 32 ? n : 32;
   }
-  // The first thread after `after` that is ready to run, or -1.
+  bool reverse = false;  // run the threads from the last to the first (CUDASIM_ORDER=reverse)
+  // The first thread after `after` (-1: from the start) in the running order that is ready to run, or -1.
   int next_ready(int after) const {
-    for (int t = after + 1; t < static_cast<int>(fibers.size()); ++t) {
+    const int n = static_cast<int>(fibers.size());
+    for (int p = after < 0 ? 0 : position(after) + 1; p < n; ++p) {
+      const int t = reverse ? n - 1 - p : p;
       if (fibers[static_cast<std::size_t>(t)].state == State::kReady) return t;
     }
     return -1;
   }
+  int position(int t) const { return reverse ? static_cast<int>(fibers.size()) - 1 - t : t; }
   // Makes thread t the running one (its state stays kDone if it returns: uc_link resumes the scheduler).
   ucontext_t* enter(int t) {
     current = t;
@@ -580,6 +585,11 @@ class Launch {
     while (stacks.size() < static_cast<std::size_t>(n)) stacks.emplace_back(new char[kStackBytes]);
     Block block;
     block.fibers.resize(static_cast<std::size_t>(n));
+    static const bool reverse = [] {
+      const char* order = std::getenv("CUDASIM_ORDER");
+      return order != nullptr && std::strcmp(order, "reverse") == 0;
+    }();
+    block.reverse = reverse;
     g_block = &block;
     gridDim = grid_;
     blockDim = block_;
