@@ -5,12 +5,13 @@
 #   build    the package with CUDA (pip, no dependencies fetched: torch must be installed) and the C++ core,
 #            its tests and example with CUDA, for CUDA_ARCH (default 90: H100/H200)
 #   pytest   the CUDA tests: pytest -m cuda (each kernel against the CPU, opcheck on CUDA tensors)
-#   ctest    the C++ tests (the core's CUDA checks, the model runtime on the GPU against the CPU)
+#   ctest    the C++ tests (test_cuda.cpp: each CUDA kernel against plain loops and the CPU kernels, as CI runs
+#            it on the CUDA simulator; the model runtime on the GPU against the CPU)
 #   gemm     bench/spike_gemm.py --device cuda, float32 then bfloat16 weights (the per-kernel columns give the
 #            dispatch rates kCudaTiledAboveRate / kCudaTensorCoreAboveRate in cpp/include/spikeops/spike_gemm.hpp)
 #   neuron   bench/neuron.py --device cuda (with the fraction of the device's copy bandwidth)
 #   runtime  bench/cpp_inference.py --device cuda (the CSNN, random weights scaled to fire)
-#   sanitize the C++ tests under compute-sanitizer (memcheck)
+#   sanitize the C++ tests under compute-sanitizer (memcheck; racecheck for the CUDA kernels' shared memory)
 #
 #   bash bench/gpu_check.sh                    # all steps (about 5 minutes on 16 cores and an H200)
 #   STEPS="build pytest" bash bench/gpu_check.sh
@@ -68,9 +69,10 @@ gemm() {
 
 sanitize() {
   local t
-  for t in spikeops_core_tests spikeops_model_tests; do
+  for t in spikeops_cuda_tests spikeops_core_tests spikeops_model_tests; do
     compute-sanitizer --tool memcheck --error-exitcode 1 "$CPP_BUILD/tests/cpp/$t" || return 1
   done
+  compute-sanitizer --tool racecheck --error-exitcode 1 "$CPP_BUILD/tests/cpp/spikeops_cuda_tests"
 }
 
 export -f info build gemm sanitize
@@ -86,7 +88,7 @@ step ctest 120 ctest --test-dir "$CPP_BUILD" --output-on-failure
 step gemm 300 gemm
 step neuron 150 "$PY" bench/neuron.py --device cuda --budget "$BUDGET"
 step runtime 120 "$PY" bench/cpp_inference.py --device cuda --budget 1
-step sanitize 200 sanitize
+step sanitize 300 sanitize
 
 for name in "${failed[@]}"; do  # the end of each failed step's log
   echo "---- $name.log (end)"
