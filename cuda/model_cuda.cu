@@ -232,14 +232,9 @@ __global__ void pool_values_kernel(const PoolShape g, const In* in, int64_t plan
   }
 }
 
-// The neuron's float32 input sequence x [T, N] from its input activation: spikes become 0/1, a time-invariant
-// activation ([batch, F] = [N]) is repeated at every step.
-template <typename In>
-__global__ void neuron_input_kernel(const In* in, bool time_invariant, int64_t T, int64_t N, float* x) {
-  for (int64_t i = global_thread_index(); i < T * N; i += grid_thread_count()) {
-    const In v = in[time_invariant ? i % N : i];
-    x[i] = sizeof(In) == 1 ? (v != In(0) ? 1.0f : 0.0f) : static_cast<float>(v);
-  }
+// A neuron's float32 input from spikes: x[i] = 0 or 1.
+__global__ void spikes_as_values_kernel(const uint8_t* s, int64_t n, float* x) {
+  for (int64_t i = global_thread_index(); i < n; i += grid_thread_count()) x[i] = s[i] != 0 ? 1.0f : 0.0f;
 }
 
 __global__ void fill_kernel(float* p, int64_t n, float value) {
@@ -419,17 +414,14 @@ void run_pool(const ModelLayer& L, const DeviceActivation& a, DeviceActivation& 
 void run_neuron(const Model::Impl& m, const ModelLayer& L, DeviceLayer& D, const DeviceActivation& a,
                 DeviceActivation& y, int64_t batch, int index, cudaStream_t stream, Counter* counter) {
   const int64_t T = m.time_steps, F = a.features, N = batch * F;
-  // Real values of every step are the float32 [T, N] the kernel takes; spikes and a time-invariant input
-  // are expanded into scratch first (as on the CPU).
+  // Real values of every step are the float32 [T, N] the kernel takes, and a time-invariant input is read in
+  // place at every step (strides [0, 1]); spikes become 0/1 values in scratch first (as on the CPU).
   float* x = a.values_ptr();
   if (a.spikes) {
-    x = static_cast<float*>(y.scratch.reserve(std::size_t(T * N) * sizeof(float)));
-    launch("neuron_input_kernel<spikes>", stream, T * N, neuron_input_kernel<uint8_t>,
-           static_cast<const uint8_t*>(a.bits_ptr()), a.time_invariant, T, N, x);
-  } else if (a.time_invariant) {
-    x = static_cast<float*>(y.scratch.reserve(std::size_t(T * N) * sizeof(float)));
-    launch("neuron_input_kernel<values>", stream, T * N, neuron_input_kernel<float>,
-           static_cast<const float*>(a.values_ptr()), a.time_invariant, T, N, x);
+    const int64_t n = (a.time_invariant ? 1 : T) * N;
+    x = static_cast<float*>(y.scratch.reserve(std::size_t(n) * sizeof(float)));
+    launch("spikes_as_values_kernel", stream, n, spikes_as_values_kernel, static_cast<const uint8_t*>(a.bits_ptr()),
+           n, x);
   }
   y.spikes = true;
   y.time_invariant = false;
@@ -441,6 +433,7 @@ void run_neuron(const Model::Impl& m, const ModelLayer& L, DeviceLayer& D, const
   launch("fill_kernel", stream, N, fill_kernel, v_init, N, L.neuron.hard_reset ? L.neuron.v_reset : 0.0f);
   NeuronForwardArgs args;
   args.x_seq = device_view(x, DType::kFloat32, {T, N}, index);
+  if (a.time_invariant) args.x_seq.strides[0] = 0;
   args.v_init = device_view(v_init, DType::kFloat32, {N}, index);
   if (L.neuron.kind == NeuronKind::kParametricLIF) args.decay = device_view(D.decay.as<float>(), DType::kFloat32, {1}, index);
   args.spike_seq = device_view(spikes, DType::kUInt8, {T, N}, index);

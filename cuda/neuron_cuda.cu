@@ -15,6 +15,7 @@ namespace {
 struct ForwardKernelArgs {
   const void* x_seq;
   DType x_dtype;
+  int64_t x_step;  // elements between one step's input and the next: N, or 0 (one row repeated)
   const float* v_init;
   const float* decay;  // ParametricLIF: k lives on the device; nullptr: use `k`
   void* spike_seq;
@@ -42,7 +43,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_forward_kernel(const 
       float x[V], h[V], s[V];
 #pragma unroll
       for (int j = 0; j < V; ++j) x[j] = x_next[j];
-      if (t + 1 < a.T) load_vec<V>(a.x_dtype, a.x_seq, i + a.N, x_next);
+      if (t + 1 < a.T) load_vec<V>(a.x_dtype, a.x_seq, (t + 1) * a.x_step + n0, x_next);
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         h[j] = neuron_charge<C>(v[j], x[j], k, vr);
@@ -233,6 +234,7 @@ void neuron_forward(const NeuronParams& p, const NeuronForwardArgs& a) {
   ForwardKernelArgs k;
   k.x_seq = a.x_seq.data;
   k.x_dtype = a.x_seq.dtype;
+  k.x_step = input_step(a.x_seq);
   k.v_init = static_cast<const float*>(a.v_init.data);
   k.decay = parametric ? static_cast<const float*>(a.decay.data) : nullptr;
   k.spike_seq = a.spike_seq.data;

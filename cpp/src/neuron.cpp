@@ -58,7 +58,10 @@ void check_decay(const validate::Checker& check, const NeuronParams& p, const Te
 void neuron_multistep_forward(const NeuronParams& p, const NeuronForwardArgs& a) {
   validate::Checker check("neuron_multistep_forward");
   validate_neuron_params(p);
-  check.tensor(a.x_seq, "x_seq", 2, {kFloat32, kFloat16, kBFloat16});
+  // x_seq may repeat one row at every step (strides [0, 1]): checked as the contiguous [T, N] it stands for.
+  TensorView x_seq = a.x_seq;
+  if (repeats_one_row(x_seq)) x_seq.strides[0] = x_seq.shape[1];
+  check.tensor(x_seq, "x_seq", 2, {kFloat32, kFloat16, kBFloat16});
   const int64_t T = a.x_seq.shape[0], N = a.x_seq.shape[1];
   check.tensor(a.v_init, "v_init", 1, {kFloat32});
   check.shape_is(a.v_init, "v_init", {N});

@@ -257,6 +257,65 @@ void test_errors() {
   }
 }
 
+// x_seq with strides [0, 1] (one row read at every step) gives what the row copied T times gives; other
+// strides are rejected.
+void test_repeated_input() {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal(0.6f, 1.0f);
+  const int64_t T = 5;
+  for (int64_t N : {int64_t(1), int64_t(7), int64_t(1030)}) {
+    for (int kind = 0; kind < 3; ++kind) {
+      for (DType dtype : {DType::kFloat32, DType::kBFloat16}) {
+        NeuronParams p;
+        p.kind = static_cast<NeuronKind>(kind);
+        float k = 0.4f;
+        std::vector<float> row(N), copies;
+        for (auto& e : row) e = normal(rng);
+        std::vector<uint16_t> row16(N), copies16;
+        for (int64_t i = 0; i < N; ++i) row16[i] = detail::float_to_bfloat16(row[i]);
+        for (int64_t t = 0; t < T; ++t) {
+          copies.insert(copies.end(), row.begin(), row.end());
+          copies16.insert(copies16.end(), row16.begin(), row16.end());
+        }
+        std::vector<float> v0(N, 0.1f), h[2], vf[2];
+        std::vector<uint8_t> s[2];
+        for (int repeated = 0; repeated < 2; ++repeated) {
+          h[repeated].assign(T * N, 0.0f);
+          vf[repeated].assign(N, 0.0f);
+          s[repeated].assign(T * N, 9);
+          void* x = dtype == DType::kFloat32 ? static_cast<void*>(repeated ? row.data() : copies.data())
+                                             : static_cast<void*>(repeated ? row16.data() : copies16.data());
+          NeuronForwardArgs a;
+          a.x_seq = make_tensor_view(x, dtype, {T, N});
+          if (repeated) a.x_seq.strides[0] = 0;
+          a.v_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
+          a.decay = make_tensor_view(&k, DType::kFloat32, {1});
+          a.spike_seq = make_tensor_view(s[repeated].data(), DType::kUInt8, {T, N});
+          a.v_final = make_tensor_view(vf[repeated].data(), DType::kFloat32, {N});
+          a.h_seq = make_tensor_view(h[repeated].data(), DType::kFloat32, {T, N});
+          neuron_multistep_forward(p, a);
+        }
+        CHECK(s[0] == s[1] && h[0] == h[1] && vf[0] == vf[1]);
+      }
+    }
+  }
+  float x[6] = {}, v[3] = {}, vf[3] = {};
+  uint8_t s[6];
+  NeuronForwardArgs a;
+  a.x_seq = make_tensor_view(x, DType::kFloat32, {2, 3});
+  a.v_init = make_tensor_view(v, DType::kFloat32, {3});
+  a.spike_seq = make_tensor_view(s, DType::kUInt8, {2, 3});
+  a.v_final = make_tensor_view(vf, DType::kFloat32, {3});
+  a.x_seq.strides[0] = 1;
+  EXPECT_ERROR(neuron_multistep_forward(NeuronParams{}, a), "x_seq must be contiguous");
+  a.x_seq.strides[0] = 0;
+  a.x_seq.strides[1] = 2;
+  EXPECT_ERROR(neuron_multistep_forward(NeuronParams{}, a), "x_seq must be contiguous");
+  a.x_seq.strides[1] = 1;
+  a.spike_seq.strides[0] = 0;  // only x_seq may repeat
+  EXPECT_ERROR(neuron_multistep_forward(NeuronParams{}, a), "spike_seq must be contiguous");
+}
+
 void test_empty() {
   // N = 0 and T = 0 are valid and touch nothing.
   NeuronParams p;
@@ -573,6 +632,7 @@ void test_spike_conv2d() {
 
 int main() {
   test_forward_matches_contract();
+  test_repeated_input();
   test_backward_matches_finite_differences();
   test_surrogates();
   test_conversions();

@@ -280,7 +280,8 @@ void test_neurons() {
             const int64_t T = 3, N = size == 0 ? 1032 : (size == 1 ? 1027 : 9);
             const std::size_t offset = (hard + decay_input + xi + 2 * kind) % 4 == 1 ? 1 : 0;  // a misaligned base
             const int grads = (mix + 2 * xi) % 3;  // the optional gradients: both, grad_v_seq alone, neither
-            std::vector<float> x(T * N), v0(N), gs(T * N), gv(T * N), gvf(N), k{0.35f};
+            const bool repeated = (kind + 2 * detach + xi) % 3 == 1;  // x_seq: one row for every step
+            std::vector<float> x((repeated ? 1 : T) * N), v0(N), gs(T * N), gv(T * N), gvf(N), k{0.35f};
             for (auto& e : x) e = normal(rng);
             for (auto& e : v0) e = 0.3f * normal(rng);
             for (auto& e : gs) e = normal(rng);
@@ -297,6 +298,7 @@ void test_neurons() {
             for (int gpu = 0; gpu < 2; ++gpu) {
               NeuronForwardArgs a;
               a.x_seq = bx.view(gpu, {T, N});
+              if (repeated) a.x_seq.strides[0] = 0;
               a.v_init = bv0.view(gpu, {N});
               if (p.kind == NeuronKind::kParametricLIF) a.decay = bk.view(gpu, {1});
               a.spike_seq = bs.view(gpu, {T, N});
@@ -326,9 +328,9 @@ void test_neurons() {
                 close(decode(bgv0.device.download(), f32), decode(bgv0.host, f32), 1e-5f, 1e-5f) &&
                 close(decode(bgk.device.download(), f32), decode(bgk.host, f32), 1e-4f, 1e-4f);
             if (!same_forward || !close_backward) {
-              std::printf("neuron %s hard %d decay_input %d detach %d x %s spikes %s N %lld offset %zu\n",
-                          neuron_name(p.kind), hard, decay_input, detach, dtype_name(x_dtype), dtype_name(spike_dtype),
-                          static_cast<long long>(N), offset);
+              std::printf("neuron %s hard %d decay_input %d detach %d x %s%s spikes %s N %lld offset %zu\n",
+                          neuron_name(p.kind), hard, decay_input, detach, dtype_name(x_dtype),
+                          repeated ? " (one row)" : "", dtype_name(spike_dtype), static_cast<long long>(N), offset);
             }
             CHECK(same_forward);
             CHECK(close_backward);

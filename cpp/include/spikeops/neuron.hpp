@@ -41,9 +41,10 @@ struct NeuronParams {
 void validate_neuron_params(const NeuronParams& p);
 
 // Arguments of the multi-step forward. T = x_seq.shape[0], N = x_seq.shape[1]; all tensors contiguous and on
-// one device.
+// one device, except that x_seq may give the same input at every step: strides [0, 1] (one row of N values in
+// memory, e.g. a static image's first layer, read T times instead of copied).
 struct NeuronForwardArgs {
-  TensorView x_seq;      // in  [T, N] float32 / float16 / bfloat16: input current
+  TensorView x_seq;      // in  [T, N] float32 / float16 / bfloat16: input current (strides [N, 1] or [0, 1])
   TensorView v_init;     // in  [N] float32: membrane potential before step 0
   TensorView decay;      // in  [1] float32, ParametricLIF only: k = sigmoid(w), computed by the caller
   TensorView spike_seq;  // out [T, N] float32 / float16 / bfloat16 / uint8: spikes, exactly 0 or 1
@@ -130,6 +131,14 @@ template <bool kHardReset>
 SPIKEOPS_HD float neuron_reset_ds(float h, float v_threshold, float v_reset) {
   return kHardReset ? v_reset - h : -v_threshold;
 }
+
+// Whether x_seq gives the same input at every step: [T, N] with strides [0, 1].
+inline bool repeats_one_row(const TensorView& x_seq) {
+  return x_seq.ndim == 2 && x_seq.strides[0] == 0 && (x_seq.strides[1] == 1 || x_seq.shape[1] <= 1);
+}
+
+// Elements of x_seq between one step's input and the next: N, or 0 when it repeats one row.
+inline int64_t input_step(const TensorView& x_seq) { return repeats_one_row(x_seq) ? 0 : x_seq.shape[1]; }
 
 // k of a LIF neuron: 1/tau rounded once to float32 (what `x * (1 / tau)` does to a float32 tensor in torch).
 inline float lif_decay(double tau) { return static_cast<float>(1.0 / tau); }

@@ -21,6 +21,7 @@ struct ForwardBlockArgs {
   const NeuronForwardArgs* a;
   int64_t T, N;
   float k, vr;
+  int64_t x_step;  // N, or 0 when x_seq repeats one row
 };
 
 template <ChargeKind C, bool kHardReset>
@@ -34,7 +35,7 @@ SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs& b, int64_t n0, in
   for (int64_t t = 0; t < b.T; ++t) {
     const int64_t row = t * b.N + n0;
     // float32 rows are read and written in place; other dtypes go through the L1 buffers.
-    const float* x = row_as_float(a.x_seq.dtype, a.x_seq.data, row, n, x_buf);
+    const float* x = row_as_float(a.x_seq.dtype, a.x_seq.data, t * b.x_step + n0, n, x_buf);
     float* h = a.h_seq.defined() ? static_cast<float*>(a.h_seq.data) + row : h_buf;
     float* s = row_target(spike_dtype, a.spike_seq.data, row, s_buf);
     for (int i = 0; i < n; ++i) {
@@ -160,7 +161,8 @@ BlockFn<BackwardBlockArgs> pick_backward(ChargeKind c) {
 }  // namespace
 
 void neuron_forward(const NeuronParams& p, const NeuronForwardArgs& a) {
-  ForwardBlockArgs b{&p, &a, a.x_seq.shape[0], a.x_seq.shape[1], decay_of(p, a.decay), charge_v_rest(p)};
+  ForwardBlockArgs b{&p, &a, a.x_seq.shape[0], a.x_seq.shape[1], decay_of(p, a.decay), charge_v_rest(p),
+                     input_step(a.x_seq)};
   const ChargeKind c = charge_kind(p);
   run_blocks(p.hard_reset ? pick_forward<true>(c) : pick_forward<false>(c), b);
 }

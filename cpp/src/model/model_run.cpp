@@ -7,7 +7,6 @@
 // the event-driven kernel of conv_events_cpu for conv2d).
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <limits>
 #include <sstream>
 
@@ -248,21 +247,15 @@ void run_pool(const ModelLayer& L, const Activation& a, Activation& y) {
 void run_neuron(const Model::Impl& m, const ModelLayer& L, const Activation& a, Activation& y, int64_t batch,
                 LayerReport& report) {
   const int64_t T = m.time_steps, F = a.features, N = batch * F;
-  // The neuron kernel takes float32 [T, batch * F]: real values of every step are that already; spikes (a
-  // neuron fed them directly) become 0/1 values and a time-invariant input is repeated T times in scratch.
+  // The neuron kernel takes float32 [T, batch * F]: real values of every step are that already, and a
+  // time-invariant input is read in place at every step (strides [0, 1]); spikes (a neuron fed them directly)
+  // become 0/1 values in scratch.
   const float* x = a.values.data();
-  if (a.spikes || a.time_invariant) {
-    y.scratch.resize(std::size_t(T * N));
-    for (int64_t t = 0; t < T; ++t) {
-      const int64_t src_row = a.time_invariant ? 0 : t * batch;
-      float* dst = y.scratch.data() + t * N;
-      if (a.spikes) {
-        const uint8_t* s = a.bits.data() + src_row * F;
-        for (int64_t i = 0; i < N; ++i) dst[i] = s[i] != 0 ? 1.0f : 0.0f;
-      } else {
-        std::memcpy(dst, a.values.data() + src_row * F, std::size_t(N) * sizeof(float));
-      }
-    }
+  if (a.spikes) {
+    const int64_t rows = a.time_invariant ? 1 : T;
+    y.scratch.resize(std::size_t(rows * N));
+    const uint8_t* s = a.bits.data();
+    for (int64_t i = 0; i < rows * N; ++i) y.scratch[std::size_t(i)] = s[i] != 0 ? 1.0f : 0.0f;
     x = y.scratch.data();
   }
   y.spikes = true;
@@ -275,6 +268,7 @@ void run_neuron(const Model::Impl& m, const ModelLayer& L, const Activation& a, 
   float decay = L.decay;
   NeuronForwardArgs args;
   args.x_seq = make_tensor_view(const_cast<float*>(x), DType::kFloat32, {T, N});  // only read
+  if (a.time_invariant) args.x_seq.strides[0] = 0;
   args.v_init = make_tensor_view(v_init.data(), DType::kFloat32, {N});
   if (L.neuron.kind == NeuronKind::kParametricLIF) args.decay = make_tensor_view(&decay, DType::kFloat32, {1});
   args.spike_seq = make_tensor_view(y.bits.data(), DType::kUInt8, {T, N});
