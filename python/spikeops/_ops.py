@@ -110,7 +110,8 @@ def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuro
     """Fused multi-step neuron forward.
 
     Args:
-        x_seq (Tensor): [T, N] input current, float32/float16/bfloat16, contiguous.
+        x_seq (Tensor): [T, N] input current, float32/float16/bfloat16, contiguous, or strides (0, 1): the same
+            row at every step (``x.expand(T, N)``), read in place.
         v_init (Tensor): [N] float32 membrane potential before step 0.
         decay (Tensor, optional): [1] float32 k = sigmoid(w), ParametricLIF only.
         neuron_kind (int): 0 IF, 1 LIF, 2 ParametricLIF.

@@ -176,13 +176,22 @@ class BaseNode(MemoryModule):
         sg = self.surrogate_function
         forward = _ops.neuron_forward_spike_tensor if self.spike_tensor else _ops.neuron_forward
         spike_seq, v_final, _, v_seq = forward(
-            x_seq.reshape(T, N).contiguous(), v.reshape(N).contiguous(), decay, self._neuron_kind,
+            _as_steps(x_seq, T, N), v.reshape(N).contiguous(), decay, self._neuron_kind,
             self.v_threshold, self.v_reset, self._tau(), self._decay_input(), self.detach_reset,
             sg.kind_id, sg.alpha, sg.beta, spike_dtype, needs_grad, store_v_seq)
         self.v = v_final.view(step_shape)
         if store_v_seq:
             self.v_seq = v_seq.view(x_seq.shape)
         return spike_seq.view(x_seq.shape)
+
+
+def _as_steps(x_seq: Tensor, T: int, N: int) -> Tensor:
+    """x_seq [T, *] as the [T, N] the kernels take: contiguous, or left a view when it repeats one contiguous row at
+    every step (stride 0 over T, as ``x.expand(T, ...)`` of a static input gives), which they read in place."""
+    x = x_seq.reshape(T, N)
+    if x.stride(0) == 0 and (x.stride(1) == 1 or N <= 1):
+        return x
+    return x.contiguous()
 
 
 class IFNode(BaseNode):

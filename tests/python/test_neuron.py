@@ -197,6 +197,33 @@ def test_single_step_equals_multi_step(kind, v_reset):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_static_input_expanded_over_time_is_not_copied(kind, monkeypatch):
+    """x.expand(T, ...) (a static image's current at every step) reaches the kernel as a stride-0 view and gives
+    the spikes, state and gradients of the same input repeated in memory."""
+    from spikeops import _ops
+    strides = []
+    forward = _ops.neuron_forward
+
+    def spy(x_seq, *args):
+        strides.append(x_seq.stride())
+        return forward(x_seq, *args)
+
+    monkeypatch.setattr(_ops, "neuron_forward", spy)
+    current = input_current((3, 4, 5))
+    results = []
+    for expand in (True, False):
+        node = make_node(kind)
+        c = current.clone().requires_grad_(True)
+        x = c.expand(7, 3, 4, 5) if expand else c.unsqueeze(0).repeat(7, 1, 1, 1)
+        s = node(x)
+        (s * torch.linspace(-1, 1, s.numel()).view_as(s)).sum().backward()
+        results.append((s, node.v, c.grad))
+    assert strides[0] == (0, 1) and strides[1] == (60, 1)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    torch.testing.assert_close(results[0][2], results[1][2])
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_state_persists_across_calls(kind):
     # Two calls of 4 steps are one call of 8 steps, forward and backward (the gradient crosses the calls
     # through the stored v, i.e. the kernels' grad_v_init).

@@ -39,6 +39,30 @@ def test_opcheck_neuron_forward(case):
 
 
 @pytest.mark.parametrize("kind", [IF, LIF, PLIF])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_neuron_forward_reads_a_repeated_row_in_place(kind, dtype):
+    """x_seq = row.expand(T, N) (strides (0, 1)) gives what the row copied T times gives, outputs and gradients
+    (the row's gradient is the sum over the steps); opcheck with such an input."""
+    row = (torch.randn(1, 37) * 1.5 + 0.6).to(dtype)
+    _, v, decay, *flags = neuron_args(kind, T=6, N=37, dtype=dtype, store_v=True)
+    results = []
+    for repeated in (True, False):
+        r = row.clone().requires_grad_(True)
+        x = r.expand(6, 37) if repeated else r.repeat(6, 1)
+        assert (x.stride(0) == 0) == repeated
+        v_i = v.detach().clone().requires_grad_(True)
+        outs = ops.neuron_forward(x, v_i, decay, *flags)
+        (outs[0].float().sum() + (outs[1] * 0.5).sum() + outs[3].sum()).backward()
+        results.append((outs, r.grad, v_i.grad))
+    (outs_e, gr_e, gv_e), (outs_c, gr_c, gv_c) = results
+    for a, b in zip(outs_e, outs_c):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(gr_e, gr_c)
+    assert torch.equal(gv_e, gv_c)
+    torch.library.opcheck(ops.neuron_forward, (row.expand(6, 37).requires_grad_(False), v.detach(), decay, *flags))
+
+
+@pytest.mark.parametrize("kind", [IF, LIF, PLIF])
 @pytest.mark.parametrize("with_v_grads", [False, True])
 def test_opcheck_neuron_backward(kind, with_v_grads):
     x, v, decay, *flags = neuron_args(kind, requires_grad=False)
