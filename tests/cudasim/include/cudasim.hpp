@@ -35,7 +35,6 @@
 #include <cstring>
 #include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -580,9 +579,9 @@ class Launch {
     }
     if (g_block != nullptr) fail("a kernel launched a kernel");
     OpenMemory open;
-    static std::vector<std::unique_ptr<char[]>> stacks;  // one per thread of a block, kept for later launches
+    static std::vector<char*> stacks;  // one per thread of a block, kept for later launches
     const int n = static_cast<int>(threads);
-    while (stacks.size() < static_cast<std::size_t>(n)) stacks.emplace_back(new char[kStackBytes]);
+    while (stacks.size() < static_cast<std::size_t>(n)) stacks.push_back(new_stack());
     Block block;
     block.fibers.resize(static_cast<std::size_t>(n));
     static const bool reverse = [] {
@@ -601,8 +600,7 @@ class Launch {
       blockIdx = uint3{static_cast<unsigned int>(b % grid_.x), static_cast<unsigned int>(b / grid_.x % grid_.y),
                        static_cast<unsigned int>(b / (static_cast<uint64_t>(grid_.x) * grid_.y))};
       for (int t = 0; t < n; ++t) {
-        prepare(block.fibers[static_cast<std::size_t>(t)], stacks[static_cast<std::size_t>(t)].get(),
-                &block.scheduler);
+        prepare(block.fibers[static_cast<std::size_t>(t)], stacks[static_cast<std::size_t>(t)], &block.scheduler);
       }
       schedule(block);
     }
@@ -611,6 +609,14 @@ class Launch {
 
  private:
   static constexpr std::size_t kStackBytes = 256 * 1024;
+
+  // A thread's stack, above a guard page: a kernel whose locals overflow it faults instead of overwriting memory.
+  static char* new_stack() {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    void* map = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || mprotect(map, page, PROT_NONE) != 0) fail("cannot map a thread's stack");
+    return static_cast<char*>(map) + page;
+  }
 
   // A fresh start of the kernel call on `stack`, returning to `scheduler`. (Out of line: getcontext returns
   // like setjmp, which would make the compiler warn about the caller's loop variables.)
