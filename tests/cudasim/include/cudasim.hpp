@@ -151,15 +151,23 @@ inline void check_full_mask(unsigned int mask) {
   if (mask != 0xffffffffu) fail("warp collectives are simulated for the full mask 0xffffffff only");
 }
 
-// Every lane publishes `value`; returns lane `source`'s (the caller's own when source is out of range).
-inline uint64_t exchange(uint64_t value, int source) {
+// A warp collective: every lane publishes `value`, then read(slots, lanes) sees the warp's values (slots[lane]
+// for lane < lanes) and its result is returned to the caller.
+template <typename Read>
+auto warp_collective(uint64_t value, Read read) {
   const int warp_base = this_thread() / 32 * 32;
   g_block->slots[this_thread()] = value;
   warp_barrier();
-  const uint64_t result = source >= 0 && source < g_block->lanes(warp_base / 32) ? g_block->slots[warp_base + source]
-                                                                                  : value;
+  const auto result = read(static_cast<const uint64_t*>(g_block->slots + warp_base), g_block->lanes(warp_base / 32));
   warp_barrier();  // the slots are not rewritten before every lane has read them
   return result;
+}
+
+// Every lane publishes `value`; returns lane `source`'s (the caller's own when source is out of range).
+inline uint64_t exchange(uint64_t value, int source) {
+  return warp_collective(value, [&](const uint64_t* slots, int lanes) {
+    return source >= 0 && source < lanes ? slots[source] : value;
+  });
 }
 
 template <typename T>
@@ -421,17 +429,12 @@ T __shfl_down_sync(unsigned int mask, T value, unsigned int delta) {
   return cudasim::from_bits<T>(cudasim::exchange(cudasim::to_bits(value), source < 32 ? source : -1));
 }
 inline unsigned int __ballot_sync(unsigned int mask, int predicate) {
-  using namespace cudasim;
-  check_full_mask(mask);
-  const int warp_base = this_thread() / 32 * 32;
-  g_block->slots[this_thread()] = predicate != 0;
-  warp_barrier();
-  unsigned int bits = 0;
-  for (int lane = 0; lane < g_block->lanes(warp_base / 32); ++lane) {
-    bits |= static_cast<unsigned int>(g_block->slots[warp_base + lane] != 0) << lane;
-  }
-  warp_barrier();
-  return bits;
+  cudasim::check_full_mask(mask);
+  return cudasim::warp_collective(predicate != 0, [](const uint64_t* slots, int lanes) {
+    unsigned int bits = 0;
+    for (int lane = 0; lane < lanes; ++lane) bits |= static_cast<unsigned int>(slots[lane] != 0) << lane;
+    return bits;
+  });
 }
 
 inline int __ffs(int x) { return __builtin_ffs(x); }
