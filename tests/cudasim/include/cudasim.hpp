@@ -107,21 +107,20 @@ struct Block {
   int block_or = 0;  // __syncthreads_or of the last released block barrier
   uint64_t slots[1024] = {};   // warp exchanges: one per thread
   float mma[32][256] = {};     // mma_sync's result, computed once per warp
+  bool reverse = false;        // run the threads from the last to the first (CUDASIM_ORDER=reverse)
   int lanes(int warp) const {
     const int n = static_cast<int>(fibers.size()) - 32 * warp;
     return n < 32 ? n : 32;
   }
-  bool reverse = false;  // run the threads from the last to the first (CUDASIM_ORDER=reverse)
+  // Thread t's place in the running order, and (the same mapping) the thread at place p.
+  int position(int t) const { return reverse ? static_cast<int>(fibers.size()) - 1 - t : t; }
   // The first thread after `after` (-1: from the start) in the running order that is ready to run, or -1.
   int next_ready(int after) const {
-    const int n = static_cast<int>(fibers.size());
-    for (int p = after < 0 ? 0 : position(after) + 1; p < n; ++p) {
-      const int t = reverse ? n - 1 - p : p;
-      if (fibers[static_cast<std::size_t>(t)].state == State::kReady) return t;
+    for (int p = after < 0 ? 0 : position(after) + 1; p < static_cast<int>(fibers.size()); ++p) {
+      if (fibers[static_cast<std::size_t>(position(p))].state == State::kReady) return position(p);
     }
     return -1;
   }
-  int position(int t) const { return reverse ? static_cast<int>(fibers.size()) - 1 - t : t; }
   // Makes thread t the running one (its state stays kDone if it returns: uc_link resumes the scheduler).
   ucontext_t* enter(int t) {
     current = t;
