@@ -10,6 +10,8 @@ SpikingJelly-style API::
 
 from __future__ import annotations
 
+from importlib.metadata import version as _distribution_version
+
 from . import _C
 from . import _ops  # noqa: F401  (registers the torch.library ops)
 from . import base, datasets, encoding, functional, layer, loss, neuron, runtime, surrogate
@@ -17,7 +19,8 @@ from ._allocator import tune_cpu_allocator
 from ._export import export
 from .spike_tensor import SpikeTensor, SpikeTensorDensifyWarning, to_spike_tensor
 
-__version__ = "0.1.0"
+# The installed distribution's version: CMakeLists.txt's project() line, as the compiled core's build_info().
+__version__ = _distribution_version("spikeops")
 
 __all__ = ["build_info", "export", "tune_cpu_allocator", "SpikeTensor", "SpikeTensorDensifyWarning", "to_spike_tensor", "neuron", "surrogate", "functional", "layer", "base", "datasets", "encoding",
            "loss", "runtime", "__version__"]
