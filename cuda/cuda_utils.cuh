@@ -9,7 +9,8 @@
 #include <string>
 
 #include "spikeops/error.hpp"
-#include "spikeops/numeric.hpp"
+#include "spikeops/detail/numeric.hpp"
+#include "spikeops/detail/surrogate_math.hpp"
 #include "spikeops/surrogate.hpp"
 #include "spikeops/tensor.hpp"
 

@@ -6,6 +6,7 @@
 
 #include "backend.hpp"
 #include "cuda_utils.cuh"
+#include "spikeops/detail/neuron_math.hpp"
 #include "spikeops/neuron.hpp"
 
 namespace spikeops {

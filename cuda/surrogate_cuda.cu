@@ -5,6 +5,7 @@
 
 #include "backend.hpp"
 #include "cuda_utils.cuh"
+#include "spikeops/detail/surrogate_math.hpp"
 #include "spikeops/surrogate.hpp"
 
 namespace spikeops {

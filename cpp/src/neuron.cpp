@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend.hpp"
+#include "spikeops/detail/neuron_math.hpp"
 #include "spikeops/error.hpp"
 #include "validate.hpp"
 

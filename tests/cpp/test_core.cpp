@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "check.hpp"
+#include "spikeops/detail/neuron_math.hpp"
+#include "spikeops/detail/surrogate_math.hpp"
 #include "spikeops/spikeops.hpp"
 
 using namespace spikeops;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "spikeops/detail/numeric.hpp"
 #include "spikeops/spikeops.hpp"
 
 using namespace spikeops;

@@ -3,7 +3,6 @@
 #pragma once
 
 #include "spikeops/config.hpp"
-#include "spikeops/numeric.hpp"
 #include "spikeops/tensor.hpp"
 
 namespace spikeops {
@@ -51,54 +50,6 @@ Surrogate default_surrogate(SurrogateKind kind);
 // Throws spikeops::Error when the kind is unknown or a parameter is out of range (alpha must be > 0 and
 // finite; PiecewiseLeakyReLU's c must be finite).
 void validate_surrogate(const Surrogate& s, const char* arg_name = "surrogate");
-
-// σ'(x): the surrogate derivative at x (x is already H - v_threshold).
-SPIKEOPS_HD float surrogate_grad(SurrogateKind kind, float alpha, float beta, float x) {
-  using detail::abs_float;
-  using detail::exp_nonpositive;
-  const float ax = abs_float(x);
-  switch (kind) {
-    case SurrogateKind::kSigmoid: {
-      // α s (1 - s) with s = σ(αx) equals α e / (1 + e)^2 with e = exp(-α|x|): symmetric and never overflows.
-      const float e = exp_nonpositive(-alpha * ax);
-      const float d = 1.0f + e;
-      return alpha * e / (d * d);
-    }
-    case SurrogateKind::kATan: {
-      const float z = 1.57079632679489661923f * alpha * x;
-      return alpha * 0.5f / (1.0f + z * z);
-    }
-    case SurrogateKind::kPiecewiseQuadratic:
-      return ax > 1.0f / alpha ? 0.0f : alpha - alpha * alpha * ax;
-    case SurrogateKind::kPiecewiseExp:
-      return alpha * 0.5f * exp_nonpositive(-alpha * ax);
-    case SurrogateKind::kSoftSign: {
-      const float d = 1.0f / alpha + ax;
-      return 1.0f / (2.0f * alpha * (d * d));
-    }
-    case SurrogateKind::kSuperSpike: {
-      const float d = ax + 1.0f;
-      return alpha / (d * d);
-    }
-    case SurrogateKind::kErf: {
-      const float z = alpha * x;
-      return exp_nonpositive(-(z * z)) * (alpha * 0.56418958354775628695f);  // α / √π
-    }
-    case SurrogateKind::kRect:
-      return ax < 0.5f / alpha ? alpha : 0.0f;
-    case SurrogateKind::kPiecewiseLeakyReLU:
-      return ax < alpha ? 1.0f / (2.0f * alpha) : beta;
-    case SurrogateKind::kFastSigmoid: {
-      const float d = alpha * ax + 1.0f;
-      return 1.0f / (d * d);
-    }
-  }
-  return 0.0f;
-}
-
-SPIKEOPS_HD float surrogate_grad(const Surrogate& s, float x) {
-  return surrogate_grad(s.kind, s.alpha, s.beta, x);
-}
 
 // spike = Θ(x) = (x >= 0), elementwise. x: float32/float16/bfloat16; spike: same shape, any dtype
 // (float32/float16/bfloat16/uint8). Both contiguous and on one device; `stream` is a cudaStream_t for CUDA.

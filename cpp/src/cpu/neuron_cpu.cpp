@@ -7,6 +7,7 @@
 #include "backend.hpp"
 #include "cpu/simd.hpp"
 #include "cpu/surrogate_row.hpp"
+#include "spikeops/detail/neuron_math.hpp"
 #include "spikeops/neuron.hpp"
 
 namespace spikeops {

@@ -12,7 +12,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "spikeops/numeric.hpp"
+#include "spikeops/detail/numeric.hpp"
 #include "spikeops/tensor.hpp"
 
 #if defined(SPIKEOPS_ENABLE_CLONES) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cpu/simd.hpp"
+#include "spikeops/detail/surrogate_math.hpp"
 #include "spikeops/surrogate.hpp"
 
 namespace spikeops {

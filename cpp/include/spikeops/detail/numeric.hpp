@@ -1,4 +1,4 @@
-// Scalar helpers shared by the CPU and CUDA kernels: 16-bit float conversions and a vectorizable exp.
+// Internal: scalar helpers shared by the CPU and CUDA kernels: 16-bit float conversions and a vectorizable exp.
 // They are branch-free so that the compiler vectorizes the loops that call them on the CPU.
 #pragma once
 

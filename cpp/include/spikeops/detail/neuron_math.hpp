@@ -1,0 +1,93 @@
+// Internal: the per-step neuron math (charge, fire, reset and their derivatives) shared by the CPU and CUDA
+// kernels (host and device code), and the small host helpers the kernels use to read their parameters. Not part
+// of the API: see spikeops/neuron.hpp.
+#pragma once
+
+#include <cstdint>
+
+#include "spikeops/config.hpp"
+#include "spikeops/neuron.hpp"
+#include "spikeops/tensor.hpp"
+
+namespace spikeops {
+
+enum class ChargeKind : int {
+  kIF = 0,             // H = V + X
+  kDecayInput = 1,     // H = V + (X - (V - Vr)) * k
+  kNoDecayInput = 2,   // H = V - (V - Vr) * k + X
+};
+
+// The charge a neuron uses (LIF and ParametricLIF differ only in where k comes from).
+inline ChargeKind charge_kind(const NeuronParams& p) {
+  if (p.kind == NeuronKind::kIF) return ChargeKind::kIF;
+  return p.decay_input ? ChargeKind::kDecayInput : ChargeKind::kNoDecayInput;
+}
+
+// The leak target in the charge: v_reset with a hard reset, 0 with a soft reset.
+inline float charge_v_rest(const NeuronParams& p) { return p.hard_reset ? p.v_reset : 0.0f; }
+
+template <ChargeKind C>
+SPIKEOPS_HD float neuron_charge(float v, float x, float k, float vr) {
+  if (C == ChargeKind::kIF) return v + x;
+  if (C == ChargeKind::kDecayInput) return v + (x - (v - vr)) * k;
+  return v - (v - vr) * k + x;
+}
+
+// dH/dV and dH/dX of the charge.
+template <ChargeKind C>
+SPIKEOPS_HD float neuron_charge_dv(float k) {
+  return C == ChargeKind::kIF ? 1.0f : 1.0f - k;
+}
+template <ChargeKind C>
+SPIKEOPS_HD float neuron_charge_dx(float k) {
+  return C == ChargeKind::kDecayInput ? k : 1.0f;
+}
+
+// dH/dk given H and the previous V: for decay_input X - (V - Vr) = (H - V) / k, which avoids re-reading X.
+template <ChargeKind C>
+SPIKEOPS_HD float neuron_charge_dk(float h, float v_prev, float k, float vr) {
+  if (C == ChargeKind::kDecayInput) return (h - v_prev) / k;
+  if (C == ChargeKind::kNoDecayInput) return vr - v_prev;
+  return 0.0f;
+}
+
+SPIKEOPS_HD float neuron_fire(float h, float v_threshold) { return h - v_threshold >= 0.0f ? 1.0f : 0.0f; }
+
+template <bool kHardReset>
+SPIKEOPS_HD float neuron_reset(float h, float spike, float v_threshold, float v_reset) {
+  if (kHardReset) return spike != 0.0f ? v_reset : h;
+  return h - spike * v_threshold;
+}
+
+// dV/dH of the reset at fixed S, and dV/dS.
+template <bool kHardReset>
+SPIKEOPS_HD float neuron_reset_dh(float spike) {
+  return kHardReset ? 1.0f - spike : 1.0f;
+}
+template <bool kHardReset>
+SPIKEOPS_HD float neuron_reset_ds(float h, float v_threshold, float v_reset) {
+  return kHardReset ? v_reset - h : -v_threshold;
+}
+
+// Whether x_seq gives the same input at every step: [T, N] with strides [0, 1].
+inline bool repeats_one_row(const TensorView& x_seq) {
+  return x_seq.ndim == 2 && x_seq.strides[0] == 0 && (x_seq.strides[1] == 1 || x_seq.shape[1] <= 1);
+}
+
+// Elements of x_seq between one step's input and the next: N, or 0 when it repeats one row.
+inline int64_t input_step(const TensorView& x_seq) { return repeats_one_row(x_seq) ? 0 : x_seq.shape[1]; }
+
+// k of a LIF neuron: 1/tau rounded once to float32 (what `x * (1 / tau)` does to a float32 tensor in torch).
+inline float lif_decay(double tau) { return static_cast<float>(1.0 / tau); }
+
+// k as known on the host: 1 for IF (unused by its charge), 1/tau for LIF. A ParametricLIF's k is a tensor
+// (`decay`) that the kernels read themselves, possibly from device memory; 0 stands in here.
+inline float host_decay(const NeuronParams& p) {
+  switch (p.kind) {
+    case NeuronKind::kLIF: return lif_decay(p.tau);
+    case NeuronKind::kParametricLIF: return 0.0f;
+    default: return 1.0f;
+  }
+}
+
+}  // namespace spikeops
