@@ -1,29 +1,29 @@
 // The CUDA kernels through the public API: the spike GEMM's three kernels against a plain loop (exact on
 // integer values, within rounding on floats), the neurons and the surrogates against the CPU kernels (the
 // same float32 formulas: spikes and potentials bit for bit, gradients within rounding). Built when the
-// library has CUDA; runs on a GPU, or on the CPU in a cudasim build (SPIKEOPS_CUDA_SIM, tests/cudasim).
+// library has CUDA; runs on a GPU, or on the CPU in a cudasim build (SPIKEOPS_CUDA_SIM, tests/cudasim);
+// skipped in a CUDA build on a machine without a GPU.
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
-#include "check.hpp"
 #include "spikeops/detail/numeric.hpp"
 #include "spikeops/spikeops.hpp"
+#include "test_util.hpp"
 
 using namespace spikeops;
 
 namespace {
 
+// A failed allocation or copy ends the test that made it (gtest reports the exception) and no other.
 void check_cuda(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::printf("%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
 // A device copy of a host vector, starting `offset` elements into its allocation and followed by `tail` more
@@ -69,6 +69,15 @@ uint16_t from_float(DType dtype, float f) {
   return dtype == DType::kFloat16 ? detail::float_to_half(f) : detail::float_to_bfloat16(f);
 }
 
+// Every test here needs a device: without one (a CUDA build on a machine without a GPU) they are skipped.
+class CudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
 // ---- Spike GEMM ----
 
 struct GemmCase {
@@ -77,16 +86,72 @@ struct GemmCase {
   bool integers;  // integer rows and bias: every sum exact in float32, in any order
 };
 
-// Runs one product on the device and compares it with `expected` ([M, N] float32 sums); 16-bit outputs must
-// be the float32 sum rounded once.
-bool check_product(const GemmCase& c, const std::vector<uint8_t>& spikes, const std::vector<float>& rows,
-                   const std::vector<float>& packed, const std::vector<float>& bias, const std::vector<double>& expected,
-                   const std::vector<double>& magnitude, SpikeGemmKernel kernel, bool use_packed, bool transposed,
-                   bool with_bias, DType out_dtype, std::size_t offset) {
+// Tails of every tile (64 columns and rows, 32-deep K steps, 16-byte spike loads, 128-column blocks), one
+// K of a multiple of 16 (aligned spike rows), K = 0, and the boundaries of the firing rates.
+const GemmCase kGemmCases[] = {
+    {1, 1, 1, 1.0, true},      {5, 7, 3, 0.5, true},     {17, 130, 65, 0.1, true}, {64, 32, 64, 0.3, true},
+    {65, 48, 129, 0.05, true}, {130, 96, 200, 0.0, true}, {3, 0, 5, 0.5, true},     {70, 100, 70, 0.6, false},
+    {33, 160, 131, 1.0, false},
+};
+constexpr int kNumGemmCases = sizeof(kGemmCases) / sizeof(kGemmCases[0]);
+
+// One case's operands and the exact sums (double) with the sums of the terms' magnitudes.
+struct GemmData {
+  std::vector<uint8_t> spikes;
+  std::vector<float> rows, bias, packed;
+  std::vector<double> expected, magnitude;
+};
+
+// The operands of every case, drawn from one generator in the order of kGemmCases, so that each case sees
+// the same values whichever cases run.
+std::vector<GemmData> gemm_data() {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<GemmData> all;
+  for (const GemmCase& c : kGemmCases) {
+    const int64_t M = c.M, K = c.K, N = c.N, tiles = (N + kPackedTileN - 1) / kPackedTileN;
+    GemmData d;
+    d.spikes.resize(M * K);
+    const uint8_t values[] = {1, 2, 255};  // any nonzero byte is one spike
+    for (auto& s : d.spikes) s = uniform(rng) < c.rate ? values[rng() % 3] : 0;
+    d.rows.resize(K * N);
+    d.bias.resize(N);
+    d.packed.assign(tiles * K * kPackedTileN, 0.0f);
+    for (auto& r : d.rows) r = c.integers ? static_cast<float>(static_cast<int>(rng() % 201) - 100) : normal(rng);
+    for (auto& b : d.bias) b = c.integers ? static_cast<float>(static_cast<int>(rng() % 21) - 10) : normal(rng);
+    for (int64_t t = 0; t < tiles; ++t) {
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t j = 0; j < kPackedTileN && t * kPackedTileN + j < N; ++j) {
+          d.packed[(t * K + k) * kPackedTileN + j] = d.rows[k * N + t * kPackedTileN + j];
+        }
+      }
+    }
+    d.expected.assign(M * N, 0.0);
+    d.magnitude.assign(M * N, 0.0);
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t k = 0; k < K; ++k) {
+        if (d.spikes[m * K + k] == 0) continue;
+        for (int64_t n = 0; n < N; ++n) {
+          d.expected[m * N + n] += d.rows[k * N + n];
+          d.magnitude[m * N + n] += std::fabs(d.rows[k * N + n]);
+        }
+      }
+    }
+    all.push_back(std::move(d));
+  }
+  return all;
+}
+
+// Runs one product on the device and compares it with the expected [M, N] sums; 16-bit outputs must be the
+// float32 sum rounded once.
+::testing::AssertionResult check_product(const GemmCase& c, const GemmData& d, SpikeGemmKernel kernel,
+                                         bool use_packed, bool transposed, bool with_bias, DType out_dtype,
+                                         std::size_t offset) {
   const int64_t M = c.M, K = c.K, N = c.N, tiles = (N + kPackedTileN - 1) / kPackedTileN;
-  DeviceArray<uint8_t> d_spikes(spikes, offset);
-  DeviceArray<float> d_rows(use_packed ? packed : rows, offset);
-  DeviceArray<float> d_bias(bias);
+  DeviceArray<uint8_t> d_spikes(d.spikes, offset);
+  DeviceArray<float> d_rows(use_packed ? d.packed : d.rows, offset);
+  DeviceArray<float> d_bias(d.bias);
   const std::size_t out_bytes = out_dtype == DType::kFloat32 ? 4 : 2;
   DeviceArray<uint8_t> d_out(std::vector<uint8_t>(static_cast<std::size_t>(M * N) * out_bytes, 0xff));
   SpikeAccumulateArgs a;
@@ -104,7 +169,7 @@ bool check_product(const GemmCase& c, const std::vector<uint8_t>& spikes, const 
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t n = 0; n < N; ++n) {
       const int64_t at = transposed ? n * M + m : m * N + n;
-      const double want = expected[m * N + n] + (with_bias ? bias[n] : 0.0);
+      const double want = d.expected[m * N + n] + (with_bias ? d.bias[n] : 0.0);
       double got;
       if (out_dtype == DType::kFloat32) {
         float f;
@@ -115,7 +180,10 @@ bool check_product(const GemmCase& c, const std::vector<uint8_t>& spikes, const 
         std::memcpy(&h, out.data() + 2 * at, 2);
         // The float32 sum rounded once: exact sums give exactly the rounded value.
         if (c.integers) {
-          if (h != from_float(out_dtype, static_cast<float>(want))) return false;
+          if (h != from_float(out_dtype, static_cast<float>(want))) {
+            return ::testing::AssertionFailure() << "[" << m << ", " << n << "]: got " << to_float(out_dtype, h)
+                                                 << ", want " << want << " rounded once";
+          }
           continue;
         }
         got = to_float(out_dtype, h);
@@ -124,78 +192,47 @@ bool check_product(const GemmCase& c, const std::vector<uint8_t>& spikes, const 
       // 30 MMAs at K = 160), relative to the sum of the terms' magnitudes; a wrong index is off by O(1).
       const double tol = c.integers && out_dtype == DType::kFloat32
                              ? 0.0
-                             : (out_dtype == DType::kFloat32 ? 1e-5 : 1e-2) * (magnitude[m * N + n] + std::fabs(want)) + 1e-30;
+                             : (out_dtype == DType::kFloat32 ? 1e-5 : 1e-2) * (d.magnitude[m * N + n] + std::fabs(want)) + 1e-30;
       if (!(std::fabs(got - want) <= tol)) {
-        std::printf("  [%lld, %lld]: got %.9g, want %.9g\n", static_cast<long long>(m), static_cast<long long>(n),
-                    got, want);
-        return false;
+        return ::testing::AssertionFailure() << "[" << m << ", " << n << "]: got " << got << ", want " << want;
       }
     }
   }
-  return true;
+  return ::testing::AssertionSuccess();
 }
 
-void test_spike_gemm() {
-  std::mt19937 rng(5);
-  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  // Tails of every tile (64 columns and rows, 32-deep K steps, 16-byte spike loads, 128-column blocks), one
-  // K of a multiple of 16 (aligned spike rows), K = 0, and the boundaries of the firing rates.
-  const std::vector<GemmCase> cases = {
-      {1, 1, 1, 1.0, true},      {5, 7, 3, 0.5, true},     {17, 130, 65, 0.1, true}, {64, 32, 64, 0.3, true},
-      {65, 48, 129, 0.05, true}, {130, 96, 200, 0.0, true}, {3, 0, 5, 0.5, true},     {70, 100, 70, 0.6, false},
-      {33, 160, 131, 1.0, false},
-  };
+// One test case per shape: every kernel, both rows layouts, plain and transposed output, aligned and
+// misaligned operands, every output dtype, with and without bias.
+class CudaSpikeGemm : public CudaTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(CudaSpikeGemm, KernelsMatchPlainLoop) {
+  const GemmCase& c = kGemmCases[GetParam()];
+  const std::vector<GemmData> all = gemm_data();
+  const GemmData& d = all[std::size_t(GetParam())];
   const SpikeGemmKernel kernels[] = {SpikeGemmKernel::kEvents, SpikeGemmKernel::kTiledEvents,
                                      SpikeGemmKernel::kTensorCore, SpikeGemmKernel::kAuto};
-  for (const GemmCase& c : cases) {
-    const int64_t M = c.M, K = c.K, N = c.N, tiles = (N + kPackedTileN - 1) / kPackedTileN;
-    std::vector<uint8_t> spikes(M * K);
-    const uint8_t values[] = {1, 2, 255};  // any nonzero byte is one spike
-    for (auto& s : spikes) s = uniform(rng) < c.rate ? values[rng() % 3] : 0;
-    std::vector<float> rows(K * N), bias(N), packed(tiles * K * kPackedTileN, 0.0f);
-    for (auto& r : rows) r = c.integers ? static_cast<float>(static_cast<int>(rng() % 201) - 100) : normal(rng);
-    for (auto& b : bias) b = c.integers ? static_cast<float>(static_cast<int>(rng() % 21) - 10) : normal(rng);
-    for (int64_t t = 0; t < tiles; ++t) {
-      for (int64_t k = 0; k < K; ++k) {
-        for (int64_t j = 0; j < kPackedTileN && t * kPackedTileN + j < N; ++j) {
-          packed[(t * K + k) * kPackedTileN + j] = rows[k * N + t * kPackedTileN + j];
-        }
-      }
-    }
-    std::vector<double> expected(M * N, 0.0), magnitude(M * N, 0.0);
-    for (int64_t m = 0; m < M; ++m) {
-      for (int64_t k = 0; k < K; ++k) {
-        if (spikes[m * K + k] == 0) continue;
-        for (int64_t n = 0; n < N; ++n) {
-          expected[m * N + n] += rows[k * N + n];
-          magnitude[m * N + n] += std::fabs(rows[k * N + n]);
-        }
-      }
-    }
-    for (SpikeGemmKernel kernel : kernels) {
-      for (int use_packed = 0; use_packed < 2; ++use_packed) {
-        for (int transposed = 0; transposed < 2; ++transposed) {
-          for (std::size_t offset : {std::size_t(0), std::size_t(1)}) {
-            for (DType out_dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
-              const bool with_bias = (use_packed + transposed + static_cast<int>(offset)) % 2 == 0;
-              const bool ok = check_product(c, spikes, rows, packed, bias, expected, magnitude, kernel, use_packed,
-                                            transposed, with_bias, out_dtype, offset);
-              if (!ok) {
-                std::printf("spike GEMM M=%lld K=%lld N=%lld rate %.2f: kernel %d packed %d transposed %d offset %zu "
-                            "dtype %s bias %d\n",
-                            static_cast<long long>(M), static_cast<long long>(K), static_cast<long long>(N), c.rate,
-                            static_cast<int>(kernel), use_packed, transposed, offset, dtype_name(out_dtype),
-                            with_bias);
-              }
-              CHECK(ok);
-            }
+  for (SpikeGemmKernel kernel : kernels) {
+    for (int use_packed = 0; use_packed < 2; ++use_packed) {
+      for (int transposed = 0; transposed < 2; ++transposed) {
+        for (std::size_t offset : {std::size_t(0), std::size_t(1)}) {
+          for (DType out_dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+            const bool with_bias = (use_packed + transposed + static_cast<int>(offset)) % 2 == 0;
+            EXPECT_TRUE(check_product(c, d, kernel, use_packed, transposed, with_bias, out_dtype, offset))
+                << "rate " << c.rate << ": kernel " << static_cast<int>(kernel) << " packed " << use_packed
+                << " transposed " << transposed << " offset " << offset << " dtype " << dtype_name(out_dtype)
+                << " bias " << with_bias;
           }
         }
       }
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaSpikeGemm, ::testing::Range(0, kNumGemmCases),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           const GemmCase& c = kGemmCases[info.param];
+                           return "M" + std::to_string(c.M) + "_K" + std::to_string(c.K) + "_N" + std::to_string(c.N);
+                         });
 
 // ---- Neurons and surrogates ----
 
@@ -232,15 +269,17 @@ std::vector<float> decode(const std::vector<uint8_t>& bytes, DType dtype) {
   return out;
 }
 
-bool close(const std::vector<float>& a, const std::vector<float>& b, float rtol, float atol) {
-  if (a.size() != b.size()) return false;
+::testing::AssertionResult close(const char* what, const std::vector<float>& a, const std::vector<float>& b,
+                                 float rtol, float atol) {
+  if (a.size() != b.size()) {
+    return ::testing::AssertionFailure() << what << ": " << a.size() << " values vs " << b.size();
+  }
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (!(std::fabs(a[i] - b[i]) <= atol + rtol * std::fabs(b[i]))) {
-      std::printf("  [%zu]: %.9g vs %.9g\n", i, a[i], b[i]);
-      return false;
+      return ::testing::AssertionFailure() << what << "[" << i << "]: " << a[i] << " vs " << b[i];
     }
   }
-  return true;
+  return ::testing::AssertionSuccess();
 }
 
 // Host and device buffers of one tensor argument, so that one call can be made on both.
@@ -255,10 +294,25 @@ struct Buffer {
   }
 };
 
-void test_neurons() {
+// One configuration of the neuron kernels and its random operands.
+struct NeuronVariant {
+  NeuronParams p;
+  int hard, decay_input, detach;
+  DType x_dtype, spike_dtype;
+  int64_t T, N;
+  std::size_t offset;
+  int grads;  // the optional gradients: 0 both, 1 grad_v_seq alone, 2 neither
+  bool repeated;
+  std::vector<float> x, v0, gs, gv, gvf;
+};
+
+// Every branch of the neurons, with operands drawn from one generator in a fixed order, so that each
+// variant sees the same values whichever variants run.
+std::vector<NeuronVariant> neuron_variants() {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.6f, 1.0f);
   const DType dtypes[] = {DType::kFloat32, DType::kBFloat16, DType::kFloat16};
+  std::vector<NeuronVariant> all;
   int variant = 0;
   for (int kind = 0; kind < 3; ++kind) {
     for (int hard = 0; hard < 2; ++hard) {
@@ -266,8 +320,12 @@ void test_neurons() {
         for (int detach = 0; detach < 2; ++detach) {
           for (int xi = 0; xi < 3; ++xi) {
             ++variant;
-            const DType x_dtype = dtypes[xi];
-            NeuronParams p;
+            NeuronVariant v;
+            v.hard = hard;
+            v.decay_input = decay_input;
+            v.detach = detach;
+            v.x_dtype = dtypes[xi];
+            NeuronParams& p = v.p;
             p.kind = static_cast<NeuronKind>(kind);
             p.hard_reset = hard != 0;
             p.v_reset = -0.1f;
@@ -277,79 +335,111 @@ void test_neurons() {
             p.surrogate = default_surrogate(static_cast<SurrogateKind>(variant % kNumSurrogateKinds));
             // Every spike dtype, size and optional gradient meets every input dtype across the other branches.
             const int mix = kind + hard + decay_input + detach;
-            const DType spike_dtype = mix % 3 == 0 ? DType::kUInt8 : (mix % 3 == 1 ? DType::kFloat32 : x_dtype);
+            v.spike_dtype = mix % 3 == 0 ? DType::kUInt8 : (mix % 3 == 1 ? DType::kFloat32 : v.x_dtype);
             // N = 1032: 4- and 8-wide vectors (16-byte aligned sizes); 1027 and 9: one element at a time.
             const int size = (hard + 2 * decay_input + detach + xi) % 3;
-            const int64_t T = 3, N = size == 0 ? 1032 : (size == 1 ? 1027 : 9);
-            const std::size_t offset = (hard + decay_input + xi + 2 * kind) % 4 == 1 ? 1 : 0;  // a misaligned base
-            const int grads = (mix + 2 * xi) % 3;  // the optional gradients: both, grad_v_seq alone, neither
-            const bool repeated = (kind + 2 * detach + xi) % 3 == 1;  // x_seq: one row for every step
-            std::vector<float> x((repeated ? 1 : T) * N), v0(N), gs(T * N), gv(T * N), gvf(N), k{0.35f};
-            for (auto& e : x) e = normal(rng);
-            for (auto& e : v0) e = 0.3f * normal(rng);
-            for (auto& e : gs) e = normal(rng);
-            for (auto& e : gv) e = normal(rng);
-            for (auto& e : gvf) e = normal(rng);
-            const DType f32 = DType::kFloat32;
-            const std::vector<uint8_t> zeros_tn(T * N * 4, 0), zeros_n(N * 4, 0);
-            Buffer bx(x_dtype, encode(x, x_dtype), offset), bv0(f32, encode(v0, f32), offset),
-                bk(f32, encode(k, f32), 0), bs(spike_dtype, std::vector<uint8_t>(T * N * dtype_size(spike_dtype)), offset),
-                bvf(f32, zeros_n, offset), bh(f32, zeros_tn, offset), bvs(f32, zeros_tn, offset),
-                bgs(x_dtype, encode(gs, x_dtype), offset), bgv(f32, encode(gv, f32), offset),
-                bgvf(f32, encode(gvf, f32), offset), bgx(x_dtype, std::vector<uint8_t>(T * N * dtype_size(x_dtype)), offset),
-                bgv0(f32, zeros_n, offset), bgk(f32, zeros_n, offset);
-            for (int gpu = 0; gpu < 2; ++gpu) {
-              NeuronForwardArgs a;
-              a.x_seq = bx.view(gpu, {T, N});
-              if (repeated) a.x_seq.strides[0] = 0;
-              a.v_init = bv0.view(gpu, {N});
-              if (p.kind == NeuronKind::kParametricLIF) a.decay = bk.view(gpu, {1});
-              a.spike_seq = bs.view(gpu, {T, N});
-              a.v_final = bvf.view(gpu, {N});
-              a.h_seq = bh.view(gpu, {T, N});
-              a.v_seq = bvs.view(gpu, {T, N});
-              neuron_multistep_forward(p, a);
-              NeuronBackwardArgs b;
-              b.grad_spike_seq = bgs.view(gpu, {T, N});
-              if (grads < 2) b.grad_v_seq = bgv.view(gpu, {T, N});
-              if (grads == 0) b.grad_v_final = bgvf.view(gpu, {N});
-              b.h_seq = bh.view(gpu, {T, N});
-              if (p.kind == NeuronKind::kParametricLIF) {
-                b.v_init = bv0.view(gpu, {N});
-                b.decay = bk.view(gpu, {1});
-                b.grad_decay = bgk.view(gpu, {N});
-              }
-              b.grad_x_seq = bgx.view(gpu, {T, N});
-              b.grad_v_init = bgv0.view(gpu, {N});
-              neuron_multistep_backward(p, b);
-            }
-            const float rtol = x_dtype == f32 ? 1e-5f : 1e-2f;
-            const bool same_forward = bs.device.download() == bs.host && bh.device.download() == bh.host &&
-                                      bvs.device.download() == bvs.host && bvf.device.download() == bvf.host;
-            const bool close_backward =
-                close(decode(bgx.device.download(), x_dtype), decode(bgx.host, x_dtype), rtol, 1e-5f) &&
-                close(decode(bgv0.device.download(), f32), decode(bgv0.host, f32), 1e-5f, 1e-5f) &&
-                close(decode(bgk.device.download(), f32), decode(bgk.host, f32), 1e-4f, 1e-4f);
-            if (!same_forward || !close_backward) {
-              std::printf("neuron %s hard %d decay_input %d detach %d x %s%s spikes %s N %lld offset %zu\n",
-                          neuron_name(p.kind), hard, decay_input, detach, dtype_name(x_dtype),
-                          repeated ? " (one row)" : "", dtype_name(spike_dtype), static_cast<long long>(N), offset);
-            }
-            CHECK(same_forward);
-            CHECK(close_backward);
+            v.T = 3;
+            v.N = size == 0 ? 1032 : (size == 1 ? 1027 : 9);
+            v.offset = (hard + decay_input + xi + 2 * kind) % 4 == 1 ? 1 : 0;  // a misaligned base
+            v.grads = (mix + 2 * xi) % 3;
+            v.repeated = (kind + 2 * detach + xi) % 3 == 1;  // x_seq: one row for every step
+            const int64_t T = v.T, N = v.N;
+            v.x.resize((v.repeated ? 1 : T) * N);
+            v.v0.resize(N);
+            v.gs.resize(T * N);
+            v.gv.resize(T * N);
+            v.gvf.resize(N);
+            for (auto& e : v.x) e = normal(rng);
+            for (auto& e : v.v0) e = 0.3f * normal(rng);
+            for (auto& e : v.gs) e = normal(rng);
+            for (auto& e : v.gv) e = normal(rng);
+            for (auto& e : v.gvf) e = normal(rng);
+            all.push_back(std::move(v));
           }
         }
       }
     }
   }
+  return all;
 }
 
-void test_surrogates() {
+// Forward and backward of one variant on the CPU and on the device: the same spikes and potentials, bit for
+// bit, and gradients within rounding.
+void expect_neuron_matches_cpu(const NeuronVariant& v) {
+  const NeuronParams& p = v.p;
+  const int64_t T = v.T, N = v.N;
+  const DType x_dtype = v.x_dtype, spike_dtype = v.spike_dtype, f32 = DType::kFloat32;
+  const std::size_t offset = v.offset;
+  const std::vector<float> k{0.35f};
+  const std::vector<uint8_t> zeros_tn(T * N * 4, 0), zeros_n(N * 4, 0);
+  Buffer bx(x_dtype, encode(v.x, x_dtype), offset), bv0(f32, encode(v.v0, f32), offset),
+      bk(f32, encode(k, f32), 0), bs(spike_dtype, std::vector<uint8_t>(T * N * dtype_size(spike_dtype)), offset),
+      bvf(f32, zeros_n, offset), bh(f32, zeros_tn, offset), bvs(f32, zeros_tn, offset),
+      bgs(x_dtype, encode(v.gs, x_dtype), offset), bgv(f32, encode(v.gv, f32), offset),
+      bgvf(f32, encode(v.gvf, f32), offset), bgx(x_dtype, std::vector<uint8_t>(T * N * dtype_size(x_dtype)), offset),
+      bgv0(f32, zeros_n, offset), bgk(f32, zeros_n, offset);
+  for (int gpu = 0; gpu < 2; ++gpu) {
+    NeuronForwardArgs a;
+    a.x_seq = bx.view(gpu, {T, N});
+    if (v.repeated) a.x_seq.strides[0] = 0;
+    a.v_init = bv0.view(gpu, {N});
+    if (p.kind == NeuronKind::kParametricLIF) a.decay = bk.view(gpu, {1});
+    a.spike_seq = bs.view(gpu, {T, N});
+    a.v_final = bvf.view(gpu, {N});
+    a.h_seq = bh.view(gpu, {T, N});
+    a.v_seq = bvs.view(gpu, {T, N});
+    neuron_multistep_forward(p, a);
+    NeuronBackwardArgs b;
+    b.grad_spike_seq = bgs.view(gpu, {T, N});
+    if (v.grads < 2) b.grad_v_seq = bgv.view(gpu, {T, N});
+    if (v.grads == 0) b.grad_v_final = bgvf.view(gpu, {N});
+    b.h_seq = bh.view(gpu, {T, N});
+    if (p.kind == NeuronKind::kParametricLIF) {
+      b.v_init = bv0.view(gpu, {N});
+      b.decay = bk.view(gpu, {1});
+      b.grad_decay = bgk.view(gpu, {N});
+    }
+    b.grad_x_seq = bgx.view(gpu, {T, N});
+    b.grad_v_init = bgv0.view(gpu, {N});
+    neuron_multistep_backward(p, b);
+  }
+  SCOPED_TRACE(std::string("neuron ") + neuron_name(p.kind) + " hard " + std::to_string(v.hard) + " decay_input " +
+               std::to_string(v.decay_input) + " detach " + std::to_string(v.detach) + " x " + dtype_name(x_dtype) +
+               (v.repeated ? " (one row)" : "") + " spikes " + dtype_name(spike_dtype) + " N " + std::to_string(N) +
+               " offset " + std::to_string(offset) + " grads " + std::to_string(v.grads));
+  const float rtol = x_dtype == f32 ? 1e-5f : 1e-2f;
+  const bool same_forward = bs.device.download() == bs.host && bh.device.download() == bh.host &&
+                            bvs.device.download() == bvs.host && bvf.device.download() == bvf.host;
+  EXPECT_TRUE(same_forward);
+  EXPECT_TRUE(close("grad_x_seq", decode(bgx.device.download(), x_dtype), decode(bgx.host, x_dtype), rtol, 1e-5f));
+  EXPECT_TRUE(close("grad_v_init", decode(bgv0.device.download(), f32), decode(bgv0.host, f32), 1e-5f, 1e-5f));
+  EXPECT_TRUE(close("grad_decay", decode(bgk.device.download(), f32), decode(bgk.host, f32), 1e-4f, 1e-4f));
+}
+
+using CudaNeuron = CudaTest;
+
+void expect_neurons_match_cpu(NeuronKind kind) {
+  for (const NeuronVariant& v : neuron_variants()) {
+    if (v.p.kind == kind) expect_neuron_matches_cpu(v);
+  }
+}
+
+TEST_F(CudaNeuron, IFMatchesCpu) { expect_neurons_match_cpu(NeuronKind::kIF); }
+
+TEST_F(CudaNeuron, LIFMatchesCpu) { expect_neurons_match_cpu(NeuronKind::kLIF); }
+
+TEST_F(CudaNeuron, ParametricLIFMatchesCpu) { expect_neurons_match_cpu(NeuronKind::kParametricLIF); }
+
+using CudaSurrogate = CudaTest;
+
+// heaviside_forward and surrogate_backward on the device against the CPU, every surrogate and dtype.
+TEST_F(CudaSurrogate, MatchesCpu) {
   std::mt19937 rng(9);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (int kind = 0; kind < kNumSurrogateKinds; ++kind) {
     for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
       const Surrogate s = default_surrogate(static_cast<SurrogateKind>(kind));
+      SCOPED_TRACE(std::string("surrogate ") + surrogate_name(s.kind) + " dtype " + dtype_name(dtype));
       // 1029 elements with 3 after them: aligned for vectors, with a scalar tail; 1024: no tail; an offset of
       // one element: not aligned.
       const int64_t n = kind % 2 == 0 ? 1029 : 1024;
@@ -366,28 +456,11 @@ void test_surrogates() {
         heaviside_forward(bx.view(gpu, {n}), bs.view(gpu, {n}));
         surrogate_backward(s, bg.view(gpu, {n}), bx.view(gpu, {n}), bgx.view(gpu, {n}));
       }
-      const bool same = bs.device.download() == bs.host;
-      const bool near = close(decode(bgx.device.download(), dtype), decode(bgx.host, dtype),
-                              dtype == DType::kFloat32 ? 1e-5f : 1e-2f, 1e-6f);
-      if (!same || !near) std::printf("surrogate %s dtype %s\n", surrogate_name(s.kind), dtype_name(dtype));
-      CHECK(same);
-      CHECK(near);
+      EXPECT_TRUE(bs.device.download() == bs.host);
+      EXPECT_TRUE(close("grad_x", decode(bgx.device.download(), dtype), decode(bgx.host, dtype),
+                        dtype == DType::kFloat32 ? 1e-5f : 1e-2f, 1e-6f));
     }
   }
 }
 
 }  // namespace
-
-int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("skipped: no CUDA device\n");
-    return 0;
-  }
-  test_spike_gemm();
-  test_neurons();
-  test_surrogates();
-  std::printf("spikeops CUDA tests (%s): %d checks, %d failed\n", build_info().cuda_architectures.c_str(),
-              spikeops_test::g_checks, spikeops_test::g_failures);
-  return spikeops_test::g_failures == 0 ? 0 : 1;
-}
