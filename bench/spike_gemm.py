@@ -59,14 +59,14 @@ def run_case(M, K, N, rate, dtype, device, budget, backward):
 
     def accumulate_only():
         names = ("DENSE_RATE_THRESHOLD_CPU", "DENSE_RATE_THRESHOLD_GRAD_CPU")
-        saved = [getattr(_ops, n) for n in names]
+        saved = [getattr(_ops.spike_linear, n) for n in names]
         for n in names:
-            setattr(_ops, n, 1.0)
+            setattr(_ops.spike_linear, n, 1.0)
         try:
             ours()
         finally:
             for n, v in zip(names, saved):
-                setattr(_ops, n, v)
+                setattr(_ops.spike_linear, n, v)
 
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
@@ -108,11 +108,11 @@ def run_case_cuda(M, K, N, rate, dtype, budget, backward):
 
     def forced(kernel):
         def run():
-            saved, _ops.CUDA_KERNEL = _ops.CUDA_KERNEL, kernel
+            saved, _ops.spike_linear.CUDA_KERNEL = _ops.spike_linear.CUDA_KERNEL, kernel
             try:
                 auto()
             finally:
-                _ops.CUDA_KERNEL = saved
+                _ops.spike_linear.CUDA_KERNEL = saved
         return run
 
     times = {}
@@ -146,12 +146,12 @@ def run_conv_case(rate, dtype, device, budget, backward):
             y.sum().backward()
 
     def accumulate_only():
-        saved = _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU
-        _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 1.0, 1.0
+        saved = _ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU
+        _ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 1.0, 1.0
         try:
             ours()
         finally:
-            _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = saved
+            _ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = saved
 
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
@@ -181,8 +181,8 @@ def main() -> None:
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
           f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d ({how})")
     if device.type == "cpu":
-        print(f"(dense dispatch above firing rate {_ops.CONV_DENSE_RATE_THRESHOLD_CPU}, for the weight gradient "
-              f"above {_ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU})")
+        print(f"(dense dispatch above firing rate {_ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_CPU}, for the weight gradient "
+              f"above {_ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU})")
     print(f"{'mode':8} {'rate':>6} {'F.conv2d ms':>12} {'accumulate ms':>14} {'spike_conv2d ms':>16} {'accum x':>8} "
           f"{'spike_conv2d x':>15}")
     for backward in (False, True):
@@ -205,8 +205,8 @@ def print_linear_table(args, header: str, cells) -> None:
 
 
 def linear_table_cpu(args, dtype, device) -> None:
-    print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
-          f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
+    print(f"dense dispatch above firing rate {_ops.spike_linear.DENSE_RATE_THRESHOLD_CPU} (forward), "
+          f"{_ops.spike_linear.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
 
     def cells(M, K, N, rate, backward):
         t_dense, t_acc, t_ours = run_case(M, K, N, rate, dtype, device, args.budget, backward)

@@ -115,7 +115,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     On the CPU the convolution is event-driven: each output pixel sums, in registers, the weight rows that the
     spikes under its kernel taps select, and the weight gradient adds, for each spike and tap, the output
     gradient at the pixel the tap reaches: no multiplies, work in proportion to the spikes. Above firing rates of
-    ``_ops.CONV_DENSE_RATE_THRESHOLD_CPU`` (forward) and ``_ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU`` (weight
+    ``_ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_CPU`` (forward) and ``_ops.spike_conv.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU`` (weight
     gradient) torch's dense convolution is faster and is used instead (same result up to float32 summation
     order). On CUDA it is the spike GEMM over the input unfolded in bytes (im2col at 1 byte per element).
 

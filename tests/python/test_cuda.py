@@ -180,7 +180,7 @@ def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate, monk
     b = torch.randint(-8, 9, (N,), generator=g).float()
     product = (s != 0).double() @ w.double().t()
     sd = s.cuda()
-    monkeypatch.setattr(_ops, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
+    monkeypatch.setattr(_ops.spike_linear, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
     for packed in (True, False):
         rows = (_ops.pack_weight(w) if packed else w.t().contiguous()).cuda()
         for bias in (b, None):
@@ -202,7 +202,7 @@ def test_spike_linear_each_kernel_cuda_equals_cpu(kernel, rate, dtype, monkeypat
     on the tensor cores, float16 ones two, bfloat16 ones one."""
     from spikeops import _ops, functional
 
-    monkeypatch.setattr(_ops, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
+    monkeypatch.setattr(_ops.spike_linear, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
     s = (torch.rand(3, 67, 530) < rate).float()
     w = torch.randn(130, 530).to(dtype)
     b = torch.randn(130).to(dtype)
@@ -223,11 +223,11 @@ def test_spike_gemm_kernel_dispatch_cuda(monkeypatch):
     """The rate estimate reaches the core on CUDA and every rate gives the CPU's result, whichever kernel runs."""
     from spikeops import _ops, functional
 
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
+    monkeypatch.setattr(_ops.spike_linear, "DISPATCH_MIN_MACS", 0)
     w = torch.randn(100, 300)
     for rate in (0.0, 0.01, _C.CUDA_TILED_ABOVE_RATE + 0.03, _C.CUDA_TENSOR_CORE_ABOVE_RATE + 0.1, 1.0):
         s = (torch.rand(200, 300) < rate).to(torch.uint8)
-        assert abs(_ops._dispatch_rate(s.cuda(), 100) - rate) < 0.05
+        assert abs(_ops.spike_linear._dispatch_rate(s.cuda(), 100) - rate) < 0.05
         torch.testing.assert_close(functional.spike_linear(s.cuda(), w.cuda()).cpu(), functional.spike_linear(s, w),
                                    rtol=1e-5, atol=1e-4)
 

@@ -19,11 +19,11 @@ TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float16: dict(rtol=2e-3,
 def path(request, monkeypatch):
     """Run each test through the accumulate kernel at every rate, and through the dense dispatch."""
     threshold = 1.0 if request.param == "kernel" else 0.0
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+    monkeypatch.setattr(_ops.spike_linear, "DENSE_RATE_THRESHOLD_CPU", threshold)
+    monkeypatch.setattr(_ops.spike_linear, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+    monkeypatch.setattr(_ops.spike_linear, "DISPATCH_MIN_MACS", 0)
+    monkeypatch.setattr(_ops.spike_conv, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
+    monkeypatch.setattr(_ops.spike_conv, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
     return request.param
 
 
@@ -136,19 +136,19 @@ def test_saved_tensors_are_one_byte():
 
 
 def test_dense_dispatch_follows_the_firing_rate(monkeypatch):
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
+    monkeypatch.setattr(_ops.spike_linear, "DISPATCH_MIN_MACS", 0)
     for M in (1, 63, 1000):
         for rate, dense in ((0.05, False), (0.9, True)):
             s = spikes_at((M, 512), rate)
             for view in (s, s.t()):  # and the weight gradient's view
-                estimate = _ops._dispatch_rate(view, 10)
+                estimate = _ops.spike_linear._dispatch_rate(view, 10)
                 assert abs(estimate - rate) < 0.1
-                assert _ops._dense_is_faster(view, estimate, 0.4) == dense
-                assert not _ops._dense_is_faster(view, estimate, 1.0)  # a threshold of 1: never dense
-    assert _ops._dispatch_rate(spikes_at((0, 5), 0.5), 10) == -1.0
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 1 << 28)
-    assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0  # too small a product: no estimate
-    assert not _ops._dense_is_faster(spikes_at((100, 100), 0.9), -1.0, 0.4)
+                assert _ops.spike_linear._dense_is_faster(view, estimate, 0.4) == dense
+                assert not _ops.spike_linear._dense_is_faster(view, estimate, 1.0)  # a threshold of 1: never dense
+    assert _ops.spike_linear._dispatch_rate(spikes_at((0, 5), 0.5), 10) == -1.0
+    monkeypatch.setattr(_ops.spike_linear, "DISPATCH_MIN_MACS", 1 << 28)
+    assert _ops.spike_linear._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0  # too small a product: no estimate
+    assert not _ops.spike_linear._dense_is_faster(spikes_at((100, 100), 0.9), -1.0, 0.4)
 
 
 def test_nonzero_as_keeps_dense_layouts():
@@ -315,8 +315,8 @@ def test_narrow_outputs_over_many_rows(N, threads, monkeypatch):
     partial), with only the vectors that hold the columns. Integer weights, so exact in any order: the
     forward, and the weight gradient's transposed output (rows: the K inputs) from the transposed view and
     from a strided one (copied row-major)."""
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", 1.0)
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
+    monkeypatch.setattr(_ops.spike_linear, "DENSE_RATE_THRESHOLD_CPU", 1.0)
+    monkeypatch.setattr(_ops.spike_linear, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -370,11 +370,11 @@ def conv_path(request, monkeypatch):
     """The CPU's event-driven kernels at every rate, the dense dispatch, and the spike GEMM over the unfolded
     input that CUDA tensors take."""
     threshold = 0.0 if request.param == "dense" else 1.0
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
-    monkeypatch.setattr(_ops, "CONV_UNFOLD_ON_CPU", request.param == "unfold")
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", 1.0)
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
+    monkeypatch.setattr(_ops.spike_conv, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
+    monkeypatch.setattr(_ops.spike_conv, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+    monkeypatch.setattr(_ops.spike_conv, "CONV_UNFOLD_ON_CPU", request.param == "unfold")
+    monkeypatch.setattr(_ops.spike_linear, "DENSE_RATE_THRESHOLD_CPU", 1.0)
+    monkeypatch.setattr(_ops.spike_linear, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
     return request.param
 
 
@@ -414,8 +414,8 @@ def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate, layout):
 def test_spike_conv2d_random_geometries(monkeypatch):
     """The event-driven kernels' paths (a word per tap, bit strings from words or from row pieces, per-tap
     loops for more than 64 channels) over random geometries: exact against F.conv2d in float64."""
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", 1.0)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
+    monkeypatch.setattr(_ops.spike_conv, "CONV_DENSE_RATE_THRESHOLD_CPU", 1.0)
+    monkeypatch.setattr(_ops.spike_conv, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
     rng = random.Random(3)
     for n in range(150):
         g = rng.choice([1, 1, 2, 3])
@@ -591,5 +591,5 @@ def test_cuda_only_kernels_are_refused_on_the_cpu(monkeypatch):
         _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
                             _ops._view(out, "out"), False, _C.SpikeGemmKernel.auto, float("nan"))
     # Forcing a CUDA kernel (tests, benchmarks) leaves CPU tensors on the CPU's kernel.
-    monkeypatch.setattr(_ops, "CUDA_KERNEL", _C.SpikeGemmKernel.tensor_core)
+    monkeypatch.setattr(_ops.spike_linear, "CUDA_KERNEL", _C.SpikeGemmKernel.tensor_core)
     torch.testing.assert_close(functional.spike_linear(s, rows.t()), reference(s, rows.t(), None))
