@@ -2,8 +2,8 @@
 
 For each shape and firing rate it prints the median time of
   - F.linear(spikes.float(), W)             the dense baseline (torch's BLAS), measured in the same run,
-  - spikeops accumulate                     the accumulate-only kernel alone (dense dispatch disabled),
-  - spikeops spike_linear                   what users get: the kernel, or the dense GEMM above the crossover,
+  - spikeops accumulate                     the accumulate-only kernel alone (kernel="events"),
+  - spikeops spike_linear                   what users get (kernel="auto"): the core's policy picks the kernel,
 then a convolution layer (F.conv2d vs functional.spike_conv2d),
 and the ratio against the baseline, for the forward and for forward+backward (weight and bias gradients, into
 .grad set to None before each backward as optimizer.zero_grad() does; the spikes come from uint8, so they need
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from _common import add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
 import spikeops
-from spikeops import _C, _ops, functional
+from spikeops import _C, functional
 
 RATES = (0.005, 0.01, 0.05, 0.10, 0.25, 0.50)
 # The large and small-batch shapes, and a classifier: the CSNN example's 1024 -> 10 layer at batch 64 and
@@ -51,22 +51,14 @@ def run_case(M, K, N, rate, dtype, device, budget, backward):
             weight.grad = bias.grad = None  # as optimizer.zero_grad() leaves them: no accumulation
             y.backward(grad)
 
-    def ours():
-        y = functional.spike_linear(spikes_u8, weight, bias)
+    def ours(kernel="auto"):
+        y = functional.spike_linear(spikes_u8, weight, bias, kernel=kernel)
         if backward:
             weight.grad = bias.grad = None
             y.backward(grad)
 
     def accumulate_only():
-        names = ("DENSE_RATE_THRESHOLD_CPU", "DENSE_RATE_THRESHOLD_GRAD_CPU")
-        saved = [getattr(_ops, n) for n in names]
-        for n in names:
-            setattr(_ops, n, 1.0)
-        try:
-            ours()
-        finally:
-            for n, v in zip(names, saved):
-                setattr(_ops, n, v)
+        ours("events")
 
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
@@ -101,27 +93,16 @@ def run_case_cuda(M, K, N, rate, dtype, budget, backward):
     def cublas(spikes_f, spikes_u8, weight, bias):
         return F.linear(spikes_f, weight, bias)
 
-    def ours(spikes_f, spikes_u8, weight, bias):
-        return functional.spike_linear(spikes_u8, weight, bias)
-
-    auto = case(dtype, ours)
-
-    def forced(kernel):
-        def run():
-            saved, _ops.CUDA_KERNEL = _ops.CUDA_KERNEL, kernel
-            try:
-                auto()
-            finally:
-                _ops.CUDA_KERNEL = saved
-        return run
+    def ours(kernel):
+        return lambda spikes_f, spikes_u8, weight, bias: functional.spike_linear(spikes_u8, weight, bias,
+                                                                                 kernel=kernel)
 
     times = {}
     with torch.enable_grad() if backward else torch.no_grad():
         times["bf16"] = median_time(case(torch.bfloat16, cublas), device, budget_s=budget)
         times["fp32"] = median_time(case(torch.float32, cublas), device, budget_s=budget)
-        for name in ("events", "tiled_events", "tensor_core"):
-            times[name] = median_time(forced(getattr(_C.SpikeGemmKernel, name)), device, budget_s=budget)
-        times["auto"] = median_time(auto, device, budget_s=budget)
+        for kernel in ("events", "tiled", "tensor_core", "auto"):
+            times[kernel] = median_time(case(dtype, ours(kernel)), device, budget_s=budget)
     return times
 
 
@@ -139,19 +120,14 @@ def run_conv_case(rate, dtype, device, budget, backward):
             weight.grad = None
             y.sum().backward()
 
-    def ours():
-        y = functional.spike_conv2d(spikes_u8, weight, None, 1, c["padding"])
+    def ours(kernel="auto"):
+        y = functional.spike_conv2d(spikes_u8, weight, None, 1, c["padding"], kernel=kernel)
         if backward:
             weight.grad = None
             y.sum().backward()
 
     def accumulate_only():
-        saved = _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU
-        _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = 1.0, 1.0
-        try:
-            ours()
-        finally:
-            _ops.CONV_DENSE_RATE_THRESHOLD_CPU, _ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU = saved
+        ours("events")
 
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
@@ -181,8 +157,8 @@ def main() -> None:
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
           f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d ({how})")
     if device.type == "cpu":
-        print(f"(dense dispatch above firing rate {_ops.CONV_DENSE_RATE_THRESHOLD_CPU}, for the weight gradient "
-              f"above {_ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU})")
+        print(f"(dense dispatch above firing rate {_C.CPU_CONV_DENSE_ABOVE_RATE}, for the weight gradient "
+              f"above {_C.CPU_CONV_DENSE_ABOVE_RATE_WEIGHT_GRADIENT})")
     print(f"{'mode':8} {'rate':>6} {'F.conv2d ms':>12} {'accumulate ms':>14} {'spike_conv2d ms':>16} {'accum x':>8} "
           f"{'spike_conv2d x':>15}")
     for backward in (False, True):
@@ -205,8 +181,9 @@ def print_linear_table(args, header: str, cells) -> None:
 
 
 def linear_table_cpu(args, dtype, device) -> None:
-    print(f"dense dispatch above firing rate {_ops.DENSE_RATE_THRESHOLD_CPU} (forward), "
-          f"{_ops.DENSE_RATE_THRESHOLD_GRAD_CPU} (weight gradient)")
+    print(f"dense dispatch above firing rate {_C.CPU_DENSE_ABOVE_RATE} (forward), "
+          f"{_C.CPU_DENSE_ABOVE_RATE_WEIGHT_GRADIENT} (weight gradient), for products of at least "
+          f"{_C.SPIKE_GEMM_RATE_MIN_MACS} multiply-adds")
 
     def cells(M, K, N, rate, backward):
         t_dense, t_acc, t_ours = run_case(M, K, N, rate, dtype, device, args.budget, backward)
@@ -220,12 +197,13 @@ def linear_table_cpu(args, dtype, device) -> None:
 
 def linear_table_cuda(args, dtype) -> None:
     print(f"spike_linear with {args.dtype} weights; kernels chosen above firing rate {_C.CUDA_TILED_ABOVE_RATE} "
-          f"(tiled events) and {_C.CUDA_TENSOR_CORE_ABOVE_RATE} (tensor cores); x bf16 and x fp32: cuBLAS on float "
+          f"(tiled events) and {_C.CUDA_TENSOR_CORE_ABOVE_RATE} (tensor cores), for products of at least "
+          f"{_C.SPIKE_GEMM_RATE_MIN_MACS} multiply-adds; x bf16 and x fp32: cuBLAS on float "
           "spikes in that dtype over spike_linear as dispatched")
 
     def cells(M, K, N, rate, backward):
         t = run_case_cuda(M, K, N, rate, dtype, args.budget, backward)
-        kernels = " ".join(f"{t[k] * 1e3:9.3f}" for k in ("events", "tiled_events", "tensor_core", "auto"))
+        kernels = " ".join(f"{t[k] * 1e3:9.3f}" for k in ("events", "tiled", "tensor_core", "auto"))
         return (f"{t['bf16'] * 1e3:12.3f} {t['fp32'] * 1e3:12.3f} {kernels} {t['bf16'] / t['auto']:6.1f}x "
                 f"{t['fp32'] / t['auto']:6.1f}x")
 

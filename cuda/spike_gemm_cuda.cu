@@ -31,6 +31,7 @@
 
 #include "backend.hpp"
 #include "cuda_utils.cuh"
+#include "spikeops/kernel_policy.hpp"
 #include "spikeops/spike_gemm.hpp"
 
 namespace spikeops {
@@ -366,18 +367,28 @@ bool has_tensor_cores(int device) {
   return attributes.ptxVersion >= 80;
 }
 
-// The kernel asked for, or for kAuto the one for the firing rate. Checks the GPU at most once per call.
-SpikeGemmKernel choose_kernel(const SpikeAccumulateArgs& a) {
-  if (a.kernel == SpikeGemmKernel::kTensorCore && !has_tensor_cores(a.spikes.device_index)) {
-    throw Error("spike_accumulate: kernel kTensorCore needs a GPU of compute capability 8.0 or newer and a build "
-                "for it (CMAKE_CUDA_ARCHITECTURES 80 or newer)");
+// The kernel asked for (kDense is the tensor-core kernel), or for kAuto the policy's choice for this product
+// and firing rate. Checks the GPU at most once per call.
+SpikeGemmKernel choose_kernel(const SpikeAccumulateArgs& a, int64_t M, int64_t K, int64_t N) {
+  const SpikeGemmKernel asked = a.kernel == SpikeGemmKernel::kDense ? SpikeGemmKernel::kTensorCore : a.kernel;
+  if (asked == SpikeGemmKernel::kTensorCore && !has_tensor_cores(a.spikes.device_index)) {
+    throw Error("spike_accumulate: kernel kTensorCore (or kDense) needs a GPU of compute capability 8.0 or newer "
+                "and a build for it (CMAKE_CUDA_ARCHITECTURES 80 or newer)");
   }
-  if (a.kernel != SpikeGemmKernel::kAuto) return a.kernel;
-  if (a.firing_rate > kCudaTensorCoreAboveRate && has_tensor_cores(a.spikes.device_index)) {
-    return SpikeGemmKernel::kTensorCore;
+  if (asked != SpikeGemmKernel::kAuto) return asked;
+  SpikeGemmProblem problem;
+  problem.M = M;
+  problem.K = K;
+  problem.N = N;
+  problem.weight_gradient = a.out_transposed;  // how the layers call it: the weight gradient is written transposed
+  problem.device = Device::kCUDA;
+  SpikeGemmKernel kernel = choose_spike_gemm_kernel(problem, a.firing_rate);
+  // The driver is asked only when the policy would pick the tensor cores.
+  if (kernel == SpikeGemmKernel::kTensorCore && !has_tensor_cores(a.spikes.device_index)) {
+    problem.tensor_cores = false;
+    kernel = choose_spike_gemm_kernel(problem, a.firing_rate);
   }
-  if (a.firing_rate > kCudaTiledAboveRate) return SpikeGemmKernel::kTiledEvents;
-  return SpikeGemmKernel::kEvents;  // also an unknown rate (negative)
+  return kernel;
 }
 
 }  // namespace
@@ -401,7 +412,7 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   k.spikes_vec16 = aligned16(k.spikes) && k.K % 16 == 0;
   k.rows_vec16 = aligned16(k.rows) && k.row_stride % 4 == 0;
   DeviceGuard guard(a.spikes.device_index);
-  const SpikeGemmKernel kernel = choose_kernel(a);
+  const SpikeGemmKernel kernel = choose_kernel(a, k.M, k.K, k.N);
   const cudaStream_t stream = as_stream(a.stream);
   // Column tiles on x (up to 2^31 - 1 blocks), row tiles on y (at most 65535; the kernels stride past it).
   auto grid = [&](int64_t cols_per_block, int64_t rows_per_block) {

@@ -74,8 +74,14 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
         check.fail("kernel", "kTiledEvents and kTensorCore run on CUDA tensors only; use kAuto or kEvents on the CPU");
       }
       break;
+    case SpikeGemmKernel::kDense:
+      if (a.spikes.device != Device::kCUDA) {
+        check.fail("kernel", "kDense has no CPU kernel in the core (it has no BLAS): multiply the spikes as floats "
+                             "with a BLAS GEMM, or use kAuto or kEvents on the CPU");
+      }
+      break;
     default:
-      check.fail("kernel", "must be a SpikeGemmKernel (kAuto, kEvents, kTiledEvents or kTensorCore)");
+      check.fail("kernel", "must be a SpikeGemmKernel (kAuto, kEvents, kTiledEvents, kTensorCore or kDense)");
   }
   if (!(a.firing_rate <= 1.0)) {  // also rejects NaN
     check.fail("firing_rate", "must be at most 1 (negative: unknown), got " + std::to_string(a.firing_rate));

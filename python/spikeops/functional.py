@@ -52,7 +52,7 @@ _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
-                 check_spikes: bool = False) -> Tensor:
+                 check_spikes: bool = False, kernel: str = "auto") -> Tensor:
     """``F.linear(spikes.float(), weight, bias)`` by adding the weight columns the spikes select: no multiplies.
 
     Args:
@@ -63,6 +63,10 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         weight (Tensor): [N, K] float32, float16 or bfloat16, on the spikes' device.
         bias (Tensor, optional): [N].
         check_spikes (bool): verify that every value is 0 or 1 and raise ValueError otherwise (one extra pass).
+        kernel (str): which kernel computes the product, forward and weight gradient: ``"auto"`` (the core's
+            policy, from the shape, the device and an estimate of the firing rate), ``"events"`` (event-driven),
+            ``"tiled"`` or ``"tensor_core"`` (CUDA only), ``"dense"`` (a dense GEMM on the spikes as floats:
+            torch's on the CPU, tensor cores on CUDA). All give the same result up to float32 summation order.
 
     Returns:
         Tensor: [*, N] in the weight's dtype, accumulated in float32. For the backward only the spikes are
@@ -81,6 +85,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
                          f"got shape {tuple(spikes.shape)}")
     if spikes.device != weight.device:
         raise ValueError(f"spike_linear: weight is on {weight.device} but spikes are on {spikes.device}")
+    _ops.spike_linear.check_kernel(kernel, spikes.device, "spike_linear")
     if bias is not None:
         if not isinstance(bias, Tensor) or bias.shape != (weight.shape[0],):
             got = tuple(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__
@@ -97,7 +102,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     spikes_2d = spikes.reshape(math.prod(lead), spikes.shape[-1])  # explicit: -1 is ambiguous when K = 0
     if spikes_2d.dtype == torch.uint8 or isinstance(spikes_2d, SpikeTensor):
         spikes_2d = spikes_2d.contiguous()  # 1 byte per element: the kernel reads rows of bytes
-    out = torch.ops.spikeops.spike_linear(spikes_2d, weight, bias)
+    out = torch.ops.spikeops.spike_linear(spikes_2d, weight, bias, kernel)
     return out.view(*lead, weight.shape[0])
 
 
@@ -109,15 +114,16 @@ def _pair(value, name: str) -> tuple:
 
 
 def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
-                 dilation=1, groups: int = 1) -> Tensor:
+                 dilation=1, groups: int = 1, kernel: str = "auto") -> Tensor:
     """``F.conv2d(spikes.float(), weight, bias, ...)`` on 1-byte spikes, adding the weights that spikes select.
 
     On the CPU the convolution is event-driven: each output pixel sums, in registers, the weight rows that the
     spikes under its kernel taps select, and the weight gradient adds, for each spike and tap, the output
-    gradient at the pixel the tap reaches: no multiplies, work in proportion to the spikes. Above firing rates of
-    ``_ops.CONV_DENSE_RATE_THRESHOLD_CPU`` (forward) and ``_ops.CONV_DENSE_RATE_THRESHOLD_GRAD_CPU`` (weight
-    gradient) torch's dense convolution is faster and is used instead (same result up to float32 summation
-    order). On CUDA it is the spike GEMM over the input unfolded in bytes (im2col at 1 byte per element).
+    gradient at the pixel the tap reaches: no multiplies, work in proportion to the spikes. Above the firing
+    rates of the core's policy (``spikeops._C.CPU_CONV_DENSE_ABOVE_RATE`` for the forward,
+    ``spikeops._C.CPU_CONV_DENSE_ABOVE_RATE_WEIGHT_GRADIENT`` for the weight gradient) torch's dense convolution
+    is faster and is used instead (same result up to float32 summation order). On CUDA it is the spike GEMM
+    over the input unfolded in bytes (im2col at 1 byte per element).
 
     A :class:`spikeops.SpikeTensor` input is read the same way, and receives the gradient of its spikes (a
     dense transposed convolution); the backward keeps the spikes in 1 byte.
@@ -129,6 +135,10 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
         bias (Tensor, optional): [C_out].
         stride, padding, dilation: ints or pairs, as ``F.conv2d`` (zero padding).
         groups (int): as ``F.conv2d``.
+        kernel (str): which kernel computes the convolution, forward and weight gradient: ``"auto"`` (the core's
+            policy), ``"events"`` (event-driven; on CUDA the spike GEMM over the unfolded input) or ``"dense"``
+            (torch's convolution on the spikes as floats). ``"unfold"`` runs the unfolded spike GEMM that CUDA
+            tensors take on the CPU too (for tests).
 
     Returns:
         Tensor: [N, C_out, OH, OW] in the weight's dtype.
@@ -146,7 +156,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if weight.shape[1] * groups != spikes.shape[1]:
         raise ValueError(f"spike_conv2d: weight expects {weight.shape[1] * groups} input channels "
                          f"({weight.shape[1]} per group x {groups} groups), spikes have {spikes.shape[1]}")
-    kernel = (weight.shape[2], weight.shape[3])
+    kernel_size = (weight.shape[2], weight.shape[3])
     stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
         raise ValueError(f"spike_conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, "
@@ -161,5 +171,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
                else type(bias).__name__)
         raise ValueError(f"spike_conv2d: bias must be [C_out] = [{weight.shape[0]}], {weight.dtype} on "
                          f"{weight.device} (the weight's), got {got}")
-    _ops._conv_output_size(spikes.shape, kernel, stride, padding, dilation)  # the kernel fits the padded input
-    return torch.ops.spikeops.spike_conv2d(spikes, weight, bias, list(stride), list(padding), list(dilation), groups)
+    _ops.spike_conv.check_conv_kernel(kernel, "spike_conv2d")
+    _ops._conv_output_size(spikes.shape, kernel_size, stride, padding, dilation)  # it fits the padded input
+    return torch.ops.spikeops.spike_conv2d(spikes, weight, bias, list(stride), list(padding), list(dilation), groups,
+                                           kernel)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from . import _ops
 from .base import MemoryModule, StepModule, check_step_mode
 from .functional import spike_conv2d, spike_linear
 from .spike_tensor import SpikeTensor
@@ -128,27 +129,32 @@ class Linear(_StepModeLayer, nn.Linear):
 
     Args:
         spike_input (bool): treat float inputs as spikes. Default False.
+        kernel (str): the spike GEMM's kernel for spike inputs (see :func:`spikeops.functional.spike_linear`):
+            "auto" (default), "events", "tiled", "tensor_core" (CUDA only) or "dense".
         others: as ``nn.Linear``, plus ``step_mode``.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, step_mode: str = "s",
-                 spike_input: bool = False, **kw):
+                 spike_input: bool = False, kernel: str = "auto", **kw):
         super().__init__(in_features, out_features, bias, **kw)
         self._init_step_mode(step_mode)
         self.spike_input = bool(spike_input)
+        _ops.spike_linear.check_kernel(kernel, None, "Linear")  # the device is checked at each call
+        self.kernel = kernel
 
     def forward(self, x: Tensor) -> Tensor:
         if isinstance(x, SpikeTensor) or (isinstance(x, Tensor) and (x.dtype == torch.uint8 or self.spike_input)):
             if self.step_mode == "m" and x.dim() < 2:
                 raise ValueError(f"Linear: in step_mode='m' the input must be [T, N, *], got shape {tuple(x.shape)}")
             # Rows are independent, so [T, N, K] needs no folding: spike_linear takes any leading dims.
-            return spike_linear(x, self.weight, self.bias)
+            return spike_linear(x, self.weight, self.bias, kernel=self.kernel)
         if isinstance(x, Tensor) and not x.is_floating_point():
             raise TypeError(f"Linear: the input must be float or uint8 spikes, got {x.dtype}")
         return super().forward(x)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", spike_input={self.spike_input}"
+        kernel = "" if self.kernel == "auto" else f", kernel={self.kernel!r}"
+        return super().extra_repr() + f", spike_input={self.spike_input}{kernel}"
 
 
 class Conv2d(_StepModeLayer, nn.Conv2d):
@@ -156,13 +162,21 @@ class Conv2d(_StepModeLayer, nn.Conv2d):
 
     A ``uint8`` input or a :class:`spikeops.SpikeTensor` goes to :func:`spikeops.functional.spike_conv2d` (zero
     padding only; a SpikeTensor's bytes are what the backward keeps); float inputs use the dense ``nn.Conv2d``.
+
+    Args:
+        kernel (str): the spike convolution's kernel for spike inputs (see
+            :func:`spikeops.functional.spike_conv2d`): "auto" (default), "events" or "dense".
+        others: as ``nn.Conv2d``, plus ``step_mode``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", step_mode: str = "s", **kw):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", step_mode: str = "s",
+                 kernel: str = "auto", **kw):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, **kw)
         self._init_step_mode(step_mode)
+        _ops.spike_conv.check_conv_kernel(kernel, "Conv2d")
+        self.kernel = kernel
 
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         if x.dtype != torch.uint8 and not isinstance(x, SpikeTensor):
@@ -172,7 +186,11 @@ class Conv2d(_StepModeLayer, nn.Conv2d):
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
             raise ValueError(f"Conv2d: 1-byte spike inputs support numeric zero padding only, this layer has "
                              f"padding={self.padding!r}, padding_mode={self.padding_mode!r}")
-        return spike_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return spike_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups,
+                            kernel=self.kernel)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.kernel == "auto" else f", kernel={self.kernel!r}")
 
 
 class Flatten(_StepModeLayer, nn.Flatten):

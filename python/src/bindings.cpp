@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "spikeops/kernel_policy.hpp"
 #include "spikeops/spikeops.hpp"
 
 namespace py = pybind11;
@@ -53,8 +54,64 @@ PYBIND11_MODULE(_C, m) {
       .value("auto", SpikeGemmKernel::kAuto)
       .value("events", SpikeGemmKernel::kEvents)
       .value("tiled_events", SpikeGemmKernel::kTiledEvents)
-      .value("tensor_core", SpikeGemmKernel::kTensorCore);
+      .value("tensor_core", SpikeGemmKernel::kTensorCore)
+      .value("dense", SpikeGemmKernel::kDense);
+  py::enum_<SpikeConvKernel>(m, "SpikeConvKernel")
+      .value("auto", SpikeConvKernel::kAuto)
+      .value("events", SpikeConvKernel::kEvents)
+      .value("dense", SpikeConvKernel::kDense);
   py::enum_<Device>(m, "Device").value("cpu", Device::kCPU).value("cuda", Device::kCUDA);
+
+  // The kernel-choice policy (kernel_policy.hpp).
+  py::class_<SpikeGemmProblem>(m, "SpikeGemmProblem")
+      .def(py::init([](int64_t M, int64_t K, int64_t N, bool weight_gradient, Device device, bool tensor_cores) {
+             SpikeGemmProblem p;
+             p.M = M;
+             p.K = K;
+             p.N = N;
+             p.weight_gradient = weight_gradient;
+             p.device = device;
+             p.tensor_cores = tensor_cores;
+             return p;
+           }),
+           py::arg("M"), py::arg("K"), py::arg("N"), py::arg("weight_gradient") = false,
+           py::arg("device") = Device::kCPU, py::arg("tensor_cores") = true)
+      .def_readwrite("M", &SpikeGemmProblem::M)
+      .def_readwrite("K", &SpikeGemmProblem::K)
+      .def_readwrite("N", &SpikeGemmProblem::N)
+      .def_readwrite("weight_gradient", &SpikeGemmProblem::weight_gradient)
+      .def_readwrite("device", &SpikeGemmProblem::device)
+      .def_readwrite("tensor_cores", &SpikeGemmProblem::tensor_cores);
+  py::class_<SpikeConv2dProblem>(m, "SpikeConv2dProblem")
+      .def(py::init([](int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                       bool weight_gradient, Device device) {
+             SpikeConv2dProblem p;
+             p.N = N;
+             p.C = C;
+             p.H = H;
+             p.W = W;
+             p.O = O;
+             p.kh = kh;
+             p.kw = kw;
+             p.weight_gradient = weight_gradient;
+             p.device = device;
+             return p;
+           }),
+           py::arg("N"), py::arg("C"), py::arg("H"), py::arg("W"), py::arg("O"), py::arg("kh"), py::arg("kw"),
+           py::arg("weight_gradient") = false, py::arg("device") = Device::kCPU)
+      .def_readwrite("N", &SpikeConv2dProblem::N)
+      .def_readwrite("C", &SpikeConv2dProblem::C)
+      .def_readwrite("H", &SpikeConv2dProblem::H)
+      .def_readwrite("W", &SpikeConv2dProblem::W)
+      .def_readwrite("O", &SpikeConv2dProblem::O)
+      .def_readwrite("kh", &SpikeConv2dProblem::kh)
+      .def_readwrite("kw", &SpikeConv2dProblem::kw)
+      .def_readwrite("weight_gradient", &SpikeConv2dProblem::weight_gradient)
+      .def_readwrite("device", &SpikeConv2dProblem::device);
+  m.def("spike_gemm_needs_firing_rate", &spike_gemm_needs_firing_rate, py::arg("problem"));
+  m.def("choose_spike_gemm_kernel", &choose_spike_gemm_kernel, py::arg("problem"), py::arg("firing_rate"));
+  m.def("spike_conv2d_needs_firing_rate", &spike_conv2d_needs_firing_rate, py::arg("problem"));
+  m.def("choose_spike_conv2d_kernel", &choose_spike_conv2d_kernel, py::arg("problem"), py::arg("firing_rate"));
 
   py::class_<TensorView>(m, "TensorView")
       .def(py::init<>())
@@ -261,8 +318,13 @@ PYBIND11_MODULE(_C, m) {
       .def("summary", &Model::summary);
 
   m.attr("PACKED_TILE_N") = kPackedTileN;
+  m.attr("CPU_DENSE_ABOVE_RATE") = kCpuDenseAboveRate;
+  m.attr("CPU_DENSE_ABOVE_RATE_WEIGHT_GRADIENT") = kCpuDenseAboveRateWeightGradient;
+  m.attr("SPIKE_GEMM_RATE_MIN_MACS") = kSpikeGemmRateMinMacs;
   m.attr("CUDA_TILED_ABOVE_RATE") = kCudaTiledAboveRate;
   m.attr("CUDA_TENSOR_CORE_ABOVE_RATE") = kCudaTensorCoreAboveRate;
+  m.attr("CPU_CONV_DENSE_ABOVE_RATE") = kCpuConvDenseAboveRate;
+  m.attr("CPU_CONV_DENSE_ABOVE_RATE_WEIGHT_GRADIENT") = kCpuConvDenseAboveRateWeightGradient;
   m.def("set_cpu_threads", &set_cpu_threads, py::arg("n"));
   m.def("cpu_threads", &cpu_threads);
 

@@ -155,7 +155,7 @@ def test_opcheck_spike_linear_cuda():
     torch.library.opcheck(ops.spike_linear, (s, w, None))
 
 
-KERNELS = ["events", "tiled_events", "tensor_core"]
+KERNELS = ["events", "tiled", "tensor_core", "dense"]  # "dense" on CUDA: the tensor-core kernel
 # Tails of the 64 x 64 x 32 tiles, K off and on the 16-byte spike loads (48: a last, partial K step after full
 # ones), more row tiles than a grid's 65535 (the kernels stride over them), and an empty K.
 KERNEL_SHAPES = [(1, 1, 1), (5, 7, 3), (33, 1025, 129), (64, 64, 64), (130, 48, 70), (65, 96, 200),
@@ -165,7 +165,7 @@ KERNEL_SHAPES = [(1, 1, 1), (5, 7, 3), (33, 1025, 129), (64, 64, 64), (130, 48, 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("M,K,N", KERNEL_SHAPES)
 @pytest.mark.parametrize("rate", [0.0, 0.03, 0.5, 1.0])
-def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate, monkeypatch):
+def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate):
     """Integer rows and bias: every partial sum is exact in float32, so each kernel must equal the float64
     reference bit for bit, in both rows layouts, with and without bias, transposed or not, in float32 and
     (rounded once) float16 / bfloat16."""
@@ -180,7 +180,6 @@ def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate, monk
     b = torch.randint(-8, 9, (N,), generator=g).float()
     product = (s != 0).double() @ w.double().t()
     sd = s.cuda()
-    monkeypatch.setattr(_ops, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
     for packed in (True, False):
         rows = (_ops.pack_weight(w) if packed else w.t().contiguous()).cuda()
         for bias in (b, None):
@@ -188,7 +187,7 @@ def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate, monk
             for transposed in (False, True):
                 for out_dtype in DTYPES:
                     got = _ops._accumulate(sd, rows, packed, None if bias is None else bias.cuda(), N, out_dtype,
-                                           -1.0, out_transposed=transposed)
+                                           kernel, -1.0, out_transposed=transposed)
                     got = (got.t() if transposed else got).cpu()
                     assert torch.equal(got, want.to(out_dtype)), (packed, bias is None, transposed, out_dtype)
 
@@ -196,13 +195,12 @@ def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate, monk
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("rate", [0.0, 0.02, 0.3, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_spike_linear_each_kernel_cuda_equals_cpu(kernel, rate, dtype, monkeypatch):
+def test_spike_linear_each_kernel_cuda_equals_cpu(kernel, rate, dtype):
     """Random weights through spike_linear with the kernel forced, forward and both gradients (the weight
     gradient goes through the same kernel with a transposed output): float32 weights need all three bf16 terms
     on the tensor cores, float16 ones two, bfloat16 ones one."""
-    from spikeops import _ops, functional
+    from spikeops import functional
 
-    monkeypatch.setattr(_ops, "CUDA_KERNEL", getattr(_C.SpikeGemmKernel, kernel))
     s = (torch.rand(3, 67, 530) < rate).float()
     w = torch.randn(130, 530).to(dtype)
     b = torch.randn(130).to(dtype)
@@ -210,7 +208,7 @@ def test_spike_linear_each_kernel_cuda_equals_cpu(kernel, rate, dtype, monkeypat
     for device in ("cpu", "cuda"):
         sd = s.to(device).requires_grad_(True)
         wd, bd = w.to(device).requires_grad_(True), b.to(device).requires_grad_(True)
-        y = functional.spike_linear(sd, wd, bd)
+        y = functional.spike_linear(sd, wd, bd, kernel=kernel if device == "cuda" else "events")
         (y.float() * torch.linspace(-1, 1, y.numel(), device=device).view(y.shape)).sum().backward()
         results.append([t.float().cpu() for t in (y, sd.grad, wd.grad, bd.grad)])
     # float32: the sums of up to 530 (forward) or 201 (weight gradient) terms differ in order between kernels
@@ -220,16 +218,25 @@ def test_spike_linear_each_kernel_cuda_equals_cpu(kernel, rate, dtype, monkeypat
 
 
 def test_spike_gemm_kernel_dispatch_cuda(monkeypatch):
-    """The rate estimate reaches the core on CUDA and every rate gives the CPU's result, whichever kernel runs."""
-    from spikeops import _ops, functional
+    """With kernel="auto" the rate estimate reaches the core on CUDA (which picks with the policy), and every rate
+    gives the CPU's result, whichever kernel runs; a small product passes no estimate."""
+    from spikeops import functional
 
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
-    w = torch.randn(100, 300)
+    seen = []
+    accumulate = _C.spike_accumulate
+    monkeypatch.setattr(_C, "spike_accumulate", lambda *a: (seen.append((a[6], a[7])), accumulate(*a))[1])
+    K, N = 1024, 256
+    M = _C.SPIKE_GEMM_RATE_MIN_MACS // (K * N)
+    w = torch.randint(-4, 5, (N, K)).float()
     for rate in (0.0, 0.01, _C.CUDA_TILED_ABOVE_RATE + 0.03, _C.CUDA_TENSOR_CORE_ABOVE_RATE + 0.1, 1.0):
-        s = (torch.rand(200, 300) < rate).to(torch.uint8)
-        assert abs(_ops._dispatch_rate(s.cuda(), 100) - rate) < 0.05
-        torch.testing.assert_close(functional.spike_linear(s.cuda(), w.cuda()).cpu(), functional.spike_linear(s, w),
-                                   rtol=1e-5, atol=1e-4)
+        s = (torch.rand(M, K) < rate).to(torch.uint8)
+        seen.clear()
+        got = functional.spike_linear(s.cuda(), w.cuda()).cpu()
+        assert len(seen) == 1 and seen[0][0] == _C.SpikeGemmKernel.auto and abs(seen[0][1] - rate) < 0.05
+        assert torch.equal(got, functional.spike_linear(s, w, kernel="events"))
+    seen.clear()
+    functional.spike_linear((torch.rand(30, 40) < 0.5).to(torch.uint8).cuda(), torch.randn(20, 40).cuda())
+    assert seen == [(_C.SpikeGemmKernel.auto, -1.0)]
 
 
 def test_spike_tensor_network_cuda_equals_cpu():

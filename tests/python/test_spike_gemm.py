@@ -15,15 +15,9 @@ TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float16: dict(rtol=2e-3,
        torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2)}
 
 
-@pytest.fixture(params=["kernel", "dense"])
-def path(request, monkeypatch):
-    """Run each test through the accumulate kernel at every rate, and through the dense dispatch."""
-    threshold = 1.0 if request.param == "kernel" else 0.0
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
+@pytest.fixture(params=["events", "dense"])
+def kernel(request):
+    """Run each test through the core's accumulate kernel at every rate, and through torch's dense GEMM."""
     return request.param
 
 
@@ -42,40 +36,40 @@ SHAPES = [(1, 1, 1), (5, 7, 3), (33, 65, 63), (16, 64, 64), (7, 130, 129), (64, 
 
 @pytest.mark.parametrize("rate", [0.0, 0.01, 0.1, 0.5, 1.0])
 @pytest.mark.parametrize("M,K,N", SHAPES)
-def test_matches_dense(path, M, K, N, rate):
+def test_matches_dense(kernel, M, K, N, rate):
     s = spikes_at((M, K), rate)
     w = torch.randn(N, K)
     b = torch.randn(N)
     # Sums of up to K float32 terms in another order than BLAS: the rounding error grows with K.
     tol = dict(rtol=1e-5, atol=1e-6 * max(K, 10))
-    torch.testing.assert_close(functional.spike_linear(s, w, b), reference(s, w, b), **tol)
-    torch.testing.assert_close(functional.spike_linear(s, w), reference(s, w, None), **tol)
+    torch.testing.assert_close(functional.spike_linear(s, w, b, kernel=kernel), reference(s, w, b), **tol)
+    torch.testing.assert_close(functional.spike_linear(s, w, kernel=kernel), reference(s, w, None), **tol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
-def test_weight_dtypes(path, dtype):
+def test_weight_dtypes(kernel, dtype):
     s = spikes_at((2, 9, 40), 0.2)
     w = torch.randn(70, 40).to(dtype)
     b = torch.randn(70).to(dtype)
-    y = functional.spike_linear(s, w, b)
+    y = functional.spike_linear(s, w, b, kernel=kernel)
     assert y.dtype == dtype and y.shape == (2, 9, 70)
     torch.testing.assert_close(y, reference(s, w, b), **TOL[dtype])
 
 
-def test_integer_weights_are_exact(path):
+def test_integer_weights_are_exact(kernel):
     s = spikes_at((40, 500), 0.3)
     w = torch.randint(-50, 50, (90, 500)).float()
-    assert torch.equal(functional.spike_linear(s, w), F.linear(s.float(), w))
+    assert torch.equal(functional.spike_linear(s, w, kernel=kernel), F.linear(s.float(), w))
 
 
 @pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
-def test_empty(path, shape):
+def test_empty(kernel, shape):
     M, K = shape
     s = torch.zeros(M, K, dtype=torch.uint8)
     w = torch.randn(4, K)
     b = torch.randn(4)
-    torch.testing.assert_close(functional.spike_linear(s, w, b), reference(s, w, b))
-    assert functional.spike_linear(s, torch.randn(0, K)).shape == (M, 0)
+    torch.testing.assert_close(functional.spike_linear(s, w, b, kernel=kernel), reference(s, w, b))
+    assert functional.spike_linear(s, torch.randn(0, K), kernel=kernel).shape == (M, 0)
 
 
 def test_any_nonzero_byte_is_one_spike_and_check_spikes_rejects_it():
@@ -89,20 +83,20 @@ def test_any_nonzero_byte_is_one_spike_and_check_spikes_rejects_it():
     functional.spike_linear(torch.tensor([[0, 1]], dtype=torch.uint8), torch.randn(2, 2), check_spikes=True)
 
 
-def test_non_contiguous_inputs(path):
+def test_non_contiguous_inputs(kernel):
     s = spikes_at((50, 30), 0.2).t()  # [30, 50], transposed view
     w = torch.randn(50, 20).t()       # [20, 50], transposed view
-    torch.testing.assert_close(functional.spike_linear(s, w), reference(s, w, None), **TOL[torch.float32])
+    torch.testing.assert_close(functional.spike_linear(s, w, kernel=kernel), reference(s, w, None), **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("rate", [0.05, 0.5])
-def test_gradients(path, dtype, rate):
+def test_gradients(kernel, dtype, rate):
     spikes = spikes_at((4, 6, 75), rate, dtype).requires_grad_(True)
     w = torch.randn(66, 75).to(dtype).requires_grad_(True)
     b = torch.randn(66).to(dtype).requires_grad_(True)
     g = torch.randn(4, 6, 66).to(dtype)
-    grads = torch.autograd.grad(functional.spike_linear(spikes, w, b), (spikes, w, b), g)
+    grads = torch.autograd.grad(functional.spike_linear(spikes, w, b, kernel=kernel), (spikes, w, b), g)
     s_ref, w_ref, b_ref = (t.detach().clone().requires_grad_(True) for t in (spikes, w, b))
     ref_grads = torch.autograd.grad(F.linear(s_ref, w_ref, b_ref), (s_ref, w_ref, b_ref), g)
     for got, want in zip(grads, ref_grads):
@@ -135,20 +129,45 @@ def test_saved_tensors_are_one_byte():
     assert x.grad is not None and x.grad.abs().sum() > 0, "the gradient must reach the neuron"
 
 
-def test_dense_dispatch_follows_the_firing_rate(monkeypatch):
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 0)
+def test_firing_rate_estimate():
     for M in (1, 63, 1000):
-        for rate, dense in ((0.05, False), (0.9, True)):
+        for rate in (0.05, 0.9):
             s = spikes_at((M, 512), rate)
             for view in (s, s.t()):  # and the weight gradient's view
-                estimate = _ops._dispatch_rate(view, 10)
-                assert abs(estimate - rate) < 0.1
-                assert _ops._dense_is_faster(view, estimate, 0.4) == dense
-                assert not _ops._dense_is_faster(view, estimate, 1.0)  # a threshold of 1: never dense
-    assert _ops._dispatch_rate(spikes_at((0, 5), 0.5), 10) == -1.0
-    monkeypatch.setattr(_ops, "DISPATCH_MIN_MACS", 1 << 28)
-    assert _ops._dispatch_rate(spikes_at((100, 100), 0.9), 10) == -1.0  # too small a product: no estimate
-    assert not _ops._dense_is_faster(spikes_at((100, 100), 0.9), -1.0, 0.4)
+                assert abs(_ops.firing_rate_estimate(view) - rate) < 0.1
+
+
+def spy(monkeypatch, owner, name, calls):
+    """Record calls of owner.name (observes; the call goes through unchanged)."""
+    f = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *a, **k: (calls.append(name), f(*a, **k))[1])
+
+
+def test_dense_dispatch_follows_the_policy(monkeypatch):
+    """With kernel="auto", the core's kernel runs at or below the policy's rates and torch's dense GEMM above them
+    (the weight gradient's threshold is lower); products under the policy's minimum size are not estimated."""
+    calls = []
+    spy(monkeypatch, _C, "spike_accumulate", calls)
+    spy(monkeypatch, _ops.spike_linear, "firing_rate_estimate", calls)
+    K, N = 1024, 256
+    M = _C.SPIKE_GEMM_RATE_MIN_MACS // (K * N)  # the smallest product the policy estimates the rate for
+    assert _C.CPU_DENSE_ABOVE_RATE_WEIGHT_GRADIENT < 0.38 < _C.CPU_DENSE_ABOVE_RATE
+    w = torch.randint(-4, 5, (N, K)).float().requires_grad_(True)
+    for rate, forward_core, grad_core in ((0.05, True, True), (0.38, True, False), (0.9, False, False)):
+        s = spikes_at((M, K), rate)
+        calls.clear()
+        y = functional.spike_linear(s, w)
+        assert calls == ["firing_rate_estimate"] + ["spike_accumulate"] * forward_core, rate
+        calls.clear()
+        dy = torch.randint(-2, 3, (M, N)).float()
+        (gw,) = torch.autograd.grad(y, w, dy)
+        assert calls == ["firing_rate_estimate"] + ["spike_accumulate"] * grad_core, rate
+        assert torch.equal(y, F.linear(s.float(), w.detach()))
+        assert torch.equal(gw, dy.t() @ s.float())
+    calls.clear()
+    small = spikes_at((M, K - 1), 0.9)
+    functional.spike_linear(small, torch.randn(N, K - 1))
+    assert calls == ["spike_accumulate"]  # no estimate, the core's kernel at every rate
 
 
 def test_nonzero_as_keeps_dense_layouts():
@@ -214,8 +233,8 @@ def test_errors():
 # ---- layers ----
 
 @pytest.mark.parametrize("step_mode", ["s", "m"])
-def test_linear_layer_routes_spikes(path, step_mode):
-    lin = layer.Linear(30, 11, step_mode=step_mode)
+def test_linear_layer_routes_spikes(kernel, step_mode):
+    lin = layer.Linear(30, 11, step_mode=step_mode, kernel=kernel)
     x = spikes_at((4, 5, 30) if step_mode == "m" else (5, 30), 0.2)
     torch.testing.assert_close(lin(x), F.linear(x.float(), lin.weight, lin.bias))
     assert lin(x).dtype == torch.float32
@@ -308,15 +327,13 @@ def test_large_transposed_outputs(M, K, N, out_dtype):
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 @pytest.mark.parametrize("N", [1, 10, 16, 17, 40, 64])
-def test_narrow_outputs_over_many_rows(N, threads, monkeypatch):
+def test_narrow_outputs_over_many_rows(N, threads):
     """Outputs of one column tile (a classifier's): the CPU kernel adds the spikes of each row as it reads their
     masks (row-major spikes), or scatters each tile row to the rows its spikes reach (column-major spikes, the
     weight gradient's transposed view), in parts of rows split between the threads (multiples of 64, the last
     partial), with only the vectors that hold the columns. Integer weights, so exact in any order: the
     forward, and the weight gradient's transposed output (rows: the K inputs) from the transposed view and
     from a strided one (copied row-major)."""
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", 1.0)
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -325,26 +342,26 @@ def test_narrow_outputs_over_many_rows(N, threads, monkeypatch):
             s[s.bool()] = torch.randint(1, 256, (int(s.sum()),), dtype=torch.uint8)  # any nonzero byte: a spike
             w = torch.randint(-8, 9, (N, K)).float()
             b = torch.randint(-8, 9, (N,)).float()
-            assert torch.equal(functional.spike_linear(s, w, b), F.linear((s != 0).float(), w, b)), (M, K)
+            assert torch.equal(functional.spike_linear(s, w, b, kernel="events"), F.linear((s != 0).float(), w, b))
             dy = torch.randint(-8, 9, (M, N)).float()
             expected = ((s != 0).t().double() @ dy.double()).t().float()  # [N, K]
-            assert torch.equal(ops.spike_accumulate_rows_t(s.t(), dy, torch.float32), expected), (M, K)
+            assert torch.equal(ops.spike_accumulate_rows_t(s.t(), dy, torch.float32, "events"), expected), (M, K)
             strided = torch.zeros(M, 2 * K, dtype=torch.uint8)
             strided[:, ::2] = s
-            assert torch.equal(ops.spike_accumulate_rows_t(strided[:, ::2].t(), dy, torch.float32), expected)
+            assert torch.equal(ops.spike_accumulate_rows_t(strided[:, ::2].t(), dy, torch.float32, "events"), expected)
     finally:
         torch.set_num_threads(saved)
 
 
 @pytest.mark.parametrize("M,K", [(30, 9), (1, 40), (40, 1), (257, 129)])
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.5, 1.0])
-def test_rows_t_reads_transposed_views(path, M, K, rate):
+def test_rows_t_reads_transposed_views(kernel, M, K, rate):
     """S^T . dY from a transposed view of S [K, M] (read in place on the CPU) and from a strided one (copied)."""
     s = spikes_at((K, M), rate)
     rows = torch.randn(K, 70).round()  # integers: exact sums in any order
     for view in (s.t(), s.t().contiguous(), spikes_at((K, 2 * M), rate)[:, ::2].t()):
         expected = (view.float() @ rows).t()
-        torch.testing.assert_close(ops.spike_accumulate_rows_t(view, rows, torch.float32), expected, rtol=0, atol=0)
+        torch.testing.assert_close(ops.spike_accumulate_rows_t(view, rows, torch.float32, kernel), expected, rtol=0, atol=0)
 
 
 # ---- convolution ----
@@ -366,15 +383,9 @@ CONV_CASES = [  # N, C, H, W, C_out, kernel, stride, padding, dilation, groups
 
 
 @pytest.fixture(params=["events", "dense", "unfold"])
-def conv_path(request, monkeypatch):
-    """The CPU's event-driven kernels at every rate, the dense dispatch, and the spike GEMM over the unfolded
-    input that CUDA tensors take."""
-    threshold = 0.0 if request.param == "dense" else 1.0
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", threshold)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", threshold)
-    monkeypatch.setattr(_ops, "CONV_UNFOLD_ON_CPU", request.param == "unfold")
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_CPU", 1.0)
-    monkeypatch.setattr(_ops, "DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
+def conv_kernel(request):
+    """The CPU's event-driven kernels at every rate, torch's dense convolution, and the spike GEMM over the
+    unfolded input that CUDA tensors take."""
     return request.param
 
 
@@ -387,7 +398,7 @@ def conv_args(case):
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("rate", [0.0, 0.03, 0.3, 1.0])
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
-def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate, layout):
+def test_spike_conv2d_is_exact_on_integers(conv_kernel, case, rate, layout):
     """Output, weight and bias gradients against F.conv2d on the spikes as floats, in float64: integer weights
     and gradients make every sum exact in any order. Channels-last spikes give a channels-last output."""
     (N, C, H, W, C_out, kh, kw), kw_args = conv_args(case)
@@ -396,7 +407,7 @@ def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate, layout):
         x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randint(-8, 9, (C_out, C // kw_args["groups"], kh, kw)).float().requires_grad_(True)
     b = torch.randint(-8, 9, (C_out,)).float().requires_grad_(True)
-    y = functional.spike_conv2d(x, w, b, **kw_args)
+    y = functional.spike_conv2d(x, w, b, **kw_args, kernel=conv_kernel)
     w64, b64 = w.detach().double().requires_grad_(True), b.detach().double().requires_grad_(True)
     y_ref = F.conv2d(x.double(), w64, b64, **kw_args)
     torch.testing.assert_close(y, y_ref.float(), rtol=0, atol=0)
@@ -411,11 +422,9 @@ def test_spike_conv2d_is_exact_on_integers(conv_path, case, rate, layout):
     torch.testing.assert_close(b.grad, b64.grad.float(), rtol=0, atol=0)
 
 
-def test_spike_conv2d_random_geometries(monkeypatch):
+def test_spike_conv2d_random_geometries():
     """The event-driven kernels' paths (a word per tap, bit strings from words or from row pieces, per-tap
     loops for more than 64 channels) over random geometries: exact against F.conv2d in float64."""
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_CPU", 1.0)
-    monkeypatch.setattr(_ops, "CONV_DENSE_RATE_THRESHOLD_GRAD_CPU", 1.0)
     rng = random.Random(3)
     for n in range(150):
         g = rng.choice([1, 1, 2, 3])
@@ -430,20 +439,21 @@ def test_spike_conv2d_random_geometries(monkeypatch):
             x = x.contiguous(memory_format=torch.channels_last)
         w = torch.randint(-8, 9, (Og * g, Cg, kh, kw)).float()
         conv = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=g)
-        y = functional.spike_conv2d(x, w, None, **conv)
+        y = functional.spike_conv2d(x, w, None, **conv, kernel="events")
         assert torch.equal(y.double(), F.conv2d(x.double(), w.double(), None, **conv)), (n, x.shape, w.shape, conv)
         dy = torch.randint(-4, 5, y.shape).float()
-        gw = ops.spike_conv2d_weight_grad(x, dy, list(w.shape), [sh, sw], [ph, pw], [dh, dw], g, torch.float32)
+        gw = ops.spike_conv2d_weight_grad(x, dy, list(w.shape), [sh, sw], [ph, pw], [dh, dw], g, torch.float32,
+                                          "events")
         want = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), **conv)
         assert torch.equal(gw.double(), want), (n, x.shape, w.shape, conv)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
-def test_spike_conv2d_dtypes(conv_path, dtype):
+def test_spike_conv2d_dtypes(conv_kernel, dtype):
     x = spikes_at((3, 20, 9, 9), 0.2)
     w = torch.randn(24, 10, 3, 3).to(dtype).requires_grad_(True)
     b = torch.randn(24).to(dtype).requires_grad_(True)
-    y = functional.spike_conv2d(x, w, b, padding=1, groups=2)
+    y = functional.spike_conv2d(x, w, b, padding=1, groups=2, kernel=conv_kernel)
     w_ref, b_ref = w.detach().float().requires_grad_(True), b.detach().float().requires_grad_(True)
     y_ref = F.conv2d(x.float(), w_ref, b_ref, padding=1, groups=2)
     assert y.dtype == dtype
@@ -457,8 +467,8 @@ def test_spike_conv2d_dtypes(conv_path, dtype):
     torch.testing.assert_close(b.grad.float(), b_ref.grad, **tol)
 
 
-def test_spike_conv2d_weight_gradient_and_layer(conv_path):
-    conv = layer.Conv2d(3, 5, 3, padding=1, stride=2, step_mode="m")
+def test_spike_conv2d_weight_gradient_and_layer(conv_kernel):
+    conv = layer.Conv2d(3, 5, 3, padding=1, stride=2, step_mode="m", kernel=conv_kernel)
     x = spikes_at((4, 2, 3, 9, 9), 0.3)
     y = conv(x)
     y.square().sum().backward()
@@ -471,13 +481,13 @@ def test_spike_conv2d_weight_gradient_and_layer(conv_path):
     torch.testing.assert_close(conv.bias.grad, b_ref.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_spike_conv2d_strided_operands(conv_path):
+def test_spike_conv2d_strided_operands(conv_kernel):
     """A non-contiguous weight and bias, and the expanded gradient of .sum(), are copied before the kernels."""
     x = spikes_at((2, 6, 8, 7), 0.3)
     w = torch.randn(3, 3, 3, 4).permute(3, 0, 1, 2).requires_grad_(True)  # [4, 3, 3, 3], strided
     b = torch.randn(8)[::2]
     w_ref = w.detach().clone().requires_grad_(True)
-    y = functional.spike_conv2d(x, w, b, padding=1, groups=2)
+    y = functional.spike_conv2d(x, w, b, padding=1, groups=2, kernel=conv_kernel)
     y_ref = F.conv2d(x.float(), w_ref, b, padding=1, groups=2)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
     y.sum().backward()
@@ -485,11 +495,11 @@ def test_spike_conv2d_strided_operands(conv_path):
     torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
 
 
-def test_spike_conv2d_bytes_other_than_one(conv_path):
+def test_spike_conv2d_bytes_other_than_one(conv_kernel):
     """Any nonzero byte is one spike on every path (the dense one included), forward and weight gradient."""
     x = spikes_at((2, 3, 6, 6), 0.4) * torch.randint(1, 256, (2, 3, 6, 6), dtype=torch.uint8)
     w = torch.randint(-4, 5, (4, 3, 3, 3)).float().requires_grad_(True)
-    y = functional.spike_conv2d(x, w, None, padding=1)
+    y = functional.spike_conv2d(x, w, None, padding=1, kernel=conv_kernel)
     w_ref = w.detach().double().requires_grad_(True)
     y_ref = F.conv2d((x != 0).double(), w_ref, None, padding=1)
     torch.testing.assert_close(y, y_ref.float(), rtol=0, atol=0)
@@ -499,41 +509,46 @@ def test_spike_conv2d_bytes_other_than_one(conv_path):
     torch.testing.assert_close(w.grad, w_ref.grad.float(), rtol=0, atol=0)
 
 
-def test_spike_conv2d_no_output_channels(conv_path):
+def test_spike_conv2d_no_output_channels(conv_kernel):
     x = spikes_at((2, 3, 6, 6), 0.4)
     w = torch.zeros(0, 3, 3, 3, requires_grad=True)
-    y = functional.spike_conv2d(x, w, None, padding=1)
+    y = functional.spike_conv2d(x, w, None, padding=1, kernel=conv_kernel)
     assert y.shape == (2, 0, 6, 6)
     y.sum().backward()
     assert w.grad.shape == w.shape
 
 
 def test_spike_conv2d_dispatch(monkeypatch):
-    """Below the thresholds the CPU's kernels run, above them torch's dense convolution."""
+    """With kernel="auto", the CPU's kernels run at or below the policy's rates and torch's dense convolution
+    above them (the weight gradient's threshold is lower); a forced kernel runs whatever the rate."""
     calls = []
     for name in ("spike_conv2d", "spike_conv2d_weight_grad"):
-        monkeypatch.setattr(_C, name, lambda *a, name=name, f=getattr(_C, name): (calls.append(name), f(*a))[1])
+        spy(monkeypatch, _C, name, calls)
+    assert _C.CPU_CONV_DENSE_ABOVE_RATE_WEIGHT_GRADIENT < 0.175 < _C.CPU_CONV_DENSE_ABOVE_RATE
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
-    for rate, expected in ((0.02, ["spike_conv2d", "spike_conv2d_weight_grad"]), (0.9, [])):
+    both = ["spike_conv2d", "spike_conv2d_weight_grad"]
+    cases = [(0.02, "auto", both), (0.175, "auto", ["spike_conv2d"]), (0.9, "auto", []), (0.9, "events", both),
+             (0.02, "dense", []), (0.02, "unfold", [])]
+    for rate, kernel, expected in cases:
         calls.clear()
-        x = spikes_at((2, 4, 8, 8), rate)
-        y = functional.spike_conv2d(x, w, None, padding=1)
+        x = spikes_at((8, 4, 32, 32), rate)
+        y = functional.spike_conv2d(x, w, None, padding=1, kernel=kernel)
         y.sum().backward()
-        assert calls == expected, rate
-        torch.testing.assert_close(y, F.conv2d(x.float(), w, None, padding=1), rtol=1e-5, atol=1e-5)
+        assert calls == expected, (rate, kernel)
+        torch.testing.assert_close(y, F.conv2d(x.float(), w, None, padding=1), rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_opcheck_spike_conv2d(conv_path, with_bias, layout):
+def test_opcheck_spike_conv2d(conv_kernel, with_bias, layout):
     x = spikes_at((2, 4, 7, 6), 0.3)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randn(6, 2, 3, 2, requires_grad=True)
     b = torch.randn(6, requires_grad=True) if with_bias else None
-    torch.library.opcheck(ops.spike_conv2d, (x, w, b, [2, 1], [1, 1], [1, 2], 2))
+    torch.library.opcheck(ops.spike_conv2d, (x, w, b, [2, 1], [1, 1], [1, 2], 2, conv_kernel))
     torch.library.opcheck(ops.spike_conv2d_weight_grad, (x, torch.randn(2, 6, 4, 6), [6, 2, 3, 2], [2, 1], [1, 1],
-                                                         [1, 2], 2, torch.float32))
+                                                         [1, 2], 2, torch.float32, conv_kernel))
 
 
 def test_spike_conv2d_errors():
@@ -580,7 +595,7 @@ def test_spike_conv2d_errors():
                                     [1, 1], [0, 0], [1, 1], 1)
 
 
-def test_cuda_only_kernels_are_refused_on_the_cpu(monkeypatch):
+def test_cuda_only_kernels_are_refused_on_the_cpu():
     s, rows = spikes_at((3, 5), 0.5), torch.randn(5, 4)
     out = torch.empty(3, 4)
     for kernel in (_C.SpikeGemmKernel.tiled_events, _C.SpikeGemmKernel.tensor_core):
@@ -590,6 +605,17 @@ def test_cuda_only_kernels_are_refused_on_the_cpu(monkeypatch):
     with pytest.raises(ValueError, match="firing_rate must be at most 1"):
         _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
                             _ops._view(out, "out"), False, _C.SpikeGemmKernel.auto, float("nan"))
-    # Forcing a CUDA kernel (tests, benchmarks) leaves CPU tensors on the CPU's kernel.
-    monkeypatch.setattr(_ops, "CUDA_KERNEL", _C.SpikeGemmKernel.tensor_core)
-    torch.testing.assert_close(functional.spike_linear(s, rows.t()), reference(s, rows.t(), None))
+    with pytest.raises(ValueError, match="kernel kDense has no CPU kernel in the core"):
+        _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
+                            _ops._view(out, "out"), False, _C.SpikeGemmKernel.dense, -1.0)
+    # Asked for through the API, a CUDA kernel on CPU tensors is an error, not a silent substitution.
+    for kernel in ("tiled", "tensor_core"):
+        message = f"spike_linear: kernel='{kernel}' runs on CUDA tensors only"
+        with pytest.raises(ValueError, match=message):
+            functional.spike_linear(s, rows.t(), kernel=kernel)
+        with pytest.raises(ValueError, match=message):
+            ops.spike_linear(s, rows.t(), None, kernel)
+        with pytest.raises(ValueError, match=f"spike_accumulate_rows_t: kernel='{kernel}' runs on CUDA"):
+            ops.spike_accumulate_rows_t(s.t(), torch.randn(3, 4), torch.float32, kernel)
+        with pytest.raises(ValueError, match=f"spike_linear: kernel=.{kernel}. runs on CUDA tensors only"):
+            layer.Linear(5, 4, kernel=kernel)(s)

@@ -23,9 +23,10 @@ enum class RowsLayout : int {
 };
 constexpr int kPackedTileN = 64;
 
-// Which kernel computes the product. All give the same sums up to float32 rounding order.
+// Which kernel computes the product. All give the same sums up to float32 rounding order. kAuto asks the
+// policy (kernel_policy.hpp: choose_spike_gemm_kernel) and runs one of the core's kernels.
 enum class SpikeGemmKernel : int {
-  kAuto = 0,    // chosen from firing_rate and the device (below)
+  kAuto = 0,    // chosen from firing_rate, the shape and the device (kernel_policy.hpp)
   kEvents = 1,  // event-driven: each output row walks its spikes and adds the selected rows (CPU and CUDA)
   // CUDA: event-driven on 64 x 64 output tiles; each 32-row slice of the rows' tile is staged once in shared
   // memory and read by all 64 output rows, a warp walking the set bits of its rows' spike masks.
@@ -38,14 +39,10 @@ enum class SpikeGemmKernel : int {
   // spike or not; the event-driven kernels add only the selected values. Values below 2^-110 in magnitude
   // lose bits beyond bf16's subnormal range (an error under 2^-133 each).
   kTensorCore = 3,
+  // A dense GEMM on the spikes as floats. On CUDA that is kTensorCore. On the CPU the core has no BLAS, so
+  // spike_accumulate refuses it; the policy's kDense for the CPU tells callers that have a BLAS GEMM to use it.
+  kDense = 4,
 };
-
-// kAuto on CUDA, from the caller's firing-rate estimate: kEvents at or below kCudaTiledAboveRate (or when the
-// rate is unknown), kTiledEvents up to kCudaTensorCoreAboveRate, kTensorCore above it (sm_80+). Estimated from
-// the kernels' memory traffic, not yet measured on a GPU. The CPU has only the event-driven kernel (torch's
-// dense GEMM above the crossover is chosen in Python).
-constexpr double kCudaTiledAboveRate = 0.02;
-constexpr double kCudaTensorCoreAboveRate = 0.15;
 
 // out[m, n] = bias[n] + sum over k with spikes[m, k] != 0 of rows[k, n], accumulated in float32 (in an
 // unspecified order: results agree with a dense float32 GEMM up to rounding, exactly when the sums are exact,
@@ -62,7 +59,7 @@ struct SpikeAccumulateArgs {
   // [N, K]; it is written transposed directly (the CPU kernel gathers 64 rows at a time and streams large
   // float32 outputs past the caches; the CUDA kernels stage their tiles in shared memory), not copied after.
   bool out_transposed = false;
-  SpikeGemmKernel kernel = SpikeGemmKernel::kAuto;  // kTiledEvents and kTensorCore: CUDA only
+  SpikeGemmKernel kernel = SpikeGemmKernel::kAuto;  // kTiledEvents, kTensorCore and kDense: CUDA only
   // The caller's estimate of the fraction of nonzero spikes, in [0, 1]; negative: unknown. Only kAuto reads it.
   double firing_rate = -1.0;
   void* stream = nullptr;  // cudaStream_t for CUDA tensors

@@ -4,6 +4,7 @@
 #include "spikeops/build_info.hpp"
 #include "spikeops/config.hpp"
 #include "spikeops/error.hpp"
+#include "spikeops/kernel_policy.hpp"
 #include "spikeops/model.hpp"
 #include "spikeops/neuron.hpp"
 #include "spikeops/spike_conv.hpp"

@@ -150,7 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spike-tensor", action="store_true",
                         help="the convolutional neurons write 1-byte SpikeTensor spikes: the second convolution "
                              "runs event-driven and the spikes kept for the backward take 1 byte (on the CPU "
-                             "not faster once the network is trained, ~10%% firing; see the README)")
+                             "not faster once the network is trained, ~10%% firing; see docs/performance.md)")
     return parser
 
 
