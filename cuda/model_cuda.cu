@@ -22,7 +22,7 @@
 #include "cpu/conv_events_cpu.hpp"
 #include "cuda_utils.cuh"
 #include "model/model_impl.hpp"
-#include "model/model_math.hpp"
+#include "kernel_math.hpp"
 #include "spikeops/error.hpp"
 #include "spikeops/neuron.hpp"
 #include "spikeops/spike_gemm.hpp"
@@ -97,7 +97,7 @@ using Counter = unsigned long long;
 
 __global__ void poisson_encode_kernel(const float* input, int64_t per_step, int64_t n, uint64_t key, uint8_t* out) {
   for (int64_t i = global_thread_index(); i < n; i += grid_thread_count()) {
-    out[i] = model_math::poisson_spike(key, i, input[i % per_step]);
+    out[i] = kernel_math::poisson_spike(key, i, input[i % per_step]);
   }
 }
 
@@ -183,8 +183,8 @@ __device__ __forceinline__ Window window_of(const PoolShape& g, int64_t i) {
   const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, plane = i / (g.OH * g.OW);
   Window w;
   w.plane_offset = plane * g.H * g.W;
-  model_math::pool_window(oy, g.H, g.kh, g.sh, g.ph, w.y0, w.y1);
-  model_math::pool_window(ox, g.W, g.kw, g.sw, g.pw, w.x0, w.x1);
+  kernel_math::pool_window(oy, g.H, g.kh, g.sh, g.ph, w.y0, w.y1);
+  kernel_math::pool_window(ox, g.W, g.kw, g.sw, g.pw, w.x0, w.x1);
   return w;
 }
 
@@ -473,7 +473,7 @@ void model_run(const Model::Impl& m, ModelDevice& d, const float* input, int64_t
     check_cuda(cudaMemcpyAsync(x, input, input_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync (input)");
     uint8_t* bits = static_cast<uint8_t*>(a0.bits.reserve(std::size_t(a0.rows * F)));
     launch("poisson_encode_kernel", stream, a0.rows * F, poisson_encode_kernel, static_cast<const float*>(x),
-           batch * F, a0.rows * F, model_math::mix64(seed), bits);
+           batch * F, a0.rows * F, kernel_math::mix64(seed), bits);
   }
 
   const DeviceActivation* a = &d.activations[0];

@@ -613,7 +613,10 @@ void test_spike_conv2d() {
   EXPECT_ERROR(spike_conv2d(bad), "spike_conv2d: kernel of 7 with dilation 1 does not fit the padded input of 5");
   bad = a;
   bad.spikes.device = bad.weight.device = bad.out.device = Device::kCUDA;
-  EXPECT_ERROR(spike_conv2d(bad), "spikes must be a CPU tensor (the event-driven convolution has no CUDA kernel");
+  bad.spikes.strides[1] = 1;  // channels-last: CPU only
+  bad.spikes.strides[2] = 15;
+  bad.spikes.strides[3] = 3;
+  EXPECT_ERROR(spike_conv2d(bad), "spikes must be contiguous (NCHW) on CUDA");
   bad = a;
   bad.bias = make_tensor_view(w, DType::kFloat32, {3});
   EXPECT_ERROR(spike_conv2d(bad), "bias must have shape [4]");

@@ -14,7 +14,7 @@
 #include "cpu/conv_direct_cpu.hpp"
 #include "cpu/conv_events_cpu.hpp"
 #include "model/model_impl.hpp"
-#include "model/model_math.hpp"
+#include "kernel_math.hpp"
 #include "spikeops/error.hpp"
 #include "spikeops/neuron.hpp"
 #include "spikeops/spike_gemm.hpp"
@@ -46,16 +46,16 @@ void encode(const Model::Impl& m, const float* input, int64_t batch, uint64_t se
     a.values.assign(input, input + batch * F);
     return;
   }
-  // Poisson: the same draws as the CUDA path (model_math::poisson_spike).
+  // Poisson: the same draws as the CUDA path (kernel_math::poisson_spike).
   a.spikes = true;
   a.time_invariant = false;
   a.rows = m.time_steps * batch;
   a.bits.resize(std::size_t(a.rows * F));
   const int64_t per_step = batch * F;
-  const uint64_t key = model_math::mix64(seed);
+  const uint64_t key = kernel_math::mix64(seed);
   uint8_t* out = a.bits.data();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < a.rows * F; ++i) out[i] = model_math::poisson_spike(key, i, input[i % per_step]);
+  for (int64_t i = 0; i < a.rows * F; ++i) out[i] = kernel_math::poisson_spike(key, i, input[i % per_step]);
 }
 
 // y[r, :] = bias + sum over k of x[r, k] * W^T[k, :]; zero inputs are skipped.
@@ -135,7 +135,7 @@ Windows pool_windows(int64_t in, int64_t out, int64_t kernel, int64_t stride, in
   w.begin.resize(std::size_t(out));
   w.end.resize(std::size_t(out));
   for (int64_t o = 0; o < out; ++o) {
-    model_math::pool_window(o, in, kernel, stride, pad, w.begin[std::size_t(o)], w.end[std::size_t(o)]);
+    kernel_math::pool_window(o, in, kernel, stride, pad, w.begin[std::size_t(o)], w.end[std::size_t(o)]);
   }
   return w;
 }
