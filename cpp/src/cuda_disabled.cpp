@@ -1,6 +1,5 @@
 // Compiled instead of cuda/ when the library is built without CUDA: every CUDA entry point says so.
 #include "backend.hpp"
-#include "model/model_impl.hpp"
 #include "spikeops/error.hpp"
 
 namespace spikeops {
@@ -40,17 +39,6 @@ void stream_synchronize(void*, int) { no_cuda(); }
 void copy_async(void*, const void*, std::size_t, CopyKind, void*, int) { no_cuda(); }
 void fill(float*, int64_t, float, void*, int) { no_cuda(); }
 void bytes_to_float(const uint8_t*, int64_t, float*, void*, int) { no_cuda(); }
-
-// No ModelDevice is ever made without CUDA.
-void ModelDeviceDeleter::operator()(ModelDevice*) const noexcept {}
-ModelDevicePtr model_to_device(const Model::Impl&, int) {
-  throw Error("Model::to(CUDA): this spikeops was built without CUDA (rebuild with nvcc on the PATH or "
-              "-DSPIKEOPS_CUDA=ON)");
-}
-int model_device_index(const ModelDevice&) { no_cuda(); }
-void model_run(const Model::Impl&, ModelDevice&, const float*, int64_t, uint64_t, std::vector<LayerReport>&, float*) {
-  no_cuda();
-}
 
 }  // namespace cuda
 }  // namespace spikeops
