@@ -7,9 +7,7 @@
 // encoded network the activation is the same at every step, so it is kept (and computed) once per sample:
 // rows = batch, `time_invariant`. Spikes are 1 byte; a layer fed spikes only adds (spike_accumulate for
 // linear, spike_conv2d for conv2d), a layer fed real values multiplies (linear, conv2d).
-#include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <limits>
 #include <sstream>
 
