@@ -1,5 +1,5 @@
-// 2-D max and average pooling (NCHW, floor mode, zero-free padding: a window is clipped to the input), on the
-// CPU and CUDA, of float32 values or 1-byte spikes.
+// 2-D max and average pooling (NCHW, floor mode; a window is clipped to the input, so padding never
+// contributes a value), on the CPU and CUDA, of float32 values or 1-byte spikes.
 #pragma once
 
 #include <cstdint>
