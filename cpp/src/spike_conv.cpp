@@ -10,7 +10,6 @@
 #include "backend.hpp"
 #include "conv_check.hpp"
 #include "cpu/conv_events_cpu.hpp"
-#include "cpu/simd.hpp"
 #include "spikeops/conv2d.hpp"
 #include "validate.hpp"
 
