@@ -1,6 +1,5 @@
 // Compiled instead of cuda/ when the library is built without CUDA: every CUDA entry point says so.
 #include "backend.hpp"
-#include "model/model_impl.hpp"
 #include "spikeops/error.hpp"
 
 namespace spikeops {
@@ -21,17 +20,25 @@ void surrogate_backward(const Surrogate&, const TensorView&, const TensorView&, 
   no_cuda();
 }
 void spike_accumulate(const SpikeAccumulateArgs&) { no_cuda(); }
+int64_t spike_conv2d(const ConvGeometry&, const SpikeConv2dArgs&) { no_cuda(); }
+void spike_conv2d_weight_grad(const ConvGeometry&, const SpikeConv2dWeightGradArgs&) { no_cuda(); }
+void conv2d(const ConvGeometry&, const Conv2dArgs&) { no_cuda(); }
+void pool2d(const PoolGeometry&, const Pool2dArgs&) { no_cuda(); }
+void poisson_encode(const PoissonEncodeArgs&) { no_cuda(); }
+void linear(const LinearArgs&) { no_cuda(); }
+int64_t count_nonzero(const TensorView&, void*) { no_cuda(); }
 
-// No ModelDevice is ever made without CUDA.
-void ModelDeviceDeleter::operator()(ModelDevice*) const noexcept {}
-ModelDevicePtr model_to_device(const Model::Impl&, int) {
-  throw Error("Model::to(CUDA): this spikeops was built without CUDA (rebuild with nvcc on the PATH or "
-              "-DSPIKEOPS_CUDA=ON)");
-}
-int model_device_index(const ModelDevice&) { no_cuda(); }
-void model_run(const Model::Impl&, ModelDevice&, const float*, int64_t, uint64_t, std::vector<LayerReport>&, float*) {
-  no_cuda();
-}
+// Without CUDA there are no CUDA devices, so the runtime's memory helpers are never reached with one (the
+// model refuses Model::to(CUDA) first); if they were, they say why.
+int device_count() { return 0; }
+void* device_alloc(std::size_t, int) { no_cuda(); }
+void device_free(void*, int) noexcept {}
+void* stream_create(int) { no_cuda(); }
+void stream_destroy(void*, int) noexcept {}
+void stream_synchronize(void*, int) { no_cuda(); }
+void copy_async(void*, const void*, std::size_t, CopyKind, void*, int) { no_cuda(); }
+void fill(float*, int64_t, float, void*, int) { no_cuda(); }
+void bytes_to_float(const uint8_t*, int64_t, float*, void*, int) { no_cuda(); }
 
 }  // namespace cuda
 }  // namespace spikeops

@@ -240,11 +240,14 @@ TEST(SpikeConv2d, RejectsSizesThatOverflow) {
   EXPECT_ERROR(conv2d_output_size(4, 3, 1, 0, int64_t(1) << 62), "conv2d_output_size: arguments need");
 }
 
-TEST(SpikeConv2d, CudaTensorsAreRefused) {
+TEST(SpikeConv2d, ChannelsLastSpikesAreRefusedOnCuda) {
   ConvCall call;
   SpikeConv2dArgs bad = call.a;
   bad.spikes.device = bad.weight.device = bad.out.device = Device::kCUDA;
-  EXPECT_ERROR(spike_conv2d(bad), "spikes must be a CPU tensor (the event-driven convolution has no CUDA kernel");
+  bad.spikes.strides[1] = 1;  // channels-last: CPU only
+  bad.spikes.strides[2] = 15;
+  bad.spikes.strides[3] = 3;
+  EXPECT_ERROR(spike_conv2d(bad), "spikes must be contiguous (NCHW) on CUDA");
 }
 
 TEST(SpikeConv2d, WeightGradRejectsBadDtype) {

@@ -12,23 +12,14 @@
 
 #include <cstdint>
 
+#include "conv_geometry.hpp"
+
 namespace spikeops {
 namespace cpu {
 
-// Output channels (per group) are padded to a multiple of this in the weight rows (zeros) and the
-// accumulators, so every weight row is whole 16-float vectors.
-constexpr int64_t kConvChannelPad = 16;
-inline int64_t conv_padded_channels(int64_t O) { return (O + kConvChannelPad - 1) / kConvChannelPad * kConvChannelPad; }
-
-struct ConvGeometry {
-  int64_t C, H, W;       // input
-  int64_t O, OH, OW;     // output
-  int64_t kh, kw, sh, sw, ph, pw, dh, dw;
-  int64_t groups = 1;    // C and O are multiples of it; input channel c sees the outputs of group c / (C / groups)
-  // Spike inputs only: the input [rows, H, W, C] and the output [rows, OH, OW, O] (and for the weight gradient
-  // grad_out [rows, OH, OW, O]) are stored channels-last instead of NCHW.
-  bool channels_last = false;
-};
+// The geometry (spikeops::ConvGeometry) and the padded channel count are shared with the CUDA kernels.
+using ::spikeops::ConvGeometry;
+inline int64_t conv_padded_channels(int64_t O) { return conv2d_packed_channels(O); }
 
 // The weight rows: wt [C * kh * kw, conv_padded_channels(O / groups)] float32, zero padded, for each group
 // tap-major: row (grp * kh * kw + ky * kw + kx) * C/groups + cl holds w[grp * O/groups + o, cl, ky, kx] in

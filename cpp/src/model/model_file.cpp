@@ -9,10 +9,10 @@
 #include <map>
 #include <utility>
 
-#include "cpu/conv_events_cpu.hpp"
 #include "model/json.hpp"
 #include "model/model_impl.hpp"
 #include "spikeops/error.hpp"
+#include "spikeops/spike_conv.hpp"
 #include "spikeops/spike_gemm.hpp"
 
 namespace spikeops {
@@ -374,14 +374,16 @@ class Loader {
 
   // W [O, ...] with K = numel / O, kept as W^T [K, O]: packed for the spike GEMM in a linear layer fed spikes,
   // as it is for a linear layer fed real values; a convolution's in the rows of its event-driven kernel (which
-  // takes both kinds of input, cpu::pack_conv_weight).
+  // takes both kinds of input: ConvWeightLayout::kPacked).
   void read_weights(const Fields& f, ModelLayer& layer, const Shape& weight_shape) const {
     const std::vector<float> w = tensor(f, "weight", weight_shape);
     const int64_t K = layer.K, O = layer.O;
     if (!f.is_null("bias")) layer.bias = tensor(f, "bias", {O});
     if (layer.kind == LayerKind::kConv2d) {
-      layer.weight_t.resize(std::size_t(K * cpu::conv_padded_channels(O)));
-      cpu::pack_conv_weight(conv_geometry(layer), w.data(), layer.weight_t.data());
+      const int64_t C = layer.in_shape[0], kh = layer.kernel.h, kw = layer.kernel.w, ld = conv2d_packed_channels(O);
+      layer.weight_t.resize(std::size_t(K * ld));
+      pack_conv2d_weight(make_tensor_view(const_cast<float*>(w.data()), DType::kFloat32, {O, C, kh, kw}),
+                         make_tensor_view(layer.weight_t.data(), DType::kFloat32, {1, kh, kw, C, ld}), 1);
       return;
     }
     std::vector<float> wt(std::size_t(K * O), 0.0f);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/conv_events_cpu.hpp"
+#include "device_memory.hpp"
 #include "spikeops/model.hpp"
 #include "spikeops/neuron.hpp"
 
@@ -31,7 +31,7 @@ struct ModelLayer {
 
   // linear and conv2d: y = x . W^T + b with K = in_features (linear) or C * kh * kw (conv2d), O outputs.
   int64_t K = 0, O = 0;
-  std::vector<float> weight_t;  // W^T [K, O] (conv2d: cpu::pack_conv_weight's rows), unless packed
+  std::vector<float> weight_t;  // W^T [K, O] (conv2d: the ConvWeightLayout::kPacked rows), unless packed
   std::vector<float> packed;    // linear fed spikes: W^T in the spike GEMM's kPacked layout
   std::vector<float> bias;      // [O] or empty
 
@@ -44,33 +44,46 @@ struct ModelLayer {
   float decay = 0.0f;  // ParametricLIF: k = sigmoid(w) as exported
 };
 
-// A conv2d layer's shape for the event-driven kernel (in_shape and out_shape are [C, H, W]; one group).
-inline cpu::ConvGeometry conv_geometry(const ModelLayer& L) {
-  return cpu::ConvGeometry{L.in_shape[0],  L.in_shape[1], L.in_shape[2], L.O,          L.out_shape[1],
-                           L.out_shape[2], L.kernel.h,    L.kernel.w,    L.stride.h,   L.stride.w,
-                           L.padding.h,    L.padding.w,   L.dilation.h,  L.dilation.w, 1};
-}
-
 // A layer's output over the run: [rows, features] in C order, rows = T * batch in step-major order, or
-// rows = batch when it is the same at every step (time_invariant). Spikes are 1 byte.
+// rows = batch when it is the same at every step (time_invariant). Spikes are 1 byte. The buffers are memory
+// of the place the model runs.
 struct Activation {
+  explicit Activation(Device device = Device::kCPU, int index = 0)
+      : values(device, index), bits(device, index), scratch(device, index), v_init(device, index),
+        v_final(device, index) {}
   bool spikes = false;
   bool time_invariant = false;
   int64_t rows = 0;
   int64_t features = 0;
-  std::vector<float> values;   // real values
-  std::vector<uint8_t> bits;   // spikes
-  std::vector<float> scratch;  // the layer's temporary (a neuron's float input sequence, ...)
+  Buffer values;   // real values (float32)
+  Buffer bits;     // spikes (uint8)
+  Buffer scratch;  // the layer's temporary (a neuron's float input sequence)
+  Buffer v_init, v_final;  // a neuron's membrane potentials
 };
 
-namespace cuda {
-// The model on a GPU (cuda/model_cuda.cu): the weights, the activation buffers and a stream.
-struct ModelDevice;
-struct ModelDeviceDeleter {
-  void operator()(ModelDevice* d) const noexcept;
+// A layer's weights where the model runs: on a GPU, copies of ModelLayer's vectors (the views point into
+// them); on the CPU the views point into ModelLayer itself.
+struct LayerWeights {
+  explicit LayerWeights(Device device = Device::kCPU, int index = 0)
+      : weight_t(device, index), packed(device, index), bias(device, index), decay(device, index) {}
+  Buffer weight_t, packed, bias, decay;
+  const float *weight_t_data = nullptr, *packed_data = nullptr, *bias_data = nullptr, *decay_data = nullptr;
 };
-using ModelDevicePtr = std::unique_ptr<ModelDevice, ModelDeviceDeleter>;
-}  // namespace cuda
+
+// Where and with what memory the model runs (Model::to): the stream, the weights and the activations.
+struct Placement {
+  Placement(Device device, int index) : stream(device, index), input(device, index) {
+    place.device = device;
+    place.index = index;
+    place.stream = stream.get();
+  }
+  OwnedStream stream;  // destroyed last, after the memory its work used
+  Place place;
+  std::vector<LayerWeights> weights;
+  std::vector<Activation> activations;  // [0]: the encoded input, [i + 1]: layer i's output
+  Buffer input;                         // the batch in the place's memory (Poisson encoding)
+  std::vector<float> last_output;       // the last layer's output copied to the host (on a GPU)
+};
 
 struct Model::Impl {
   std::string source;
@@ -79,19 +92,8 @@ struct Model::Impl {
   Shape input_shape;
   std::vector<ModelLayer> layers;
   std::vector<LayerReport> reports;
-  std::vector<Activation> activations;  // [0]: the encoded input, [i + 1]: layer i's output; reused by run()
-  cuda::ModelDevicePtr device;          // set while the model runs on a GPU (Model::to)
+  std::unique_ptr<Placement> placement;  // made by Model::to or the first run (the CPU); reused by run()
 };
-
-namespace cuda {
-// Copies the weights of `m` to GPU `device_index` (throws without CUDA or without that device).
-ModelDevicePtr model_to_device(const Model::Impl& m, int device_index);
-int model_device_index(const ModelDevice& d);
-// Model::run on the GPU: `input` [batch, *input_shape] in host memory, `scores` [batch, num_outputs] written
-// in host memory (the last layer's output summed over T, in step order). Adds to `reports`.
-void model_run(const Model::Impl& m, ModelDevice& d, const float* input, int64_t batch, uint64_t seed,
-               std::vector<LayerReport>& reports, float* scores);
-}  // namespace cuda
 
 inline int64_t shape_numel(const Shape& s) {
   int64_t n = 1;

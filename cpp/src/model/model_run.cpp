@@ -1,22 +1,27 @@
-// Running a loaded model on the CPU, layer by layer over all T steps (see model.hpp).
+// Running a loaded model, layer by layer over all T steps (see model.hpp), on the CPU or a GPU: one
+// interpreter over the public ops of the core, with the activations in the memory of the place the model runs
+// (Model::to), so a layer's behaviour is written once for both devices.
 //
 // An activation is [rows, features] in C order, rows = T * batch in step-major order ([T, batch, ...], the
 // layout the multi-step neuron kernel takes as [T, batch * features]). Until the first neuron of a directly
 // encoded network the activation is the same at every step, so it is kept (and computed) once per sample:
-// rows = batch, `time_invariant`. Spikes are 1 byte; a layer fed spikes only adds (the spike GEMM for linear,
-// the event-driven kernel of conv_events_cpu for conv2d).
-#include <algorithm>
+// rows = batch, `time_invariant`. Spikes are 1 byte; a layer fed spikes only adds (spike_accumulate for
+// linear, spike_conv2d for conv2d), a layer fed real values multiplies (linear, conv2d).
 #include <chrono>
 #include <limits>
 #include <sstream>
 
-#include "backend.hpp"
-#include "cpu/conv_direct_cpu.hpp"
-#include "cpu/conv_events_cpu.hpp"
+#include "device_memory.hpp"
 #include "model/model_impl.hpp"
-#include "model/model_math.hpp"
+#include "spikeops/build_info.hpp"
+#include "spikeops/conv2d.hpp"
+#include "spikeops/encoding.hpp"
 #include "spikeops/error.hpp"
+#include "spikeops/linear.hpp"
 #include "spikeops/neuron.hpp"
+#include "spikeops/pool.hpp"
+#include "spikeops/spike_conv.hpp"
+#include "spikeops/spike_count.hpp"
 #include "spikeops/spike_gemm.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -27,287 +32,256 @@ namespace spikeops {
 
 namespace {
 
-// The nonzero bytes of s[0:n]: the spike GEMM's (vectorized) counter over chunks, in parallel.
-int64_t count_spikes(const uint8_t* s, int64_t n) {
-  constexpr int64_t kChunk = int64_t(1) << 16;
-  int64_t count = 0;
-#pragma omp parallel for reduction(+ : count) schedule(static) if (n >= 2 * kChunk)
-  for (int64_t c = 0; c < n; c += kChunk) count += cpu::count_spikes(s + c, std::min(kChunk, n - c));
-  return count;
+// host[0:n] (the model's own memory) copied into `buffer` (memory of `place`), or, on the CPU, used where it
+// is. Null when empty.
+const float* place_weights(const Place& place, Buffer& buffer, const float* host, std::size_t n) {
+  if (n == 0) return nullptr;
+  if (!place.on_cuda()) return host;
+  float* p = static_cast<float*>(buffer.reserve(n * sizeof(float)));
+  copy_from_host(place, p, host, n * sizeof(float));
+  return p;
+}
+const float* place_weights(const Place& place, Buffer& buffer, const std::vector<float>& host) {
+  return place_weights(place, buffer, host.data(), host.size());
 }
 
-void encode(const Model::Impl& m, const float* input, int64_t batch, uint64_t seed, Activation& a) {
+std::unique_ptr<Placement> make_placement(const Model::Impl& m, Device device, int index) {
+  auto p = std::make_unique<Placement>(device, index);
+  p->weights.reserve(m.layers.size());
+  for (const ModelLayer& L : m.layers) {
+    p->weights.emplace_back(device, index);
+    LayerWeights& W = p->weights.back();
+    W.weight_t_data = place_weights(p->place, W.weight_t, L.weight_t);
+    W.packed_data = place_weights(p->place, W.packed, L.packed);
+    W.bias_data = place_weights(p->place, W.bias, L.bias);
+    if (L.kind == LayerKind::kNeuron && L.neuron.kind == NeuronKind::kParametricLIF) {
+      W.decay_data = place_weights(p->place, W.decay, &L.decay, 1);
+    }
+  }
+  // The copies are complete (and their failures reported) before any run reads them.
+  synchronize(p->place);
+  p->activations.reserve(m.layers.size() + 1);
+  for (std::size_t i = 0; i <= m.layers.size(); ++i) p->activations.emplace_back(device, index);
+  return p;
+}
+
+float* reserve_values(Activation& y, int64_t n) { return static_cast<float*>(y.values.reserve(std::size_t(n) * sizeof(float))); }
+uint8_t* reserve_bits(Activation& y, int64_t n) { return static_cast<uint8_t*>(y.bits.reserve(std::size_t(n))); }
+
+void encode(const Model::Impl& m, Placement& P, const float* input, int64_t batch, uint64_t seed, Activation& a) {
   const int64_t F = shape_numel(m.input_shape);
+  const std::size_t input_bytes = std::size_t(batch * F) * sizeof(float);
   a.features = F;
   if (m.encoding == InputEncoding::kDirect) {
     a.spikes = false;
     a.time_invariant = true;
     a.rows = batch;
-    a.values.assign(input, input + batch * F);
+    copy_from_host(P.place, reserve_values(a, batch * F), input, input_bytes);
     return;
   }
-  // Poisson: the same draws as the CUDA path (model_math::poisson_spike).
   a.spikes = true;
   a.time_invariant = false;
   a.rows = m.time_steps * batch;
-  a.bits.resize(std::size_t(a.rows * F));
-  const int64_t per_step = batch * F;
-  const uint64_t key = model_math::mix64(seed);
-  uint8_t* out = a.bits.data();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < a.rows * F; ++i) out[i] = model_math::poisson_spike(key, i, input[i % per_step]);
-}
-
-// y[r, :] = bias + sum over k of x[r, k] * W^T[k, :]; zero inputs are skipped.
-void dense_linear(const ModelLayer& L, const float* x, int64_t rows, float* y) {
-  const int64_t K = L.K, O = L.O;
-  const float* wt = L.weight_t.data();
-#pragma omp parallel for schedule(static) if (rows * K * O >= (int64_t(1) << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    float* acc = y + r * O;
-    for (int64_t o = 0; o < O; ++o) acc[o] = L.bias.empty() ? 0.0f : L.bias[std::size_t(o)];
-    const float* xr = x + r * K;
-    for (int64_t k = 0; k < K; ++k) {
-      const float v = xr[k];
-      if (v == 0.0f) continue;
-      const float* w = wt + k * O;
-      for (int64_t o = 0; o < O; ++o) acc[o] += v * w[o];
-    }
+  const float* x = input;
+  if (P.place.on_cuda()) {
+    float* copy = static_cast<float*>(P.input.reserve(input_bytes));
+    copy_from_host(P.place, copy, input, input_bytes);
+    x = copy;
   }
+  PoissonEncodeArgs args;
+  args.input = P.place.view(x, DType::kFloat32, {batch, F});
+  args.out = P.place.view(reserve_bits(a, a.rows * F), DType::kUInt8, {m.time_steps, batch, F});
+  args.seed = seed;
+  args.stream = P.place.stream;
+  poisson_encode(args);
 }
 
-// The spike GEMM: out [rows, O] = bias + the sum of the weight rows each row's spikes select.
-void spike_linear_rows(const ModelLayer& L, const uint8_t* s, int64_t rows, float* out) {
-  SpikeAccumulateArgs args;
-  args.spikes = make_tensor_view(const_cast<uint8_t*>(s), DType::kUInt8, {rows, L.K});
-  const int64_t tiles = (L.O + kPackedTileN - 1) / kPackedTileN;
-  args.rows = make_tensor_view(const_cast<float*>(L.packed.data()), DType::kFloat32, {tiles, L.K, int64_t(kPackedTileN)});
-  args.rows_layout = RowsLayout::kPacked;
-  if (!L.bias.empty()) args.bias = make_tensor_view(const_cast<float*>(L.bias.data()), DType::kFloat32, {L.O});
-  args.out = make_tensor_view(out, DType::kFloat32, {rows, L.O});
-  spike_accumulate(args);
-}
-
-void run_linear(const ModelLayer& L, const Activation& a, Activation& y, LayerReport& report) {
+void run_linear(const Place& place, const ModelLayer& L, const LayerWeights& W, const Activation& a, Activation& y,
+                LayerReport& report) {
   y.spikes = false;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
   y.features = L.O;
-  y.values.resize(std::size_t(y.rows * L.O));
+  float* out = reserve_values(y, y.rows * L.O);
   if (a.spikes) {
-    if (y.rows > 0) spike_linear_rows(L, a.bits.data(), a.rows, y.values.data());
-    report.synaptic_ops += count_spikes(a.bits.data(), a.rows * a.features) * L.O;
+    const uint8_t* s = a.bits.as<const uint8_t>();
+    SpikeAccumulateArgs args;
+    args.spikes = place.view(s, DType::kUInt8, {a.rows, L.K});
+    const int64_t tiles = (L.O + kPackedTileN - 1) / kPackedTileN;
+    args.rows = place.view(W.packed_data, DType::kFloat32, {tiles, L.K, int64_t(kPackedTileN)});
+    args.rows_layout = RowsLayout::kPacked;
+    if (W.bias_data != nullptr) args.bias = place.view(W.bias_data, DType::kFloat32, {L.O});
+    args.out = place.view(out, DType::kFloat32, {a.rows, L.O});
+    args.stream = place.stream;
+    spike_accumulate(args);
+    report.synaptic_ops += count_nonzero(args.spikes, place.stream) * L.O;
   } else {
-    dense_linear(L, a.values.data(), a.rows, y.values.data());
+    LinearArgs args;
+    args.x = place.view(a.values.as<const float>(), DType::kFloat32, {a.rows, L.K});
+    args.weight_t = place.view(W.weight_t_data, DType::kFloat32, {L.K, L.O});
+    if (W.bias_data != nullptr) args.bias = place.view(W.bias_data, DType::kFloat32, {L.O});
+    args.out = place.view(out, DType::kFloat32, {a.rows, L.O});
+    args.stream = place.stream;
+    linear(args);
     report.dense_macs += a.rows * L.K * L.O;
   }
 }
 
-void run_conv2d(const ModelLayer& L, const Activation& a, Activation& y, LayerReport& report) {
-  const cpu::ConvGeometry g = conv_geometry(L);
+Conv2dParams conv_params(const ModelLayer& L) {
+  Conv2dParams p;
+  p.stride[0] = L.stride.h;
+  p.stride[1] = L.stride.w;
+  p.padding[0] = L.padding.h;
+  p.padding[1] = L.padding.w;
+  p.dilation[0] = L.dilation.h;
+  p.dilation[1] = L.dilation.w;
+  return p;
+}
+
+// Event-driven on the CPU: each nonzero input adds (spikes) or multiply-adds (real values) its weight row
+// into the output pixels it reaches, so the work follows the number of events.
+void run_conv2d(const Place& place, const ModelLayer& L, const LayerWeights& W, const Activation& a, Activation& y,
+                LayerReport& report) {
+  const int64_t C = L.in_shape[0], H = L.in_shape[1], Wd = L.in_shape[2], OH = L.out_shape[1], OW = L.out_shape[2];
   y.spikes = false;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
-  y.features = g.O * g.OH * g.OW;
-  y.values.resize(std::size_t(y.rows * y.features));
-  const float* bias = L.bias.empty() ? nullptr : L.bias.data();
-  // Event-driven: each nonzero input adds (spikes) or multiply-adds (real values) its weight column into
-  // the output pixels it reaches, so the work follows the number of events. A narrow layer fed real values
-  // (an image into a few channels) is computed densely instead, with the same result.
+  y.features = L.O * OH * OW;
+  float* out = reserve_values(y, y.rows * y.features);
+  const TensorView weight =
+      place.view(W.weight_t_data, DType::kFloat32, {1, L.kernel.h, L.kernel.w, C, conv2d_packed_channels(L.O)});
+  const TensorView bias = W.bias_data != nullptr ? place.view(W.bias_data, DType::kFloat32, {L.O}) : TensorView{};
+  const TensorView out_view = place.view(out, DType::kFloat32, {a.rows, L.O, OH, OW});
   if (a.spikes) {
-    report.synaptic_ops += cpu::conv2d_events_spikes(g, a.bits.data(), a.rows, L.weight_t.data(), bias, y.values.data());
+    SpikeConv2dArgs args;
+    args.spikes = place.view(a.bits.as<const uint8_t>(), DType::kUInt8, {a.rows, C, H, Wd});
+    args.weight = weight;
+    args.weight_layout = ConvWeightLayout::kPacked;
+    args.bias = bias;
+    args.out = out_view;
+    args.conv = conv_params(L);
+    int64_t additions = 0;
+    args.synaptic_ops = &additions;
+    args.stream = place.stream;
+    spike_conv2d(args);
+    report.synaptic_ops += additions;
   } else {
-    if (cpu::conv2d_direct_applies(g, L.weight_t.data())) {
-      cpu::conv2d_direct_values(g, a.values.data(), a.rows, L.weight_t.data(), bias, y.values.data());
-    } else {
-      cpu::conv2d_events_values(g, a.values.data(), a.rows, L.weight_t.data(), bias, y.values.data());
-    }
-    report.dense_macs += a.rows * g.OH * g.OW * L.K * L.O;
+    Conv2dArgs args;
+    args.input = place.view(a.values.as<const float>(), DType::kFloat32, {a.rows, C, H, Wd});
+    args.weight = weight;
+    args.weight_layout = ConvWeightLayout::kPacked;
+    args.bias = bias;
+    args.out = out_view;
+    args.conv = conv_params(L);
+    args.stream = place.stream;
+    conv2d(args);
+    report.dense_macs += a.rows * OH * OW * L.K * L.O;
   }
 }
 
-// The clipped window [begin, end) of every output coordinate along one axis (padding never contributes).
-struct Windows {
-  std::vector<int64_t> begin, end;
-};
-Windows pool_windows(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad) {
-  Windows w;
-  w.begin.resize(std::size_t(out));
-  w.end.resize(std::size_t(out));
-  for (int64_t o = 0; o < out; ++o) {
-    model_math::pool_window(o, in, kernel, stride, pad, w.begin[std::size_t(o)], w.end[std::size_t(o)]);
-  }
-  return w;
-}
-
-// Pools every [H, W] plane of `in` into [OH, OW]: `reduce(plane, y0, y1, x0, x1)` gives one output.
-template <typename In, typename Out, typename Reduce>
-void pool_planes(const ModelLayer& L, const In* in, int64_t planes, Out* out, Reduce reduce) {
-  const int64_t H = L.in_shape[1], W = L.in_shape[2], OH = L.out_shape[1], OW = L.out_shape[2];
-  const Windows wy = pool_windows(H, OH, L.kernel.h, L.stride.h, L.padding.h);
-  const Windows wx = pool_windows(W, OW, L.kernel.w, L.stride.w, L.padding.w);
-#pragma omp parallel for schedule(static) if (planes * OH * OW >= 16384)
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    const In* plane = in + pl * H * W;
-    Out* o = out + pl * OH * OW;
-    for (int64_t oy = 0; oy < OH; ++oy) {
-      for (int64_t ox = 0; ox < OW; ++ox) {
-        o[oy * OW + ox] = reduce(plane, W, wy.begin[std::size_t(oy)], wy.end[std::size_t(oy)],
-                                 wx.begin[std::size_t(ox)], wx.end[std::size_t(ox)]);
-      }
-    }
-  }
-}
-
-// Max pooling of real values with 2x2 windows that tile the input (kernel 2 == stride, no padding), planes
-// [p0, p1) of in [planes, H, W] into out [planes, H / 2, W / 2]: pool_planes' result (the largest value, or NaN
-// if the window holds one) without its per-output window bounds and loops.
-void max_pool_2x2(const float* in, int64_t p0, int64_t p1, int64_t H, int64_t W, float* out) {
-  const int64_t OH = H / 2, OW = W / 2;
-  for (int64_t pl = p0; pl < p1; ++pl) {
-    for (int64_t oy = 0; oy < OH; ++oy) {
-      const float* r0 = in + (pl * H + 2 * oy) * W;
-      const float* r1 = r0 + W;
-      float* o = out + (pl * OH + oy) * OW;
-      for (int64_t ox = 0; ox < OW; ++ox) {
-        const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-        const float ab = a > b ? a : b, cd = c > d ? c : d;
-        const bool nan = (a != a) | (b != b) | (c != c) | (d != d);
-        o[ox] = nan ? std::numeric_limits<float>::quiet_NaN() : (ab > cd ? ab : cd);
-      }
-    }
-  }
-}
-
-void run_pool(const ModelLayer& L, const Activation& a, Activation& y) {
+// Max pooling of spikes is their OR (spikes out); the average of spikes, and pooling of values, are values.
+void run_pool(const Place& place, const ModelLayer& L, const Activation& a, Activation& y) {
+  const int64_t C = L.in_shape[0], H = L.in_shape[1], W = L.in_shape[2], OH = L.out_shape[1], OW = L.out_shape[2];
+  const bool is_max = L.kind == LayerKind::kMaxPool2d;
   y.time_invariant = a.time_invariant;
   y.rows = a.rows;
-  y.features = L.in_shape[0] * L.out_shape[1] * L.out_shape[2];
-  y.spikes = L.spike_output;
-  const int64_t planes = a.rows * L.in_shape[0];
-  if (L.kind == LayerKind::kMaxPool2d && a.spikes) {
-    // the max of 0/1 spikes is their OR
-    y.bits.resize(std::size_t(y.rows * y.features));
-    pool_planes(L, a.bits.data(), planes, y.bits.data(),
-                [](const uint8_t* p, int64_t W, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
-                  uint8_t any = 0;
-                  for (int64_t iy = y0; iy < y1; ++iy) {
-                    for (int64_t ix = x0; ix < x1; ++ix) any |= p[iy * W + ix];
-                  }
-                  return uint8_t(any != 0);
-                });
-    return;
-  }
-  const float* in = a.values.data();
-  if (a.spikes) {  // average pooling of spikes: their mean, a real value
-    const std::size_t n = std::size_t(a.rows * a.features);
-    y.scratch.resize(n);
-    for (std::size_t i = 0; i < n; ++i) y.scratch[i] = a.bits[i] != 0 ? 1.0f : 0.0f;
-    in = y.scratch.data();
-  }
-  y.values.resize(std::size_t(y.rows * y.features));
-  if (L.kind == LayerKind::kMaxPool2d && L.kernel.h == 2 && L.kernel.w == 2 && L.stride.h == 2 && L.stride.w == 2 &&
-      L.padding.h == 0 && L.padding.w == 0) {
-    const int64_t H = L.in_shape[1], W = L.in_shape[2];
-    constexpr int64_t kPlanes = 64;  // per iteration
-#pragma omp parallel for schedule(static) if (planes * H * W >= 65536)
-    for (int64_t p0 = 0; p0 < planes; p0 += kPlanes) {
-      max_pool_2x2(in, p0, std::min(planes, p0 + kPlanes), H, W, y.values.data());
-    }
-  } else if (L.kind == LayerKind::kMaxPool2d) {
-    pool_planes(L, in, planes, y.values.data(),
-                [](const float* p, int64_t W, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
-                  float m = -std::numeric_limits<float>::infinity();
-                  bool nan = false;
-                  for (int64_t iy = y0; iy < y1; ++iy) {
-                    for (int64_t ix = x0; ix < x1; ++ix) {
-                      const float v = p[iy * W + ix];
-                      m = v > m ? v : m;  // branch-free: a compare of random values mispredicts
-                      nan |= v != v;
-                    }
-                  }
-                  return nan ? std::numeric_limits<float>::quiet_NaN() : m;  // torch propagates NaN
-                });
-  } else {
-    // Padding is at most half the kernel, so (floor mode) a window lies within the padded input and
-    // counting the padding means dividing by the whole kernel; torch sums in this order, then divides.
-    const float whole = float(L.kernel.h * L.kernel.w);
-    const bool include_pad = L.count_include_pad;
-    pool_planes(L, in, planes, y.values.data(),
-                [whole, include_pad](const float* p, int64_t W, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
-                  float sum = 0.0f;
-                  for (int64_t iy = y0; iy < y1; ++iy) {
-                    for (int64_t ix = x0; ix < x1; ++ix) sum += p[iy * W + ix];
-                  }
-                  return sum / (include_pad ? whole : float((y1 - y0) * (x1 - x0)));
-                });
-  }
+  y.features = C * OH * OW;
+  y.spikes = is_max && a.spikes;
+  Pool2dArgs args;
+  args.kind = is_max ? PoolKind::kMax : PoolKind::kAvg;
+  args.kernel[0] = L.kernel.h;
+  args.kernel[1] = L.kernel.w;
+  args.stride[0] = L.stride.h;
+  args.stride[1] = L.stride.w;
+  args.padding[0] = L.padding.h;
+  args.padding[1] = L.padding.w;
+  args.count_include_pad = L.count_include_pad;
+  args.input = a.spikes ? place.view(a.bits.as<const uint8_t>(), DType::kUInt8, {a.rows, C, H, W})
+                        : place.view(a.values.as<const float>(), DType::kFloat32, {a.rows, C, H, W});
+  args.out = y.spikes ? place.view(reserve_bits(y, y.rows * y.features), DType::kUInt8, {a.rows, C, OH, OW})
+                      : place.view(reserve_values(y, y.rows * y.features), DType::kFloat32, {a.rows, C, OH, OW});
+  args.stream = place.stream;
+  pool2d(args);
 }
 
-void run_neuron(const Model::Impl& m, const ModelLayer& L, const Activation& a, Activation& y, int64_t batch,
-                LayerReport& report) {
+void run_neuron(const Model::Impl& m, const Place& place, const ModelLayer& L, const LayerWeights& W,
+                const Activation& a, Activation& y, int64_t batch, LayerReport& report) {
   const int64_t T = m.time_steps, F = a.features, N = batch * F;
   // The neuron kernel takes float32 [T, batch * F]: real values of every step are that already, and a
   // time-invariant input is read in place at every step (strides [0, 1]); spikes (a neuron fed them directly)
   // become 0/1 values in scratch.
-  const float* x = a.values.data();
+  const float* x = a.values.as<const float>();
   if (a.spikes) {
-    const int64_t rows = a.time_invariant ? 1 : T;
-    y.scratch.resize(std::size_t(rows * N));
-    const uint8_t* s = a.bits.data();
-    for (int64_t i = 0; i < rows * N; ++i) y.scratch[std::size_t(i)] = s[i] != 0 ? 1.0f : 0.0f;
-    x = y.scratch.data();
+    const int64_t n = (a.time_invariant ? 1 : T) * N;
+    float* converted = static_cast<float*>(y.scratch.reserve(std::size_t(n) * sizeof(float)));
+    bytes_to_float(place, a.bits.as<const uint8_t>(), n, converted);
+    x = converted;
   }
   y.spikes = true;
   y.time_invariant = false;
   y.rows = T * batch;
   y.features = F;
-  y.bits.resize(std::size_t(T * N));
-  std::vector<float> v_init(std::size_t(N), L.neuron.hard_reset ? L.neuron.v_reset : 0.0f);
-  std::vector<float> v_final(static_cast<std::size_t>(N));
-  float decay = L.decay;
+  float* v_init = static_cast<float*>(y.v_init.reserve(std::size_t(N) * sizeof(float)));
+  fill(place, v_init, N, L.neuron.hard_reset ? L.neuron.v_reset : 0.0f);
   NeuronForwardArgs args;
-  args.x_seq = make_tensor_view(const_cast<float*>(x), DType::kFloat32, {T, N});  // only read
+  args.x_seq = place.view(x, DType::kFloat32, {T, N});  // only read
   if (a.time_invariant) args.x_seq.strides[0] = 0;
-  args.v_init = make_tensor_view(v_init.data(), DType::kFloat32, {N});
-  if (L.neuron.kind == NeuronKind::kParametricLIF) args.decay = make_tensor_view(&decay, DType::kFloat32, {1});
-  args.spike_seq = make_tensor_view(y.bits.data(), DType::kUInt8, {T, N});
-  args.v_final = make_tensor_view(v_final.data(), DType::kFloat32, {N});
+  args.v_init = place.view(v_init, DType::kFloat32, {N});
+  if (L.neuron.kind == NeuronKind::kParametricLIF) args.decay = place.view(W.decay_data, DType::kFloat32, {1});
+  args.spike_seq = place.view(reserve_bits(y, T * N), DType::kUInt8, {T, N});
+  args.v_final = place.view(y.v_final.reserve(std::size_t(N) * sizeof(float)), DType::kFloat32, {N});
+  args.stream = place.stream;
   neuron_multistep_forward(L.neuron, args);
-  report.spikes += count_spikes(y.bits.data(), T * N);
+  report.spikes += count_nonzero(args.spike_seq, place.stream);
   report.neuron_steps += T * N;
 }
 
-// Model::run on the CPU: every layer writes its output into buffers kept by the model, so after the first run
-// of a batch size the large allocations (activations, the neurons' input sequences) are reused and touch no
-// fresh pages. Writes the summed scores [batch, num_outputs].
-void run_cpu(Model::Impl& m, const float* input, int64_t batch, uint64_t seed, float* scores) {
-  m.activations.resize(m.layers.size() + 1);
-  encode(m, input, batch, seed, m.activations[0]);
-  const Activation* a = &m.activations[0];
+// Model::run: every layer writes its output into buffers kept by the placement, so after the first run of a
+// batch size the large allocations (activations, the neurons' input sequences) are reused and touch no fresh
+// pages. Writes the summed scores [batch, num_outputs].
+void run_layers(Model::Impl& m, Placement& P, const float* input, int64_t batch, uint64_t seed, float* scores) {
+  const Place& place = P.place;
+  encode(m, P, input, batch, seed, P.activations[0]);
+  const Activation* a = &P.activations[0];
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     const ModelLayer& L = m.layers[i];
+    const LayerWeights& W = P.weights[i];
     LayerReport& report = m.reports[i];
-    Activation& y = m.activations[i + 1];
+    Activation& y = P.activations[i + 1];
     const auto start = std::chrono::steady_clock::now();
     switch (L.kind) {
-      case LayerKind::kLinear: run_linear(L, *a, y, report); break;
-      case LayerKind::kConv2d: run_conv2d(L, *a, y, report); break;
+      case LayerKind::kLinear: run_linear(place, L, W, *a, y, report); break;
+      case LayerKind::kConv2d: run_conv2d(place, L, W, *a, y, report); break;
       case LayerKind::kFlatten: break;  // C order: the same memory, the next layer reads it as it is
       case LayerKind::kMaxPool2d:
-      case LayerKind::kAvgPool2d: run_pool(L, *a, y); break;
-      case LayerKind::kNeuron: run_neuron(m, L, *a, y, batch, report); break;
+      case LayerKind::kAvgPool2d: run_pool(place, L, *a, y); break;
+      case LayerKind::kNeuron: run_neuron(m, place, L, W, *a, y, batch, report); break;
     }
     if (L.kind != LayerKind::kFlatten) a = &y;
+    synchronize(place);  // a layer's time includes its kernels
     report.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
-  // scores[b, j] = sum over t of y[t, b, j], in step order.
+  // The last layer's output on the host: where it is on the CPU, else copied.
   const int64_t J = shape_numel(m.layers.back().out_shape), T = m.time_steps;
+  const int64_t rows = a->time_invariant ? batch : T * batch;
+  const std::size_t bytes = std::size_t(rows * J) * (a->spikes ? 1 : sizeof(float));
+  const void* device_output = a->spikes ? static_cast<const void*>(a->bits.as<const uint8_t>())
+                                        : static_cast<const void*>(a->values.as<const float>());
+  const void* output = device_output;
+  if (place.on_cuda()) {
+    P.last_output.resize((bytes + sizeof(float) - 1) / sizeof(float));
+    copy_to_host(place, P.last_output.data(), device_output, bytes);
+    synchronize(place);
+    output = P.last_output.data();
+  }
+  // scores[b, j] = sum over t of y[t, b, j], in step order.
+  const uint8_t* bits = static_cast<const uint8_t*>(output);
+  const float* values = static_cast<const float*>(output);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t row0 = a->time_invariant ? 0 : t * batch;
     for (int64_t i = 0; i < batch * J; ++i) {
       const int64_t src = row0 * J + i;
-      scores[i] += a->spikes ? float(a->bits[std::size_t(src)] != 0) : a->values[std::size_t(src)];
+      scores[i] += a->spikes ? float(bits[src] != 0) : values[src];
     }
   }
 }
@@ -356,11 +330,8 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
   result.predictions.assign(std::size_t(batch), 0);
   if (batch == 0) return result;
 
-  if (m.device) {
-    cuda::model_run(m, *m.device, input, batch, seed, m.reports, result.scores.data());
-  } else {
-    run_cpu(m, input, batch, seed, result.scores.data());
-  }
+  if (!m.placement) m.placement = make_placement(m, Device::kCPU, 0);
+  run_layers(m, *m.placement, input, batch, seed, result.scores.data());
   const int64_t J = result.num_outputs;
   for (int64_t b = 0; b < batch; ++b) {
     const float* s = result.scores.data() + b * J;
@@ -375,17 +346,28 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
 
 void Model::to(Device device, int device_index) {
   if (device == Device::kCPU) {
-    impl_->device.reset();
+    if (impl_->placement && impl_->placement->place.on_cuda()) impl_->placement.reset();  // made again on use
     return;
   }
   if (device != Device::kCUDA) throw Error("Model::to: unknown device " + std::to_string(int(device)));
   if (device_index < 0) throw Error("Model::to: device_index must be >= 0, got " + std::to_string(device_index));
-  if (impl_->device && cuda::model_device_index(*impl_->device) == device_index) return;
-  impl_->device = cuda::model_to_device(*impl_, device_index);
+  if (impl_->placement && impl_->placement->place.on_cuda() && impl_->placement->place.index == device_index) return;
+  if (!build_info().cuda) {
+    throw Error("Model::to(CUDA): this spikeops was built without CUDA (rebuild with nvcc on the PATH or "
+                "-DSPIKEOPS_CUDA=ON)");
+  }
+  const int count = cuda_device_count();
+  if (device_index >= count) {
+    throw DeviceError("Model::to(CUDA, " + std::to_string(device_index) + "): there are " + std::to_string(count) +
+                      " CUDA devices");
+  }
+  impl_->placement = make_placement(*impl_, Device::kCUDA, device_index);  // on failure the model stays where it was
 }
 
-Device Model::device() const { return impl_->device ? Device::kCUDA : Device::kCPU; }
-int Model::device_index() const { return impl_->device ? cuda::model_device_index(*impl_->device) : 0; }
+Device Model::device() const {
+  return impl_->placement && impl_->placement->place.on_cuda() ? Device::kCUDA : Device::kCPU;
+}
+int Model::device_index() const { return impl_->placement ? impl_->placement->place.index : 0; }
 
 std::string Model::summary() const {
   std::ostringstream out;

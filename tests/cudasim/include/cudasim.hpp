@@ -363,6 +363,10 @@ inline cudaError_t cudaFree(void* p) {
   return cudasim::record(cudaErrorInvalidValue);
 }
 
+// Stream-ordered allocation: every call completes at once, so it is the plain one.
+inline cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t) { return cudaMalloc(p, bytes); }
+inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
+
 inline cudaError_t cudaStreamCreate(cudaStream_t* s) {
   *s = new CUstream_st{1};
   return cudaSuccess;

@@ -1,5 +1,5 @@
-// Internal: the per-element formulas of the model runtime that the CPU path (model_run.cpp) and the CUDA path
-// (cuda/model_cuda.cu) share, so that both draw the same Poisson spikes and pool the same windows.
+// Internal: per-element formulas that the CPU back ends and the CUDA kernels share, so that both draw the
+// same Poisson spikes (poisson_encode) and pool the same windows (pool2d).
 #pragma once
 
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include "spikeops/config.hpp"
 
 namespace spikeops {
-namespace model_math {
+namespace kernel_math {
 
 // splitmix64: a counter-based generator, so every element's draw is independent of the thread that makes it.
 SPIKEOPS_HD uint64_t mix64(uint64_t z) {
@@ -33,5 +33,5 @@ SPIKEOPS_HD void pool_window(int64_t o, int64_t in, int64_t kernel, int64_t stri
   end = start + kernel < in ? start + kernel : in;
 }
 
-}  // namespace model_math
+}  // namespace kernel_math
 }  // namespace spikeops

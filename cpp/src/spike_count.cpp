@@ -1,0 +1,18 @@
+// Public entry point of spike counting: validation, then the CPU or CUDA back end.
+#include "spikeops/spike_count.hpp"
+
+#include "backend.hpp"
+#include "validate.hpp"
+
+namespace spikeops {
+
+int64_t count_nonzero(const TensorView& spikes, void* stream) {
+  validate::Checker check("count_nonzero");
+  if (!spikes.defined()) check.fail("spikes", "is required but was not given");
+  check.tensor(spikes, "spikes", spikes.ndim, {DType::kUInt8});
+  if (spikes.numel() == 0) return 0;
+  if (spikes.device == Device::kCUDA) return cuda::count_nonzero(spikes, stream);
+  return cpu::count_nonzero(static_cast<const uint8_t*>(spikes.data), spikes.numel());
+}
+
+}  // namespace spikeops
