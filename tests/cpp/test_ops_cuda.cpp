@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "op_reference.hpp"
+#include "spikeops/detail/numeric.hpp"
 #include "spikeops/spikeops.hpp"
 
 using namespace spikeops;
