@@ -153,7 +153,7 @@ def main() -> None:
     else:
         linear_table_cpu(args, dtype, device)
     c = CONV
-    how = "event-driven" if device.type == "cpu" else "im2col in bytes + spike GEMM"
+    how = "event-driven" if device.type == "cpu" else "accumulate-only, one thread per output"
     print(f"\nconv2d {c['N']}x{c['C']}x{c['HW']}x{c['HW']} -> {c['C_out']} channels, {c['kernel']}x{c['kernel']}, "
           f"padding {c['padding']}: F.conv2d on float spikes vs spike_conv2d ({how})")
     if device.type == "cpu":

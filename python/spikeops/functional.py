@@ -122,8 +122,9 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     gradient at the pixel the tap reaches: no multiplies, work in proportion to the spikes. Above the firing
     rates of the core's policy (``spikeops._C.CPU_CONV_DENSE_ABOVE_RATE`` for the forward,
     ``spikeops._C.CPU_CONV_DENSE_ABOVE_RATE_WEIGHT_GRADIENT`` for the weight gradient) torch's dense convolution
-    is faster and is used instead (same result up to float32 summation order). On CUDA it is the spike GEMM
-    over the input unfolded in bytes (im2col at 1 byte per element).
+    is faster and is used instead (same result up to float32 summation order). On CUDA the core's kernel adds,
+    for each output, the weights its spikes select (and, for the weight gradient, for each weight the output
+    gradients where its input spiked).
 
     A :class:`spikeops.SpikeTensor` input is read the same way, and receives the gradient of its spikes (a
     dense transposed convolution); the backward keeps the spikes in 1 byte.
@@ -136,9 +137,8 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
         stride, padding, dilation: ints or pairs, as ``F.conv2d`` (zero padding).
         groups (int): as ``F.conv2d``.
         kernel (str): which kernel computes the convolution, forward and weight gradient: ``"auto"`` (the core's
-            policy), ``"events"`` (event-driven; on CUDA the spike GEMM over the unfolded input) or ``"dense"``
-            (torch's convolution on the spikes as floats). ``"unfold"`` runs the unfolded spike GEMM that CUDA
-            tensors take on the CPU too (for tests).
+            policy), ``"events"`` (the core's accumulate-only kernels) or ``"dense"`` (torch's convolution on the
+            spikes as floats).
 
     Returns:
         Tensor: [N, C_out, OH, OW] in the weight's dtype.

@@ -232,31 +232,33 @@ PYBIND11_MODULE(_C, m) {
       "spike_conv2d",
       [](const TensorView& spikes, const TensorView& weight, const TensorView& bias, const TensorView& out,
          std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation,
-         int64_t groups) {
+         int64_t groups, std::uintptr_t stream) {
         SpikeConv2dArgs a;
         a.spikes = spikes;
         a.weight = weight;
         a.bias = bias;
         a.out = out;
         a.conv = conv2d_params(stride, padding, dilation, groups);
+        a.stream = reinterpret_cast<void*>(stream);
         spike_conv2d(a);
       },
       py::arg("spikes"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), py::call_guard<py::gil_scoped_release>());
+      py::arg("dilation"), py::arg("groups"), py::arg("stream") = 0, py::call_guard<py::gil_scoped_release>());
   m.def(
       "spike_conv2d_weight_grad",
       [](const TensorView& spikes, const TensorView& grad_out, const TensorView& grad_weight,
          std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation,
-         int64_t groups) {
+         int64_t groups, std::uintptr_t stream) {
         SpikeConv2dWeightGradArgs a;
         a.spikes = spikes;
         a.grad_out = grad_out;
         a.grad_weight = grad_weight;
         a.conv = conv2d_params(stride, padding, dilation, groups);
+        a.stream = reinterpret_cast<void*>(stream);
         spike_conv2d_weight_grad(a);
       },
       py::arg("spikes"), py::arg("grad_out"), py::arg("grad_weight"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), py::call_guard<py::gil_scoped_release>());
+      py::arg("dilation"), py::arg("groups"), py::arg("stream") = 0, py::call_guard<py::gil_scoped_release>());
 
   py::class_<LayerReport>(m, "LayerReport")
       .def_readonly("name", &LayerReport::name)

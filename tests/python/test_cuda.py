@@ -272,7 +272,7 @@ def test_spike_tensor_network_cuda_equals_cpu():
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 def test_spike_conv2d_cuda_equals_cpu(layout):
-    """spike_conv2d on CUDA (the byte im2col + spike GEMM) against the CPU's event-driven kernels: integer
+    """spike_conv2d on CUDA (the core's accumulate-only kernels) against the CPU's event-driven kernels: integer
     weights and gradients, so every sum is exact; the layout of the spikes is kept; opcheck on the GPU."""
     from spikeops import functional
 

@@ -82,7 +82,7 @@ def test_spike_conv2d_boundaries():
         assert _C.choose_spike_conv2d_kernel(p, -1.0) == CONV.events
     empty = _C.SpikeConv2dProblem(0, 3, 8, 8, 4, 3, 3, False, CPU)
     assert not _C.spike_conv2d_needs_firing_rate(empty)
-    # CUDA: the spike GEMM over the unfolded input, which makes its own choice
+    # CUDA: the core's accumulate-only kernel at every rate
     cuda = _C.SpikeConv2dProblem(2, 3, 8, 8, 4, 3, 3, False, CUDA)
     assert not _C.spike_conv2d_needs_firing_rate(cuda)
     assert _C.choose_spike_conv2d_kernel(cuda, 1.0) == CONV.events
@@ -111,7 +111,7 @@ def test_unknown_kernels_are_refused_naming_the_argument():
     s, w = spikes_at((3, 5), 0.5), torch.randn(4, 5)
     x, wc = spikes_at((1, 2, 5, 5), 0.5), torch.randn(3, 2, 3, 3)
     gemm_values = "'auto', 'events', 'tiled', 'tensor_core', 'dense'"
-    conv_values = "'auto', 'events', 'dense', 'unfold'"
+    conv_values = "'auto', 'events', 'dense'"
     for bad in ("fast", "", "Events", "tiled_events"):
         with pytest.raises(ValueError, match=f"spike_linear: kernel must be one of {gemm_values}, got '{bad}'"):
             functional.spike_linear(s, w, kernel=bad)

@@ -382,10 +382,9 @@ CONV_CASES = [  # N, C, H, W, C_out, kernel, stride, padding, dilation, groups
 ]
 
 
-@pytest.fixture(params=["events", "dense", "unfold"])
+@pytest.fixture(params=["events", "dense"])
 def conv_kernel(request):
-    """The CPU's event-driven kernels at every rate, torch's dense convolution, and the spike GEMM over the
-    unfolded input that CUDA tensors take."""
+    """The core's event-driven kernels at every rate, and torch's dense convolution."""
     return request.param
 
 
@@ -528,7 +527,7 @@ def test_spike_conv2d_dispatch(monkeypatch):
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
     both = ["spike_conv2d", "spike_conv2d_weight_grad"]
     cases = [(0.02, "auto", both), (0.175, "auto", ["spike_conv2d"]), (0.9, "auto", []), (0.9, "events", both),
-             (0.02, "dense", []), (0.02, "unfold", [])]
+             (0.02, "dense", [])]
     for rate, kernel, expected in cases:
         calls.clear()
         x = spikes_at((8, 4, 32, 32), rate)

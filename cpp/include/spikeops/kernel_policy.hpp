@@ -75,7 +75,7 @@ SpikeGemmKernel choose_spike_gemm_kernel(const SpikeGemmProblem& problem, double
 
 enum class SpikeConvKernel : int {
   kAuto = 0,    // the policy's choice (choose_spike_conv2d_kernel)
-  kEvents = 1,  // the core's event-driven convolution (on CUDA: the spike GEMM over the unfolded input)
+  kEvents = 1,  // the core's accumulate-only convolution (spike_conv2d, CPU and CUDA)
   kDense = 2,   // a dense convolution on the spikes as floats (the caller's: the core has none)
 };
 
@@ -93,8 +93,8 @@ struct SpikeConv2dProblem {
 };
 
 // Whether the choice depends on the firing rate: on the CPU for non-empty problems; never on CUDA, where the
-// convolution is the spike GEMM over the unfolded input, which makes its own choice (kAuto) from the GEMM's
-// shape. Throws spikeops::Error for negative sizes or an unknown device.
+// core's kernel runs at every rate (no dense convolution on a GPU has been measured against it yet).
+// Throws spikeops::Error for negative sizes or an unknown device.
 bool spike_conv2d_needs_firing_rate(const SpikeConv2dProblem& problem);
 
 // The kernel for this problem at this firing rate (in [0, 1]; negative: unknown). Never kAuto.
