@@ -3,9 +3,8 @@
 glibc's malloc serves every request above its mmap threshold (at most 32 MiB) with freshly mapped pages and
 unmaps them on free. Multi-step SNN training allocates activations of all T steps at once ([T * N, C, H, W]
 tensors of tens of MiB), so with the default allocator each step maps them again and touches every 4 KiB
-page for the first time: on the 2-core VM this project is measured on, the CSNN example spends about a
-seventh of its step in such page faults (zero fills and outputs that should cost a few milliseconds take
-tens). A per-step loop does not pay this, because its tensors are T times smaller and glibc reuses them.
+page for the first time: zero fills and outputs that should cost little take many times longer in page
+faults (docs/performance.md has the figures). A per-step loop does not pay this, because its tensors are T times smaller and glibc reuses them.
 
 The usual cure for PyTorch on CPUs is another allocator (jemalloc or tcmalloc through ``LD_PRELOAD``). This
 function does the equivalent with glibc's own knobs, for the calling process: no mmap for large requests

@@ -73,7 +73,7 @@ SPIKEOPS_CPU_INLINE void build_masks(const Conv& x, const In* in, uint64_t* mask
   std::fill(masks, masks + x.mask_words(), uint64_t(0));
   if (x.row_strings) {
     // A pixel's Cg channel bits are gathered in a register and written with one or two ORs: a write per
-    // channel made every bit wait for the previous one's store to the same word (11% of the CSNN's run time).
+    // channel made every bit wait for the previous one's store to the same word.
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       for (int64_t y = 0; y < g.H; ++y) {
         const In* line = in + (grp * x.Cg * g.H + y) * g.W;  // channel grp * Cg, row y
