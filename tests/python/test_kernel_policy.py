@@ -182,27 +182,6 @@ def test_opcheck_spike_linear_with_kernel(kernel, spike_dtype):
                                                         torch.float32, kernel))
 
 
-@pytest.mark.parametrize("kernel", ["events", "dense"])
-def test_compile_fullgraph_with_a_forced_kernel(kernel):
-    """The kernel is an argument of the ops' schemas, so torch.compile traces it (no global to bake in), and
-    the compiled network gives the eager result and gradients with that kernel."""
-    torch._dynamo.reset()
-    torch.manual_seed(5)
-    net = torch.nn.Sequential(layer.Linear(8, 32, step_mode="m"), neuron.LIFNode(step_mode="m"),
-                              layer.Linear(32, 4, step_mode="m", spike_input=True, kernel=kernel))
-    x = torch.rand(5, 3, 8) * 3
-    functional.reset_net(net)
-    eager = net(x)
-    eager.sum().backward()
-    g_eager = net[2].weight.grad.clone()
-    net.zero_grad()
-    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
-    functional.reset_net(net)
-    out = compiled(x)
-    out.sum().backward()
-    torch.testing.assert_close(out, eager)
-    torch.testing.assert_close(net[2].weight.grad, g_eager)
-
     def conv(x, w):
         return functional.spike_conv2d(x, w, padding=1, kernel=kernel)
 

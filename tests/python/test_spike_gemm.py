@@ -275,10 +275,14 @@ def test_uint8_spiking_network_matches_float_inference():
         assert torch.equal(net_f(x), net_u8(x))
 
 
-def test_compile_fullgraph_spike_input():
+@pytest.mark.parametrize("kernel", ["auto", "events", "dense"])
+def test_compile_fullgraph_spike_input(kernel):
+    """The kernel is an argument of the ops' schemas, so torch.compile traces it (no global to bake in), and
+    the compiled network gives the eager result and gradients with that kernel."""
     torch._dynamo.reset()
+    torch.manual_seed(5)
     net = torch.nn.Sequential(layer.Linear(8, 32, step_mode="m"), neuron.LIFNode(step_mode="m"),
-                              layer.Linear(32, 4, step_mode="m", spike_input=True))
+                              layer.Linear(32, 4, step_mode="m", spike_input=True, kernel=kernel))
     x = torch.rand(5, 3, 8) * 3
     functional.reset_net(net)
     eager = net(x)
