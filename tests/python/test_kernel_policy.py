@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeops import _C, _ops, functional, layer, neuron
+from spikeops import _C, _ops, functional, layer
 
 ops = torch.ops.spikeops
 GEMM = _C.SpikeGemmKernel
