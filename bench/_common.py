@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import time
 
@@ -37,8 +39,21 @@ def add_common_arguments(parser: argparse.ArgumentParser, quick_help: str) -> No
     parser.add_argument("--budget", type=float, default=1.0, help="seconds of timing per measurement")
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it (Linux: /proc/cpuinfo), or platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def print_setup(device: torch.device, dtype_name: str) -> None:
     info = spikeops.build_info()
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, SIMD level used: {info['cpu_simd']}")
     print(f"spikeops {info['version']}  device={device}  dtype={dtype_name}  cpu_simd={info['cpu_simd']}  "
           f"threads={info['openmp_threads']}  torch={torch.__version__} (torch threads {torch.get_num_threads()})")
 

@@ -67,7 +67,7 @@ from torch import nn
 import spikeops
 from spikeops import functional, layer, neuron, surrogate
 
-from _common import ATanSpike, FastSigmoidSpike, sync  # bench/ is on sys.path when run as a script
+from _common import ATanSpike, FastSigmoidSpike, cpu_model, sync  # bench/ is on sys.path when run as a script
 
 try:  # the fast whole-sequence encoder; absent from older spikeops installs, so a copy of it follows
     from spikeops.encoding import rate as spikeops_rate
@@ -462,6 +462,7 @@ def main(argv=None):
     torch.manual_seed(0)
     info = spikeops.build_info()
     tuned = not args.default_malloc and spikeops.tune_cpu_allocator()
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores")
     print(f"{device}, torch {torch.__version__} ({torch.get_num_threads()} threads), spikeops {info['version']} "
           f"(cpu simd {info['cpu_simd']}); CPU allocator: {'tuned (tune_cpu_allocator)' if tuned else 'default'}")
     if args.network in ("all", "fc"):
