@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _ops
+from ._ops._common import _float32
 from .base import MemoryModule, check_step_mode
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
@@ -101,10 +102,8 @@ class BaseNode(MemoryModule):
                 + (", spike_tensor=True" if self.spike_tensor else ""))
 
     def _finite(self, name: str, value) -> float:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"{type(self).__name__}: {name} must be finite, got {value}")
-        return value
+        # A number float32 holds: the kernels compute in float32, so 1e39 must fail here, not at the first forward.
+        return _float32(value, f"{type(self).__name__}: {name}")
 
     # ---- per-neuron-type hooks ----
     def _tau(self) -> float:
@@ -222,9 +221,7 @@ class LIFNode(BaseNode):
                  detach_reset: bool = False, step_mode: str = "s", backend: str = "torch",
                  store_v_seq: bool = False, spike_dtype: Optional[torch.dtype] = None,
                  spike_tensor: bool = False):
-        tau = float(tau)
-        if not (tau > 1.0 and math.isfinite(tau)):
-            raise ValueError(f"LIFNode: tau must be a finite number > 1, got {tau}")
+        tau = _float32(tau, f"{type(self).__name__}: tau", above_one=True)
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend,
                          store_v_seq, spike_dtype, spike_tensor)
         self.tau = tau
@@ -256,13 +253,19 @@ class ParametricLIFNode(BaseNode):
                  detach_reset: bool = False, step_mode: str = "s", backend: str = "torch",
                  store_v_seq: bool = False, spike_dtype: Optional[torch.dtype] = None,
                  spike_tensor: bool = False):
-        init_tau = float(init_tau)
-        if not (init_tau > 1.0 and math.isfinite(init_tau)):
-            raise ValueError(f"ParametricLIFNode: init_tau must be a finite number > 1, got {init_tau}")
+        name = type(self).__name__
+        init_tau = _float32(init_tau, f"{name}: init_tau", above_one=True)
+        w = torch.as_tensor(-math.log(init_tau - 1.0), dtype=torch.float32)
+        # The kernels take k = sigmoid(w) in float32 (what _decay_tensor computes), and the backward gets dH/dk
+        # from H and V as (H - V) / k: k must not underflow (to 0, or to a float32 subnormal), which happens
+        # for init_tau above about 8.5e37.
+        if not torch.sigmoid(w).item() >= torch.finfo(torch.float32).tiny:
+            raise ValueError(f"{name}: init_tau={init_tau} gives a decay 1/tau that underflows float32 "
+                             f"(init_tau must be at most about 8.5e37)")
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend,
                          store_v_seq, spike_dtype, spike_tensor)
         self.decay_input = bool(decay_input)
-        self.w = nn.Parameter(torch.as_tensor(-math.log(init_tau - 1.0), dtype=torch.float32))
+        self.w = nn.Parameter(w)
 
     def _decay_input(self) -> bool:
         return self.decay_input

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from . import _C
 from ._ops import spike_fn
+from ._ops._common import _float32
 
 __all__ = ["SurrogateFunctionBase", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign",
            "SuperSpike", "Erf", "Rect", "PiecewiseLeakyReLU", "FastSigmoid", "heaviside"]
@@ -31,10 +32,9 @@ def heaviside(x: Tensor) -> Tensor:
 
 
 def _check_positive(name: str, value: float, cls: str) -> float:
-    value = float(value)
-    if not (value > 0.0 and math.isfinite(value)):
-        raise ValueError(f"{cls}: {name} must be a finite number > 0, got {value}")
-    return value
+    # The kernels take the parameters in float32 and divide by them (1/α, 1/(2w)): α must be a normal float32 > 0,
+    # checked here rather than at the first forward.
+    return _float32(value, f"{cls}: {name}", positive=True)
 
 
 class SurrogateFunctionBase(nn.Module):
@@ -195,9 +195,7 @@ class PiecewiseLeakyReLU(SurrogateFunctionBase):
 
     def __init__(self, w: float = 1.0, c: float = 0.01, spiking: bool = True):
         super().__init__(w, spiking)
-        c = float(c)
-        if not math.isfinite(c):
-            raise ValueError(f"PiecewiseLeakyReLU: c must be finite, got {c}")
+        c = _float32(c, "PiecewiseLeakyReLU: c")
         self.w = self.alpha
         self.c = c
 

@@ -364,23 +364,28 @@ def test_raw_neuron_forward_parametric_lif_needs_decay():
 @pytest.mark.parametrize("kw, name", [
     (dict(v_threshold=math.nan), "v_threshold"),
     (dict(v_threshold=math.inf), "v_threshold"),
+    (dict(v_threshold=1e39), "v_threshold"),  # finite in Python, inf in float32
     (dict(v_reset=math.nan), "v_reset"),
     (dict(v_reset=-math.inf), "v_reset"),
-    (dict(alpha=math.nan), "surrogate.alpha"),
-    (dict(alpha=math.inf), "surrogate.alpha"),
-    (dict(alpha=0.0), "surrogate.alpha"),
-    (dict(alpha=-4.0), "surrogate.alpha"),
-    (dict(surrogate_kind=PLRELU, beta=math.nan), "surrogate.beta"),
-    (dict(surrogate_kind=PLRELU, beta=math.inf), "surrogate.beta"),
-    (dict(neuron_kind=3), "kind"),
-    (dict(neuron_kind=-1), "kind"),
-    (dict(surrogate_kind=99), "surrogate_kind must be one of"),  # rejected in Python before the core
+    (dict(v_reset=-1e39), "v_reset"),
+    (dict(tau=1e39), "tau"),
+    (dict(alpha=math.nan), "alpha"),
+    (dict(alpha=math.inf), "alpha"),
+    (dict(alpha=0.0), "alpha"),
+    (dict(alpha=-4.0), "alpha"),
+    (dict(alpha=1e-50), "alpha"),  # 0 in float32
+    (dict(alpha=1e-40), "alpha"),  # a float32 subnormal: 1/(2 alpha) overflows
+    (dict(surrogate_kind=PLRELU, beta=math.nan), "beta"),
+    (dict(surrogate_kind=PLRELU, beta=math.inf), "beta"),
+    (dict(neuron_kind=3), "neuron_kind"),
+    (dict(neuron_kind=-1), "neuron_kind"),
+    (dict(surrogate_kind=99), "surrogate_kind must be one of"),
 ], ids=lambda v: str(v) if isinstance(v, str) else None)
 @pytest.mark.parametrize("store_h_seq", [True, False])
 def test_raw_neuron_forward_rejects_bad_hyper_parameters(kw, name, store_h_seq):
-    # Checked even for inference (store_h_seq=False), where the surrogate is never evaluated.
-    pattern = name if name.startswith("surrogate_kind") else rf"neuron params: {name}"
-    with pytest.raises(ValueError, match=pattern):
+    # Checked even for inference (store_h_seq=False), where the surrogate is never evaluated; the op is public
+    # (torch.ops.spikeops.neuron_forward), so the message names it and the argument.
+    with pytest.raises(ValueError, match=rf"spikeops::neuron_forward: {name}"):
         neuron_forward(torch.randn(3, 4), store_h_seq=store_h_seq, **kw)
 
 
@@ -425,18 +430,24 @@ def test_raw_neuron_forward_without_h_cannot_be_differentiated():
 def test_raw_spike_fn_rejects_bad_input():
     with pytest.raises(ValueError, match=r"heaviside_forward: x must have dtype float32/float16/bfloat16, got float64"):
         ops.spike_fn(torch.randn(3, dtype=torch.float64), SIGMOID, 4.0, 0.0)
-    with pytest.raises(ValueError, match=r"heaviside_forward: x must be contiguous"):
-        ops.spike_fn(torch.randn(4, 3).t(), SIGMOID, 4.0, 0.0)
+    with pytest.raises((TypeError, RuntimeError), match=r"spike_fn.*argument 'x'"):  # the dispatcher's check
+        ops.spike_fn([0.5], SIGMOID, 4.0, 0.0)
+
+
+def test_raw_spike_fn_takes_any_strides():
+    x = torch.randn(4, 3).t()
+    assert torch.equal(ops.spike_fn(x, SIGMOID, 4.0, 0.0), (x >= 0).float())
 
 
 @pytest.mark.parametrize("kw, name", [(dict(alpha=math.nan), "alpha"), (dict(alpha=0.0), "alpha"),
                                       (dict(beta=math.inf, surrogate_kind=PLRELU), "beta"),
-                                      (dict(surrogate_kind=99), "kind")],
-                         ids=["alpha-nan", "alpha-0", "beta-inf", "kind-99"])
+                                      (dict(alpha=1e-50), "alpha"), (dict(beta=1e39), "beta"),
+                                      (dict(surrogate_kind=99), "surrogate_kind")],
+                         ids=["alpha-nan", "alpha-0", "beta-inf", "alpha-1e-50", "beta-1e39", "kind-99"])
 def test_raw_surrogate_backward_rejects_bad_hyper_parameters(kw, name):
     args = dict(surrogate_kind=SIGMOID, alpha=4.0, beta=0.0)
     args.update(kw)
-    with pytest.raises(ValueError, match=rf"surrogate.{name}"):
+    with pytest.raises(ValueError, match=rf"spikeops::surrogate_backward: {name}"):
         ops.surrogate_backward(torch.ones(3), torch.randn(3), args["surrogate_kind"], args["alpha"], args["beta"])
 
 
@@ -445,9 +456,9 @@ def test_raw_surrogate_backward_rejects_mismatched_shapes():
         ops.surrogate_backward(torch.ones(4), torch.randn(3), SIGMOID, 4.0, 0.0)
 
 
-SPIKE_FN_BAD = [(dict(alpha=math.nan), "alpha"), (dict(alpha=-1.0), "alpha"),
-                (dict(beta=math.nan, surrogate_kind=PLRELU), "beta"), (dict(surrogate_kind=99), "kind")]
-SPIKE_FN_BAD_IDS = ["alpha-nan", "alpha-neg", "beta-nan", "kind-99"]
+SPIKE_FN_BAD = [(dict(alpha=math.nan), "alpha"), (dict(alpha=-1.0), "alpha"), (dict(alpha=1e-50), "alpha"),
+                (dict(beta=math.nan, surrogate_kind=PLRELU), "beta"), (dict(surrogate_kind=99), "surrogate_kind")]
+SPIKE_FN_BAD_IDS = ["alpha-nan", "alpha-neg", "alpha-1e-50", "beta-nan", "kind-99"]
 
 
 def spike_fn_args(kw):
@@ -460,7 +471,7 @@ def spike_fn_args(kw):
 def test_raw_spike_fn_bad_hyper_parameters_never_reach_the_kernels(kw, name):
     # Rejected at the call or, at the latest, by the backward (surrogate_backward validates them).
     x = torch.randn(3, requires_grad=True)
-    with pytest.raises(ValueError, match=rf"surrogate.{name}"):
+    with pytest.raises(ValueError, match=rf"spikeops::spike_fn: {name}"):
         ops.spike_fn(x, *spike_fn_args(kw)).sum().backward()
 
 
@@ -534,3 +545,108 @@ def test_raw_neuron_ops_on_empty_input(shape):
     assert torch.equal(v_final, v_init)
     grad_x, grad_v_init, _ = neuron_backward(torch.ones(shape), h_seq, grad_v_final=torch.ones(N))
     assert grad_x.shape == shape and grad_v_init.shape == (N,)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 19: values finite in Python but not in float32, any rank for elementwise ops, the ops' argument types
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", NODE_CLASSES, ids=NODE_IDS)
+@pytest.mark.parametrize("name, value", [("v_threshold", 1e39), ("v_threshold", -1e39), ("v_reset", 1e39)])
+def test_neuron_rejects_values_beyond_float32_at_construction(cls, name, value):
+    # They used to pass the constructor and fail only at the first forward ("neuron params: ... got inf").
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: {name} must be finite and fit float32"):
+        cls(**{name: value})
+
+
+def test_lif_rejects_tau_beyond_float32():
+    with pytest.raises(ValueError, match=r"LIFNode: tau must be a finite number > 1 that fits float32"):
+        neuron.LIFNode(tau=1e39)
+    assert neuron.LIFNode(tau=1e38).tau == 1e38  # the largest values float32 holds stay valid
+
+
+@pytest.mark.parametrize("init_tau", [1e39, 1e50, 1e300])
+def test_parametric_lif_rejects_init_tau_beyond_float32(init_tau):
+    with pytest.raises(ValueError, match=r"ParametricLIFNode: init_tau must be a finite number > 1"):
+        neuron.ParametricLIFNode(init_tau=init_tau)
+
+
+@pytest.mark.parametrize("init_tau", [9e37, 1e38, 3e38])
+def test_parametric_lif_rejects_init_tau_whose_decay_underflows(init_tau):
+    # k = sigmoid(w) is below float32's normal range there; k = 0 made the backward's dH/dk = (H - V) / k NaN.
+    with pytest.raises(ValueError, match=r"ParametricLIFNode: init_tau=.* gives a decay 1/tau that underflows"):
+        neuron.ParametricLIFNode(init_tau=init_tau)
+
+
+@pytest.mark.parametrize("init_tau", [2.0, 1e6, 1e20, 8e37])
+def test_parametric_lif_gradient_is_finite_for_every_accepted_init_tau(init_tau):
+    node = neuron.ParametricLIFNode(init_tau=init_tau, step_mode="m")
+    x = torch.rand(4, 3, requires_grad=True)
+    (node(x).sum() + node.v.sum()).backward()
+    assert torch.isfinite(node.w.grad).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("cls", [c for c in SURROGATE_CLASSES if c not in SURROGATE_FIRST_ARG],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("alpha", [1e-50, 1e-40, 1e39])  # 0, a subnormal, inf in float32
+def test_surrogate_rejects_alpha_beyond_float32_at_construction(cls, alpha):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: alpha must be a finite number > 0 that float32 holds"):
+        cls(alpha=alpha)
+
+
+@pytest.mark.parametrize("cls", list(SURROGATE_FIRST_ARG), ids=lambda c: c.__name__)
+def test_surrogate_first_argument_beyond_float32_is_named(cls):
+    name = SURROGATE_FIRST_ARG[cls]
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: {name} must be a finite number > 0"):
+        cls(**{name: 1e-50})
+
+
+def test_piecewise_leaky_relu_rejects_c_beyond_float32():
+    with pytest.raises(ValueError, match=r"PiecewiseLeakyReLU: c must be finite and fit float32"):
+        surrogate.PiecewiseLeakyReLU(c=-1e39)
+
+
+@pytest.mark.parametrize("cls", [neuron.LIFNode, surrogate.Sigmoid], ids=["LIFNode", "Sigmoid"])
+def test_constructors_name_non_numeric_arguments(cls):
+    name = "tau" if cls is neuron.LIFNode else "alpha"
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: {name} must be a number, got 'abc'"):
+        cls(**{name: "abc"})
+
+
+@pytest.mark.parametrize("ndim", [9, 12])
+def test_elementwise_ops_take_any_rank(ndim):
+    # More than the core's 8 described dimensions: the elementwise ops flatten before describing the tensor.
+    shape = (2, 1, 3) + (1,) * (ndim - 4) + (2,)
+    x = torch.randn(shape, requires_grad=True)
+    spikes = ops.spike_fn(x, SIGMOID, 4.0, 0.0)
+    assert spikes.shape == shape and torch.equal(spikes, (x >= 0).float())
+    g = torch.randn(shape)
+    spikes.backward(g)
+    s = torch.sigmoid(4.0 * x.detach())
+    torch.testing.assert_close(x.grad, g * 4.0 * s * (1 - s))
+    grad = ops.surrogate_backward(g, x.detach(), SIGMOID, 4.0, 0.0)
+    torch.testing.assert_close(grad, x.grad)
+    assert surrogate.ATan()(x.detach()).shape == shape
+
+
+def test_surrogate_backward_checks_shapes_before_flattening():
+    # [2, 3] and [3, 2] have the same number of elements: only the unflattened shapes tell them apart.
+    with pytest.raises(ValueError, match=r"surrogate_backward: grad_spike must have the shape of x \[2, 3\]"):
+        ops.surrogate_backward(torch.ones(3, 2), torch.randn(2, 3), SIGMOID, 4.0, 0.0)
+
+
+@pytest.mark.parametrize("kw, name", [(dict(v_threshold="abc"), "v_threshold"), (dict(tau=None), "tau"),
+                                      (dict(alpha="x"), "alpha"), (dict(v_reset="0"), "v_reset")],
+                         ids=["v_threshold-str", "tau-None", "alpha-str", "v_reset-str"])
+def test_registered_neuron_op_names_argument_of_wrong_type(kw, name):
+    # torch.ops.spikeops.* is public (users, torch.compile): wrong types name the op and the argument.
+    with pytest.raises((TypeError, RuntimeError), match=rf"neuron_forward.*\b{name}\b"):
+        neuron_forward(torch.randn(3, 4), **kw)
+
+
+@pytest.mark.parametrize("kw, name", [(dict(v_threshold=1e39), "v_threshold"), (dict(alpha=1e-40), "alpha"),
+                                      (dict(neuron_kind=5), "neuron_kind"), (dict(tau=0.5), "tau")],
+                         ids=["v_threshold", "alpha", "neuron_kind", "tau"])
+def test_registered_neuron_backward_names_itself(kw, name):
+    with pytest.raises(ValueError, match=rf"spikeops::neuron_backward: {name}"):
+        neuron_backward(torch.ones(3, 4), torch.randn(3, 4), **kw)

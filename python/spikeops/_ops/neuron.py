@@ -9,22 +9,38 @@ from torch import Tensor
 
 from .. import _C
 from ..spike_tensor import SpikeTensor
-from ._common import _DEVICE_TYPES, _check_spike_dtype, _shape_2d, _stream, _surrogate, _view
+from ._common import _DEVICE_TYPES, _check_spike_dtype, _flag, _float32, _number, _shape_2d, _stream, _surrogate, _view
 
 
-def _neuron_params(neuron_kind: int, v_threshold: float, v_reset: Optional[float], tau: float,
+_NEURON_KINDS = {0: "IF", 1: "LIF", 2: "ParametricLIF"}
+
+
+def _neuron_params(fn: str, neuron_kind: int, v_threshold: float, v_reset: Optional[float], tau: float,
                    decay_input: bool, detach_reset: bool, surrogate_kind: int, alpha: float,
                    beta: float) -> "_C.NeuronParams":
+    """The core's NeuronParams from an op's arguments. The ops are public (torch.ops.spikeops.*), so every
+    argument is checked here and errors name the op `fn` and the argument."""
+    if isinstance(neuron_kind, bool) or not isinstance(neuron_kind, int) or neuron_kind not in _NEURON_KINDS:
+        raise ValueError(f"{fn}: neuron_kind must be 0 (IF), 1 (LIF) or 2 (ParametricLIF), got {neuron_kind!r}")
     p = _C.NeuronParams()
     p.kind = _C.NeuronKind(neuron_kind)
-    p.v_threshold = v_threshold
+    p.v_threshold = _float32(v_threshold, f"{fn}: v_threshold")
     p.hard_reset = v_reset is not None
-    p.v_reset = 0.0 if v_reset is None else v_reset
-    p.tau = tau
-    p.decay_input = decay_input
-    p.detach_reset = detach_reset
-    p.surrogate = _surrogate(surrogate_kind, alpha, beta)
+    p.v_reset = 0.0 if v_reset is None else _float32(v_reset, f"{fn}: v_reset")
+    # Only the LIF reads tau (IF has no time constant, ParametricLIF takes decay).
+    p.tau = _float32(tau, f"{fn}: tau", above_one=True) if neuron_kind == 1 else _number(tau, f"{fn}: tau")
+    p.decay_input = _flag(decay_input, f"{fn}: decay_input")
+    p.detach_reset = _flag(detach_reset, f"{fn}: detach_reset")
+    p.surrogate = _surrogate(surrogate_kind, alpha, beta, fn)
     return p
+
+
+def _check_tensor(t, arg: str, fn: str, optional: bool = False) -> None:
+    if t is None and optional:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: {arg} must be a torch.Tensor, got {type(t).__name__}")
+
 
 @torch.library.custom_op("spikeops::neuron_forward", mutates_args=(), device_types=_DEVICE_TYPES)
 def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuron_kind: int,
@@ -49,6 +65,12 @@ def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuro
         spike_seq [T, N] (spike_dtype), v_final [N] float32, h_seq [T, N] float32 (or [0] when not stored),
         v_seq [T, N] float32 (or [0] when not stored).
     """
+    fn = "spikeops::neuron_forward"
+    params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
+                            surrogate_kind, alpha, beta)
+    _check_tensor(x_seq, "x_seq", fn)
+    _check_tensor(v_init, "v_init", fn)
+    _check_tensor(decay, "decay", fn, optional=True)
     T, N = _shape_2d(x_seq, "x_seq")
     _check_spike_dtype(spike_dtype)
     spike_seq = torch.empty((T, N), dtype=spike_dtype, device=x_seq.device)
@@ -64,8 +86,6 @@ def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuro
     args.h_seq = _view(h_seq if store_h_seq else None, "h_seq")
     args.v_seq = _view(v_seq if store_v_seq else None, "v_seq")
     args.stream = _stream(x_seq)
-    params = _neuron_params(neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
-                            surrogate_kind, alpha, beta)
     _C.neuron_multistep_forward(params, args)
     return spike_seq, v_final, h_seq, v_seq
 
@@ -100,6 +120,13 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v
         grad_x_seq [T, N] (grad_x_dtype), grad_v_init [N] float32, grad_decay [N] float32 per-neuron
         dL/dk summed over time (ParametricLIF; [0] otherwise).
     """
+    fn = "spikeops::neuron_backward"
+    params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
+                            surrogate_kind, alpha, beta)
+    for arg, t, optional in (("grad_spike_seq", grad_spike_seq, False), ("grad_v_seq", grad_v_seq, True),
+                             ("grad_v_final", grad_v_final, True), ("h_seq", h_seq, False),
+                             ("v_init", v_init, False), ("decay", decay, True)):
+        _check_tensor(t, arg, fn, optional)
     T, N = _shape_2d(h_seq, "h_seq")
     device = h_seq.device
     grad_x_seq = torch.empty((T, N), dtype=grad_x_dtype, device=device)
@@ -116,8 +143,6 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v
     args.grad_v_init = _view(grad_v_init, "grad_v_init")
     args.grad_decay = _view(grad_decay if neuron_kind == 2 else None, "grad_decay")
     args.stream = _stream(h_seq)
-    params = _neuron_params(neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
-                            surrogate_kind, alpha, beta)
     _C.neuron_multistep_backward(params, args)
     return grad_x_seq, grad_v_init, grad_decay
 

@@ -10,42 +10,58 @@ from .. import _C
 from ._common import _DEVICE_TYPES, _stream, _surrogate, _view
 
 
+def _elementwise_input(t, arg: str, fn: str) -> Tensor:
+    """t as the contiguous 1-D tensor the core's elementwise kernels take: they see neither rank nor strides,
+    so any rank works (the core describes at most 8 dimensions)."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: {arg} must be a torch.Tensor, got {type(t).__name__}")
+    return t.contiguous().view(-1)
+
+
 @torch.library.custom_op("spikeops::spike_fn", mutates_args=(), device_types=_DEVICE_TYPES)
 def spike_fn(x: Tensor, surrogate_kind: int, alpha: float, beta: float) -> Tensor:
     """Heaviside step Θ(x) = (x >= 0) in x's dtype; its gradient is the surrogate σ'(x).
 
     Args:
-        x (Tensor): any shape, float32/float16/bfloat16, contiguous.
+        x (Tensor): any shape and rank, float32/float16/bfloat16.
         surrogate_kind (int): a ``spikeops._C.SurrogateKind`` value; alpha and beta its parameters.
 
     Returns:
         Tensor: spikes of x's shape and dtype, exactly 0 or 1.
     """
+    fn = "spikeops::spike_fn"
     # The forward does not use the surrogate, but a bad one must fail here, not later in the backward.
-    _C.validate_surrogate(_surrogate(surrogate_kind, alpha, beta), "spike_fn: surrogate")
-    spike = torch.empty_like(x)
-    _C.heaviside_forward(_view(x, "x"), _view(spike, "spike"), _stream(x))
+    _C.validate_surrogate(_surrogate(surrogate_kind, alpha, beta, fn), f"{fn}: surrogate")
+    flat = _elementwise_input(x, "x", fn)
+    spike = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    _C.heaviside_forward(_view(flat, "x", fn), _view(spike.view(-1), "spike", fn), _stream(x))
     return spike
 
 
 @spike_fn.register_fake
 def _(x, surrogate_kind, alpha, beta):
-    return torch.empty_like(x)
+    return x.new_empty(x.shape)
 
 
 @torch.library.custom_op("spikeops::surrogate_backward", mutates_args=(), device_types=_DEVICE_TYPES)
 def surrogate_backward(grad_spike: Tensor, x: Tensor, surrogate_kind: int, alpha: float,
                        beta: float) -> Tensor:
-    """grad_x = grad_spike * σ'(x), elementwise, in x's dtype (computed in float32)."""
-    grad_x = torch.empty_like(x)
-    _C.surrogate_backward(_surrogate(surrogate_kind, alpha, beta), _view(grad_spike, "grad_spike"),
-                          _view(x, "x"), _view(grad_x, "grad_x"), _stream(x))
+    """grad_x = grad_spike * σ'(x), elementwise, in x's dtype (computed in float32); any shape and rank."""
+    fn = "spikeops::surrogate_backward"
+    surrogate = _surrogate(surrogate_kind, alpha, beta, fn)
+    flat_x = _elementwise_input(x, "x", fn)
+    flat_grad = _elementwise_input(grad_spike, "grad_spike", fn)
+    if grad_spike.shape != x.shape:
+        raise ValueError(f"{fn}: grad_spike must have the shape of x {list(x.shape)}, got {list(grad_spike.shape)}")
+    grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    _C.surrogate_backward(surrogate, _view(flat_grad, "grad_spike", fn), _view(flat_x, "x", fn),
+                          _view(grad_x.view(-1), "grad_x", fn), _stream(x))
     return grad_x
 
 
 @surrogate_backward.register_fake
 def _(grad_spike, x, surrogate_kind, alpha, beta):
-    return torch.empty_like(x)
+    return x.new_empty(x.shape)
 
 
 def _spike_fn_setup_context(ctx, inputs, output):
