@@ -58,6 +58,19 @@ def _as_float(data, fn: str) -> Tensor:
     return data if data.is_floating_point() else data.float()
 
 
+def _check_real(value, arg: str, fn: str, positive: bool = False) -> float:
+    """A finite real hyper-parameter (> 0 with ``positive``), or an error naming it."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{fn}: {arg} must be a number, got {type(value).__name__}") from None
+    if not math.isfinite(v) or (positive and not v > 0):
+        raise ValueError(f"{fn}: {arg} must be a finite number{' > 0' if positive else ''}, got {v}")
+    return v
+
+
 def _check_steps(num_steps, fn: str) -> int:
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"{fn}: num_steps must be an int >= 1, got {num_steps!r}")
@@ -106,12 +119,16 @@ class LatencyEncoder(MemoryModule):
 
     - ``enc_function='linear'``: ``t_f = round((T - 1) * (1 - x))``;
     - ``enc_function='log'``: ``t_f = round(T - 1 - ln(alpha * x + 1))`` with ``alpha = exp(T - 1) - 1``, so
-      that ``x = 1`` fires at t = 0 and ``x = 0`` at t = T - 1.
+      that ``x = 1`` fires at t = 0 and ``x = 0`` at t = T - 1. It is evaluated in float64 as the equal
+      ``-ln(x + (1 - x) exp(1 - T))``, which never overflows (``alpha`` itself does, in float64 for T >= 711 and
+      in float32 for T >= 90).
 
     It is stateful like SpikingJelly's: the first call encodes its input; the t-th call returns step
-    ``t % T`` of that code (later inputs are ignored until :meth:`reset`). In ``step_mode='m'`` a call with
-    ``x_seq`` [T', N, *] returns the next T' steps, [T', N, *]. :meth:`encode` returns the whole [T, *] code
-    of an input without touching the state.
+    ``t % T`` of that code (later inputs are ignored until :meth:`reset`, and may be None, as in SpikingJelly).
+    A later input of another shape or device than the encoded one raises ValueError instead of silently getting
+    the old code: call :meth:`reset` (or ``functional.reset_net``) between batches. In ``step_mode='m'`` a call
+    with ``x_seq`` [T', N, *] returns the next T' steps, [T', N, *]. :meth:`encode` returns the whole [T, *]
+    code of an input without touching the state.
 
     Args:
         T (int): the encoding period (latest firing time + 1), >= 1.
@@ -132,7 +149,8 @@ class LatencyEncoder(MemoryModule):
         self.T = T
         self.enc_function = enc_function
         if enc_function == "log":
-            self.alpha = math.exp(T - 1.0) - 1.0
+            # SpikingJelly's attribute; the code itself does not use it (see encode).
+            self.alpha = math.expm1(T - 1.0) if T - 1.0 < 709.0 else math.inf
         self.step_mode = check_step_mode(step_mode, "LatencyEncoder")
         self.dtype = None if dtype is None else _check_dtype(dtype, "LatencyEncoder")
         self.spike: Optional[Tensor] = None
@@ -154,15 +172,23 @@ class LatencyEncoder(MemoryModule):
         if x.numel() and (bool((x < 0).any()) or bool((x > 1).any()) or bool(x.isnan().any())):
             raise ValueError("LatencyEncoder: x must lie in [0, 1]")
         if self.enc_function == "log":
-            t_f = (self.T - 1.0 - torch.log(self.alpha * x + 1.0)).round().long()
+            # T - 1 - ln(alpha x + 1) = -ln(x + (1 - x) e^(1-T)), since alpha x + 1 = e^(T-1) (x + (1 - x) e^(1-T)).
+            # For x = 0 and large T the exponential underflows to 0 and ln gives +inf; the code is T - 1 there.
+            xd = x.double()
+            t_f = torch.log(xd + (1.0 - xd) * math.exp(1.0 - self.T)).neg_().clamp_(0.0, self.T - 1.0).round().long()
         else:
             t_f = ((self.T - 1.0) * (1.0 - x)).round().long()
         steps = torch.arange(self.T, device=x.device).view((self.T,) + (1,) * x.dim())
         return (t_f.unsqueeze(0) == steps).to(self.dtype or x.dtype)
 
-    def single_step_forward(self, x: Tensor) -> Tensor:
+    def single_step_forward(self, x: Optional[Tensor]) -> Tensor:
         if self.spike is None:
             self.spike = self.encode(x)
+        elif isinstance(x, Tensor) and (x.shape != self.spike.shape[1:] or x.device != self.spike.device):
+            raise ValueError(f"LatencyEncoder: x has shape {tuple(x.shape)} on {x.device}, but the code in use was "
+                             f"encoded from an input of shape {tuple(self.spike.shape[1:])} on {self.spike.device} "
+                             "(the encoder keeps its first input's code until reset()); call encoder.reset() or "
+                             "spikeops.functional.reset_net(net) between batches")
         out = self.spike[self.t]
         self.t = (self.t + 1) % self.T
         return out
@@ -247,6 +273,8 @@ def rate(data: Tensor, num_steps: Optional[int] = None, gain: float = 1, offset:
     fn = "rate"
     data = _as_float(data, fn)
     dtype = _check_dtype(dtype, fn)
+    gain = _check_real(gain, "gain", fn)
+    offset = _check_real(offset, "offset", fn)
     if first_spike_time < 0:
         raise ValueError(f"{fn}: first_spike_time must be >= 0, got {first_spike_time}")
     if time_var_input:
@@ -320,10 +348,12 @@ def latency(data: Tensor, num_steps: Optional[int] = None, threshold: float = 0.
     dtype = _check_dtype(dtype, fn)
     if data.numel() and (bool((data < 0).any()) or bool((data > 1).any()) or bool(data.isnan().any())):
         raise ValueError(f"{fn}: data must lie in [0, 1]")
-    if not 0 < threshold < 1:
+    if not 0 < _check_real(threshold, "threshold", fn) < 1:
         raise ValueError(f"{fn}: threshold must be in (0, 1), got {threshold}")
-    if tau <= 0:
-        raise ValueError(f"{fn}: tau must be > 0, got {tau}")
+    tau = _check_real(tau, "tau", fn, positive=True)
+    epsilon = _check_real(epsilon, "epsilon", fn, positive=True)
+    on_target = _check_real(on_target, "on_target", fn)
+    off_target = _check_real(off_target, "off_target", fn)
     if first_spike_time < 0:
         raise ValueError(f"{fn}: first_spike_time must be >= 0, got {first_spike_time}")
     if not num_steps and not bypass:

@@ -84,8 +84,9 @@ def test_latency_encoder_matches_spikingjelly_formula(enc_function):
     if enc_function == "linear":
         t_f = ((T - 1.0) * (1.0 - x)).round().long()
     else:
+        # SpikingJelly's formula, evaluated in float64 (the encoder's precision)
         alpha = math.exp(T - 1.0) - 1.0
-        t_f = (T - 1.0 - torch.log(alpha * x + 1.0)).round().long()
+        t_f = (T - 1.0 - torch.log(alpha * x.double() + 1.0)).round().long()
     expected = torch.nn.functional.one_hot(t_f, T).to(x).permute(1, 0)
     enc = encoding.LatencyEncoder(T, enc_function)
     assert torch.equal(enc.encode(x), expected)
@@ -115,6 +116,51 @@ def test_latency_encoder_state_and_multistep():
         encoding.LatencyEncoder(4, "exp")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         encoding.LatencyEncoder(4).encode(torch.tensor([1.5]))
+
+
+@pytest.mark.parametrize("T", [90, 711, 1000, 100000])
+def test_latency_encoder_log_code_for_large_T(T):
+    # alpha = exp(T - 1) - 1 overflows float32 from T = 90 and float64 from T = 711; the code must not.
+    x = torch.tensor([0.0, 1.0, math.exp(-3.0), math.exp(-10.3), 1e-30, 0.5])
+    enc = encoding.LatencyEncoder(T, "log")
+    code = enc.encode(x)
+    assert code.shape == (T, 6) and torch.equal(code.sum(0), torch.ones(6))  # one spike per input
+    # t_f = T - 1 - ln(alpha x + 1) = -ln(x + (1 - x) e^(1 - T)) ~ -ln(x) once e^(1 - T) is negligible
+    assert code.argmax(0).tolist() == [T - 1, 0, 3, 10, round(30 * math.log(10)), 1]
+
+
+def test_latency_encoder_log_code_agrees_with_spikingjelly_where_it_is_finite():
+    x = torch.rand(1000, dtype=torch.float64)
+    for T in (2, 5, 20, 100, 700):
+        alpha = math.exp(T - 1.0) - 1.0
+        t_f = (T - 1.0 - torch.log(alpha * x + 1.0)).round().long()
+        assert torch.equal(encoding.LatencyEncoder(T, "log").encode(x).argmax(0), t_f), T
+
+
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_latency_encoder_rejects_a_batch_of_another_shape(step_mode):
+    # SpikingJelly keeps the first input's code until reset() (later inputs are ignored); an input of another
+    # shape must not silently get the old code.
+    T = 4
+    enc = encoding.LatencyEncoder(T, step_mode=step_mode)
+    first, other = torch.rand(3, 2), torch.rand(5, 2)
+    if step_mode == "m":
+        first, other = first.expand(T, 3, 2), other.expand(T, 5, 2)
+    enc(first)
+    with pytest.raises(ValueError, match=r"LatencyEncoder: x has shape \(5, 2\).*reset\(\)"):
+        enc(other)
+    enc.reset()
+    assert enc(other).shape == other.shape
+
+
+def test_latency_encoder_keeps_spikingjelly_state_for_same_shape_inputs():
+    T = 4
+    enc = encoding.LatencyEncoder(T)
+    x = torch.rand(3)
+    code = enc.encode(x)
+    assert torch.equal(enc(x), code[0])
+    assert torch.equal(enc(torch.rand(3)), code[1])  # ignored, as in SpikingJelly
+    assert torch.equal(enc(None), code[2])  # SpikingJelly also accepts no input after the first call
 
 
 # ---------------------------------------------------------------- rate
@@ -217,6 +263,24 @@ def test_rate_errors():
         encoding.rate(torch.tensor([float("nan")]), 3)
     with pytest.raises(TypeError, match="Tensor"):
         encoding.rate([0.5], 3)
+
+
+
+@pytest.mark.parametrize("name, value", [("gain", math.nan), ("gain", math.inf), ("offset", math.nan),
+                                         ("offset", -math.inf)])
+def test_rate_names_non_finite_gain_and_offset(name, value):
+    # A NaN gain used to be reported as "data contains NaN".
+    with pytest.raises(ValueError, match=rf"rate: {name} must be a finite number"):
+        encoding.rate(torch.rand(3), 3, **{name: value})
+
+
+@pytest.mark.parametrize("name, value", [("tau", math.nan), ("tau", math.inf), ("tau", 0.0), ("epsilon", math.nan),
+                                         ("epsilon", 0.0), ("threshold", math.nan), ("on_target", math.nan),
+                                         ("off_target", math.inf)])
+def test_latency_names_bad_hyper_parameters(name, value):
+    # NaN/Inf tau used to fail with "cannot convert float NaN to integer".
+    with pytest.raises(ValueError, match=rf"latency: {name} must be"):
+        encoding.latency(torch.rand(3), 5, **{name: value})
 
 
 # ---------------------------------------------------------------- latency
