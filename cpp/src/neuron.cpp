@@ -2,6 +2,7 @@
 #include "spikeops/neuron.hpp"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "backend.hpp"
@@ -32,8 +33,12 @@ void validate_neuron_params(const NeuronParams& p) {
   if (p.hard_reset && !std::isfinite(p.v_reset)) {
     throw Error("neuron params: v_reset must be finite, got " + std::to_string(p.v_reset));
   }
-  if (p.kind == NeuronKind::kLIF && !(p.tau > 1.0 && std::isfinite(p.tau))) {
-    throw Error("neuron params: tau must be a finite number > 1, got " + std::to_string(p.tau));
+  // tau is a double but the kernels compute in float32: beyond float32's range, 1/tau would be a subnormal
+  // (or, past about 7e45, 0) and the neuron a silent integrator of nothing.
+  if (p.kind == NeuronKind::kLIF &&
+      !(p.tau > 1.0 && p.tau <= static_cast<double>(std::numeric_limits<float>::max()))) {
+    throw Error("neuron params: tau must be a finite number > 1 that fits float32 (<= 3.4e38), got " +
+                std::to_string(p.tau));
   }
   validate_surrogate(p.surrogate, "neuron params: surrogate");
 }

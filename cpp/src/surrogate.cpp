@@ -2,6 +2,7 @@
 #include "spikeops/surrogate.hpp"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "backend.hpp"
@@ -45,8 +46,11 @@ void validate_surrogate(const Surrogate& s, const char* arg_name) {
     throw Error(name + ".kind must be a SurrogateKind in [0, " + std::to_string(kNumSurrogateKinds) + "), got " +
                 std::to_string(kind));
   }
-  if (!(s.alpha > 0.0f) || !std::isfinite(s.alpha)) {
-    throw Error(name + ".alpha of " + surrogate_name(s.kind) + " must be a finite number > 0, got " +
+  // A normal float32 (not a subnormal): the derivatives divide by alpha (1/alpha, 1/(2 alpha)), which would
+  // overflow to inf for a subnormal one.
+  if (!(s.alpha >= std::numeric_limits<float>::min()) || !std::isfinite(s.alpha)) {
+    throw Error(name + ".alpha of " + surrogate_name(s.kind) +
+                " must be a finite number > 0 that float32 holds as a normal number (>= 1.2e-38), got " +
                 std::to_string(s.alpha));
   }
   if (!std::isfinite(s.beta)) {

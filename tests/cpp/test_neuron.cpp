@@ -2,6 +2,7 @@
 // contract, backward against finite differences, input repeated over time, empty tensors, and the errors.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -269,6 +270,11 @@ TEST(Neuron, ForwardRejectsBadParams) {
   NeuronParams bp = p;
   bp.tau = 1.0;
   EXPECT_ERROR(neuron_multistep_forward(bp, a), "tau must be a finite number > 1");
+  // tau is a double, but the kernels compute 1/tau in float32: beyond float32's range it is rejected too.
+  bp.tau = 1e39;
+  EXPECT_ERROR(neuron_multistep_forward(bp, a), "tau must be a finite number > 1 that fits float32");
+  bp.tau = static_cast<double>(std::numeric_limits<float>::max());
+  neuron_multistep_forward(bp, a);
   bp = p;
   bp.v_threshold = NAN;
   EXPECT_ERROR(neuron_multistep_forward(bp, a), "v_threshold must be finite");

@@ -2,6 +2,7 @@
 // points heaviside_forward and surrogate_backward.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "spikeops/detail/surrogate_math.hpp"
 #include "spikeops/spikeops.hpp"
@@ -58,6 +59,27 @@ TEST(Surrogate, HeavisideRejectsMismatchedShapes) {
   uint8_t s[6];
   EXPECT_ERROR(heaviside_forward(make_tensor_view(x, DType::kFloat32, {6}), make_tensor_view(s, DType::kUInt8, {5})),
                "spike must have the shape of x");
+}
+
+// alpha must be a normal float32: the derivatives divide by it (1/(2w) of PiecewiseLeakyReLU, 1/alpha), so a
+// subnormal alpha gave an infinite gradient; 0 (what 1e-50 rounds to) and inf were already rejected.
+TEST(Surrogate, ValidateRejectsAlphaOutsideNormalFloat32) {
+  for (int k = 0; k < kNumSurrogateKinds; ++k) {
+    Surrogate s = default_surrogate(static_cast<SurrogateKind>(k));
+    s.alpha = std::numeric_limits<float>::min();  // the smallest normal float32 stays valid
+    validate_surrogate(s, "sg");
+    for (const float bad : {std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min() / 2, 0.0f,
+                            std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+      s.alpha = bad;
+      EXPECT_ERROR(validate_surrogate(s, "sg"), "sg.alpha");
+    }
+  }
+  float x[2] = {0.0f, 0.5f}, g[2] = {1.0f, 1.0f}, gx[2];
+  Surrogate plrelu = default_surrogate(SurrogateKind::kPiecewiseLeakyReLU);
+  plrelu.alpha = 1e-40f;
+  EXPECT_ERROR(surrogate_backward(plrelu, make_tensor_view(g, DType::kFloat32, {2}), make_tensor_view(x, DType::kFloat32, {2}),
+                                  make_tensor_view(gx, DType::kFloat32, {2})),
+               "alpha of PiecewiseLeakyReLU must be a finite number > 0 that float32 holds as a normal number");
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ struct NeuronParams {
   float v_threshold = 1.0f;
   bool hard_reset = true;    // false: soft reset (SpikingJelly's v_reset=None)
   float v_reset = 0.0f;      // used by the hard reset and as the leak target
-  double tau = 2.0;          // LIF only, must be > 1; k = float(1 / tau)
+  double tau = 2.0;          // LIF only, must be > 1 and <= FLT_MAX; k = float(1 / tau)
   bool decay_input = true;   // LIF and ParametricLIF
   bool detach_reset = false;
   Surrogate surrogate{};

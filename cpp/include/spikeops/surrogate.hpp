@@ -47,8 +47,8 @@ struct Surrogate {
 // SpikingJelly's default parameters for `kind`.
 Surrogate default_surrogate(SurrogateKind kind);
 
-// Throws spikeops::Error when the kind is unknown or a parameter is out of range (alpha must be > 0 and
-// finite; PiecewiseLeakyReLU's c must be finite).
+// Throws spikeops::Error when the kind is unknown or a parameter is out of range (alpha must be finite and a
+// normal float32 > 0, i.e. >= FLT_MIN; PiecewiseLeakyReLU's c must be finite).
 void validate_surrogate(const Surrogate& s, const char* arg_name = "surrogate");
 
 // spike = Θ(x) = (x >= 0), elementwise. x: float32/float16/bfloat16; spike: same shape, any dtype
