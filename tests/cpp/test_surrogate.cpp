@@ -77,8 +77,8 @@ TEST(Surrogate, ValidateRejectsAlphaOutsideNormalFloat32) {
   float x[2] = {0.0f, 0.5f}, g[2] = {1.0f, 1.0f}, gx[2];
   Surrogate plrelu = default_surrogate(SurrogateKind::kPiecewiseLeakyReLU);
   plrelu.alpha = 1e-40f;
-  EXPECT_ERROR(surrogate_backward(plrelu, make_tensor_view(g, DType::kFloat32, {2}), make_tensor_view(x, DType::kFloat32, {2}),
-                                  make_tensor_view(gx, DType::kFloat32, {2})),
+  EXPECT_ERROR(surrogate_backward(plrelu, make_tensor_view(g, DType::kFloat32, {2}),
+                                  make_tensor_view(x, DType::kFloat32, {2}), make_tensor_view(gx, DType::kFloat32, {2})),
                "alpha of PiecewiseLeakyReLU must be a finite number > 0 that float32 holds as a normal number");
 }
 
