@@ -360,3 +360,27 @@ def test_spike_tensor_input(tmp_path):
 def test_load_directory(tmp_path):
     with pytest.raises(ValueError, match=re.escape(f"'{tmp_path}' is a directory, expected a model file")):
         spikeops.runtime.load(tmp_path)
+
+
+class _NoStorage(torch.Tensor):
+    """A tensor subclass without memory of its own (as a SpikeTensor, but unknown to the runtime)."""
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @staticmethod
+    def __new__(cls, like):
+        return torch.Tensor._make_wrapper_subclass(cls, like.shape, dtype=like.dtype, device=like.device)
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        raise NotImplementedError(func)
+
+
+def test_storage_less_tensor_input(tmp_path):
+    path = tmp_path / "conv.spikeops"
+    x = torch.rand(2, 1, 10, 10)
+    spikeops.export(small_conv_net(), path, x[:1], T=4)
+    model = spikeops.runtime.load(path)
+    with pytest.raises(TypeError, match="RuntimeModel: x must be a torch.Tensor holding its values in memory, got a "
+                                        "_NoStorage"):
+        model(_NoStorage(x))
