@@ -7,6 +7,12 @@
     model.reports()                                    # per layer: firing rate, synaptic operations
 
 Useful to check an export before shipping it: the runtime is the same C++ code an embedding application links.
+
+Threads: one :class:`RuntimeModel` may be called from several threads. A call releases the GIL while the
+network runs, and the calls of one model (``__call__``, :meth:`~RuntimeModel.to`, :meth:`~RuntimeModel.reports`,
+:meth:`~RuntimeModel.reset_reports`) take the model's lock, so they take turns and give the results they
+would give one after another (the CPU kernels use all of spikeops' CPU threads in each call). For calls that
+run in parallel, load one model per thread.
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ import torch
 from torch import Tensor
 
 from . import _C
+from .spike_tensor import SpikeTensor
 
 __all__ = ["RuntimeModel", "load"]
 
 
 class RuntimeModel:
     """A model file loaded by the C++ runtime. Create with :func:`load`; it computes on the CPU or, after
-    :meth:`to`, on a GPU (inputs and results stay CPU tensors either way)."""
+    :meth:`to`, on a GPU (inputs and results stay CPU tensors either way). Safe to share between threads:
+    their calls take turns (see the module's docstring)."""
 
     def __init__(self, model: "_C.Model"):
         self._model = model
@@ -75,7 +83,8 @@ class RuntimeModel:
 
         Args:
             x (Tensor): [N, *input_shape] (or one sample, [*input_shape]), float32 on the CPU (the runtime
-                copies it to its GPU when it runs on one).
+                copies it to its GPU when it runs on one), or a :class:`~spikeops.SpikeTensor` on the CPU (its
+                values, the spikes, as float32).
             seed (int): seed of the Poisson encoder (unused with direct encoding).
 
         Returns:
@@ -84,6 +93,8 @@ class RuntimeModel:
         """
         if not isinstance(x, Tensor):
             raise TypeError(f"RuntimeModel: x must be a torch.Tensor, got {type(x).__name__}")
+        if isinstance(x, SpikeTensor):
+            x = x.spikes.to(torch.float32)  # a wrapper without memory of its own: its values are its spikes
         if x.device.type != "cpu":
             raise ValueError(f"RuntimeModel: x must be a CPU tensor (the runtime takes host memory and copies it to "
                              f"its device), got {x.device}")
@@ -97,6 +108,9 @@ class RuntimeModel:
         if not (0 <= int(seed) < 2 ** 64):
             raise ValueError(f"RuntimeModel: seed must be in [0, 2**64), got {seed}")
         x = x.contiguous()
+        if x.numel() > 0 and x.data_ptr() == 0:  # another tensor subclass whose values are not in its memory
+            raise TypeError(f"RuntimeModel: x must be a torch.Tensor holding its values in memory, got a "
+                            f"{type(x).__name__} without storage (convert it to a plain tensor first)")
         n = x.shape[0]
         scores = torch.empty(n, self.num_outputs, dtype=torch.float32)
         predictions = torch.empty(n, dtype=torch.int64)
@@ -105,7 +119,8 @@ class RuntimeModel:
 
     def reports(self) -> List[dict]:
         """Per layer, summed over the calls since :meth:`reset_reports`: name, type, output_shape, spike_input,
-        synaptic_ops (accumulates on spikes), dense_macs, spikes, neuron_steps, firing_rate, seconds."""
+        synaptic_ops (accumulates on spikes), dense_macs, spikes, neuron_steps, firing_rate, seconds. A
+        snapshot: later calls do not change the returned list."""
         keys = ("name", "type", "output_shape", "spike_input", "synaptic_ops", "dense_macs", "spikes",
                 "neuron_steps", "firing_rate", "seconds")
         return [{k: getattr(r, k) for k in keys} for r in self._model.reports]
@@ -122,8 +137,8 @@ def load(path: Union[str, os.PathLike], device: Optional[Union[str, torch.device
     or on ``device`` (see :meth:`RuntimeModel.to`).
 
     Raises:
-        ValueError: the file is unreadable, damaged, of another format version, or describes a network the
-            runtime cannot run; the message names the file and the field.
+        ValueError: the path is a directory, or the file is unreadable, damaged, of another format version, or
+            describes a network the runtime cannot run; the message names the file and the field.
     """
     model = RuntimeModel(_C.Model.load(os.fspath(path)))
     return model if device is None else model.to(device)

@@ -301,6 +301,7 @@ PYBIND11_MODULE(_C, m) {
           py::arg("type"), py::arg("index") = 0, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("device",
                              [](const Model& model) {
+                               py::gil_scoped_release release;  // waits for a run on another thread
                                return model.device() == Device::kCPU
                                           ? std::string("cpu")
                                           : "cuda:" + std::to_string(model.device_index());
@@ -315,8 +316,10 @@ PYBIND11_MODULE(_C, m) {
           },
           py::arg("input"), py::arg("batch"), py::arg("seed"), py::arg("scores"), py::arg("predictions"),
           py::call_guard<py::gil_scoped_release>())
-      .def_property_readonly("reports", &Model::reports)
-      .def("reset_reports", &Model::reset_reports)
+      // These wait for a run of the model on another thread (model.hpp): without the GIL, so other Python
+      // threads go on meanwhile.
+      .def_property_readonly("reports", py::cpp_function(&Model::reports, py::call_guard<py::gil_scoped_release>()))
+      .def("reset_reports", &Model::reset_reports, py::call_guard<py::gil_scoped_release>())
       .def("summary", &Model::summary);
 
   m.attr("PACKED_TILE_N") = kPackedTileN;

@@ -65,6 +65,8 @@ TEST(ModelFile, RejectsBadGraph) {
 TEST(ModelFile, RejectsMissingSource) {
   EXPECT_ERROR(Model::load("/nonexistent/model.spikeops"), "cannot open '/nonexistent/model.spikeops'");
   EXPECT_ERROR(Model::from_buffer(nullptr, 3), "data is null");
+  const std::string dir = ::testing::TempDir();
+  EXPECT_ERROR(Model::load(dir), "'" + dir + "' is a directory, expected a model file");
 }
 
 // How many damaged files the fuzz test tries: 20000 (CI), or SPIKEOPS_FUZZ_MUTATIONS for a quick local run.

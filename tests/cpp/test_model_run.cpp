@@ -146,9 +146,10 @@ void expect_same_on_gpu(const std::string& file, const std::vector<float>& x, in
     EXPECT_EQ(a.scores, b.scores) << "batch " << n;
     EXPECT_EQ(a.predictions, b.predictions) << "batch " << n;
   }
-  ASSERT_EQ(cpu.reports().size(), gpu.reports().size());
-  for (std::size_t i = 0; i < cpu.reports().size(); ++i) {
-    const LayerReport &p = cpu.reports()[i], &q = gpu.reports()[i];
+  const std::vector<LayerReport> cpu_reports = cpu.reports(), gpu_reports = gpu.reports();
+  ASSERT_EQ(cpu_reports.size(), gpu_reports.size());
+  for (std::size_t i = 0; i < cpu_reports.size(); ++i) {
+    const LayerReport &p = cpu_reports[i], &q = gpu_reports[i];
     EXPECT_TRUE(p.synaptic_ops == q.synaptic_ops && p.dense_macs == q.dense_macs) << "layer " << i;
     EXPECT_TRUE(p.spikes == q.spikes && p.neuron_steps == q.neuron_steps) << "layer " << i;
   }

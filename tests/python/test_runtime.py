@@ -6,6 +6,9 @@ runtime's spike counts must equal the Python model's exactly (both run the same 
 float weights the two agree up to summation order, checked on predictions.
 """
 
+import re
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -281,3 +284,103 @@ def test_device_moves(tmp_path):
     assert model.device == torch.device("cpu")  # a failed move leaves the model where it was
     assert model.to("cpu") is model
     assert model(torch.rand(2, 1, 28, 28))[0].shape == (2, 10)
+
+
+def small_conv_net() -> nn.Sequential:
+    """Conv2d + LIF + MaxPool + Linear + LIF, the network of the runtime's thread-safety report."""
+    torch.manual_seed(7)
+    net = nn.Sequential(
+        layer.Conv2d(1, 4, 3, padding=1, step_mode="m"),
+        neuron.LIFNode(tau=2.0, step_mode="m"),
+        layer.MaxPool2d(2, step_mode="m"),
+        layer.Flatten(step_mode="m"),
+        layer.Linear(4 * 5 * 5, 10, step_mode="m"),
+        neuron.LIFNode(tau=2.0, step_mode="m"),
+    )
+    return dyadic_(net, gain=4.0)
+
+
+def test_one_model_from_four_threads(tmp_path):
+    """One RuntimeModel called from 4 Python threads (the call releases the GIL) with batches of different
+    sizes at the same time: every call returns what the same batch returns alone, and the reports count
+    every call once."""
+    path = tmp_path / "conv.spikeops"
+    x = torch.rand(300, 1, 10, 10)
+    spikeops.export(small_conv_net(), path, x[:1], T=4)
+    model = spikeops.runtime.load(path)
+    batches = (1, 7, 64, 300)
+    expected = {}
+    counts = {}
+    for n in batches:
+        model.reset_reports()
+        expected[n] = model(x[:n])
+        counts[n] = [(r["spikes"], r["synaptic_ops"], r["dense_macs"]) for r in model.reports()]
+    assert expected[300][0].sum() > 0  # the network fires
+    model.reset_reports()
+
+    rounds, wrong, errors = 5, [], []
+
+    def work(t):
+        try:
+            for r in range(rounds):
+                for k in range(len(batches)):
+                    n = batches[(k + t + r) % len(batches)]
+                    scores, predictions = model(x[:n])
+                    if not (torch.equal(scores, expected[n][0]) and torch.equal(predictions, expected[n][1])):
+                        wrong.append(n)
+                    model.reports()  # read while the other threads run
+        except Exception as e:  # noqa: BLE001 (reported by the main thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert wrong == [], f"{len(wrong)} calls gave other results than the same batch alone"
+    total = [tuple(4 * rounds * sum(counts[n][i][j] for n in batches) for j in range(3)) for i in range(6)]
+    assert [(r["spikes"], r["synaptic_ops"], r["dense_macs"]) for r in model.reports()] == total
+
+
+def test_spike_tensor_input(tmp_path):
+    """A SpikeTensor is a tensor whose values are its 0/1 spikes, whatever float dtype it presents."""
+    path = tmp_path / "conv.spikeops"
+    spikes = (torch.rand(5, 1, 10, 10) < 0.5).to(torch.uint8)
+    spikeops.export(small_conv_net(), path, spikes[:1].float(), T=4)
+    model = spikeops.runtime.load(path)
+    scores, predictions = model(spikes.float())
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        got = model(spikeops.SpikeTensor(spikes, dtype=dtype))
+        assert torch.equal(got[0], scores) and torch.equal(got[1], predictions)
+    got = model(spikeops.SpikeTensor(spikes[0]))  # one sample without the batch dimension
+    assert torch.equal(got[0], scores[:1])
+
+
+def test_load_directory(tmp_path):
+    with pytest.raises(ValueError, match=re.escape(f"'{tmp_path}' is a directory, expected a model file")):
+        spikeops.runtime.load(tmp_path)
+
+
+class _NoStorage(torch.Tensor):
+    """A tensor subclass without memory of its own (as a SpikeTensor, but unknown to the runtime)."""
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @staticmethod
+    def __new__(cls, like):
+        return torch.Tensor._make_wrapper_subclass(cls, like.shape, dtype=like.dtype, device=like.device)
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        raise NotImplementedError(func)
+
+
+def test_storage_less_tensor_input(tmp_path):
+    path = tmp_path / "conv.spikeops"
+    x = torch.rand(2, 1, 10, 10)
+    spikeops.export(small_conv_net(), path, x[:1], T=4)
+    model = spikeops.runtime.load(path)
+    with pytest.raises(TypeError, match="RuntimeModel: x must be a torch.Tensor holding its values in memory, got a "
+                                        "_NoStorage"):
+        model(_NoStorage(x))

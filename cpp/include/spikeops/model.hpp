@@ -8,6 +8,12 @@
 // the [T, batch * features] sequence (the fused multi-step kernel). Between layers, spikes are 1 byte each and
 // a layer fed spikes adds the weight rows its spikes select (the spike GEMM), with no multiplies; a layer fed
 // real values (the encoded input, average pooling) is a dense float32 product.
+//
+// Threads: one Model may be shared by several threads. run(), to(), reports(), reset_reports(), device() and
+// device_index() take the model's lock, so runs of one Model take turns (each still uses
+// spikeops::cpu_threads() threads on the CPU); they give the same results as the same calls made one after
+// another. For runs in parallel, load one Model per thread. Moving or destroying a Model while another
+// thread uses it is not allowed.
 #pragma once
 
 #include <cstddef>
@@ -79,10 +85,12 @@ class Model {
 
   // Runs the network on `batch` samples (`input`: [batch, *input_shape] float32, contiguous, host memory) on
   // device(). `seed` drives the Poisson encoder (ignored for direct encoding); the CPU and the GPU draw the
-  // same spikes. Not thread-safe on one Model; the CPU kernels use spikeops::cpu_threads() threads.
+  // same spikes. Thread-safe: concurrent runs of one Model take turns (see the top of this file).
   InferenceResult run(const float* input, int64_t batch, uint64_t seed = 0);
 
-  const std::vector<LayerReport>& reports() const;
+  // A copy of the reports, taken under the model's lock (a reference would change under a reader while
+  // another thread runs the model).
+  std::vector<LayerReport> reports() const;
   void reset_reports();
   std::string summary() const;  // one line per layer: type, output shape, parameters
 

@@ -4,9 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <ios>
+#include <iterator>
 #include <limits>
 #include <map>
+#include <system_error>
 #include <utility>
 
 #include "model/json.hpp"
@@ -423,9 +427,20 @@ Model Model::from_buffer(const void* data, std::size_t size, const std::string& 
 }
 
 Model Model::load(const std::string& path) {
+  // A directory opens as a stream on Linux and fails only when read, with the standard library's words and
+  // no path: say so first.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw Error("spikeops::Model::load: '" + path + "' is a directory, expected a model file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("spikeops::Model::load: cannot open '" + path + "'");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<char> bytes;
+  try {
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::ios_base::failure& e) {  // libstdc++ throws on a failed read(2) even without exceptions()
+    throw Error("spikeops::Model::load: error reading '" + path + "': " + e.what());
+  }
   if (in.bad()) throw Error("spikeops::Model::load: error reading '" + path + "'");
   return from_buffer(bytes.data(), bytes.size(), path);
 }

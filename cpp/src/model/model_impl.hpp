@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,9 @@ struct Model::Impl {
   std::vector<ModelLayer> layers;
   std::vector<LayerReport> reports;
   std::unique_ptr<Placement> placement;  // made by Model::to or the first run (the CPU); reused by run()
+  // Guards `reports` and `placement` (its stream and activation buffers, which every run rewrites): runs of
+  // one model take turns (model.hpp). The loaded layers above are never written after loading.
+  mutable std::mutex mutex;
 };
 
 inline int64_t shape_numel(const Shape& s) {

@@ -9,6 +9,7 @@
 // linear, spike_conv2d for conv2d), a layer fed real values multiplies (linear, conv2d).
 #include <chrono>
 #include <limits>
+#include <mutex>
 #include <sstream>
 
 #include "device_memory.hpp"
@@ -294,9 +295,13 @@ const std::vector<int64_t>& Model::input_shape() const { return impl_->input_sha
 int64_t Model::input_numel() const { return shape_numel(impl_->input_shape); }
 int64_t Model::num_outputs() const { return shape_numel(impl_->layers.back().out_shape); }
 int64_t Model::num_layers() const { return int64_t(impl_->layers.size()); }
-const std::vector<LayerReport>& Model::reports() const { return impl_->reports; }
+std::vector<LayerReport> Model::reports() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->reports;
+}
 
 void Model::reset_reports() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
   for (LayerReport& r : impl_->reports) {
     r.synaptic_ops = r.dense_macs = r.spikes = r.neuron_steps = 0;
     r.seconds = 0.0;
@@ -330,8 +335,11 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
   result.predictions.assign(std::size_t(batch), 0);
   if (batch == 0) return result;
 
-  if (!m.placement) m.placement = make_placement(m, Device::kCPU, 0);
-  run_layers(m, *m.placement, input, batch, seed, result.scores.data());
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    if (!m.placement) m.placement = make_placement(m, Device::kCPU, 0);
+    run_layers(m, *m.placement, input, batch, seed, result.scores.data());
+  }
   const int64_t J = result.num_outputs;
   for (int64_t b = 0; b < batch; ++b) {
     const float* s = result.scores.data() + b * J;
@@ -345,6 +353,7 @@ InferenceResult Model::run(const float* input, int64_t batch, uint64_t seed) {
 }
 
 void Model::to(Device device, int device_index) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
   if (device == Device::kCPU) {
     if (impl_->placement && impl_->placement->place.on_cuda()) impl_->placement.reset();  // made again on use
     return;
@@ -365,9 +374,13 @@ void Model::to(Device device, int device_index) {
 }
 
 Device Model::device() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->placement && impl_->placement->place.on_cuda() ? Device::kCUDA : Device::kCPU;
 }
-int Model::device_index() const { return impl_->placement ? impl_->placement->place.index : 0; }
+int Model::device_index() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->placement ? impl_->placement->place.index : 0;
+}
 
 std::string Model::summary() const {
   std::ostringstream out;
