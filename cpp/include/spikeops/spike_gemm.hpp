@@ -21,9 +21,9 @@ enum class RowsLayout : int {
   // packed once (pack_rows) and reused by every call; this is the layout the forward of a layer should use.
   kPacked = 1,
   // [N, K] row-major: the transpose of `rows`, which is how a linear layer stores its weight. CPU only. The
-  // kernel packs each column tile into a scratch buffer of K * 256 bytes as it starts on it, so the weight is
-  // read where it lies, at every call: no packed copy outlives the call, and none can go stale when the caller
-  // writes the weight.
+  // kernel packs each column tile into a scratch buffer of K * 256 bytes as it starts on it (or, for fewer
+  // than K/2 spikes in all, sums straight from the [N, K] rows), so the weight is read where it lies, at every
+  // call: no packed copy outlives the call, and none can go stale when the caller writes the weight.
   kTransposed = 2,
 };
 constexpr int kPackedTileN = 64;

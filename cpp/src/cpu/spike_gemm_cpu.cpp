@@ -8,7 +8,7 @@
 // With row-major rows the slice is K pieces of 256 bytes, one per page once N >= 1024, and the TLB misses
 // dominate; the packed layout (RowsLayout::kPacked) makes the slice contiguous. Rows given transposed
 // (RowsLayout::kTransposed, a linear layer's weight as it lies) are packed a tile at a time into a scratch
-// buffer that the tile's task then reads from cache.
+// buffer that the tile's task then reads from cache, or, for few spikes, summed from directly (gather_columns).
 // An output of one tile (N <= 64) skips the list: each spike adds one to four vectors there, about what
 // listing it costs (see one_tile).
 #include <algorithm>
@@ -221,6 +221,23 @@ SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int6
   }
 }
 
+// Output columns [n_begin, n_end) summed straight from rows given transposed ([N, K]): out[m, n] gathers
+// rows_t[n, k] over the listed spikes k of row m. For few spikes against a wide weight (a small batch at a low
+// rate), where packing would read all N * K weights to use total * N of them.
+SPIKEOPS_CPU_CLONES void gather_columns(const Plan& p, int64_t n_begin, int64_t n_end) {
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const float* w = p.rows + n * p.K;
+    const float b = p.bias != nullptr ? p.bias[n] : 0.0f;
+    for (int64_t m = 0; m < p.M; ++m) {
+      const int32_t* idx = p.idx.data() + p.begin[m];
+      float sum = 0.0f;
+      for (int64_t i = 0; i < p.count[m]; ++i) sum += w[idx[i]];
+      sum += b;
+      store_row(p.out_dtype, p.out, p.out_transposed ? n * p.M + m : m * p.N + n, 1, &sum);
+    }
+  }
+}
+
 #if SPIKEOPS_HAVE_VECTOR_EXT
 // ---- Products whose output is one column tile (N <= 64, a classifier's) ----
 // Each spike there adds one to four vectors, about as much work as listing it, so the spikes are added as the
@@ -423,6 +440,11 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   const int64_t threads = parallel ? max_threads() : 1;
   const int64_t rows = tiles >= threads ? M : part_rows(M, (2 * threads + tiles - 1) / tiles);
   const int64_t row_parts = (M + rows - 1) / rows;
+  if (p.rows_transposed && 2 * total < p.K) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < tiles; ++t) gather_columns(p, t * kTileN, std::min(N, (t + 1) * kTileN));
+    return;
+  }
   if (p.rows_transposed && row_parts > 1) pack_whole();
 #pragma omp parallel if (parallel && tiles * row_parts > 1)
   {
