@@ -55,8 +55,14 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   } else if (a.rows_layout == RowsLayout::kPacked) {
     check.tensor(a.rows, "rows", 3, {DType::kFloat32});
     check.shape_is(a.rows, "rows", {(N + kPackedTileN - 1) / kPackedTileN, K, kPackedTileN});
+  } else if (a.rows_layout == RowsLayout::kTransposed) {
+    check.tensor(a.rows, "rows", 2, {DType::kFloat32});
+    check.shape_is(a.rows, "rows", {N, K});
+    if (a.rows.device != Device::kCPU) {
+      check.fail("rows_layout", "RowsLayout::kTransposed is read on the CPU only; pack CUDA rows (kPacked)");
+    }
   } else {
-    check.fail("rows_layout", "must be RowsLayout::kRowMajor or RowsLayout::kPacked");
+    check.fail("rows_layout", "must be RowsLayout::kRowMajor, RowsLayout::kPacked or RowsLayout::kTransposed");
   }
   check.same_device(a.rows, "rows", a.spikes, "spikes");
   if (a.bias.defined()) {

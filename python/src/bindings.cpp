@@ -60,6 +60,10 @@ PYBIND11_MODULE(_C, m) {
       .value("auto", SpikeConvKernel::kAuto)
       .value("events", SpikeConvKernel::kEvents)
       .value("dense", SpikeConvKernel::kDense);
+  py::enum_<RowsLayout>(m, "RowsLayout")
+      .value("row_major", RowsLayout::kRowMajor)
+      .value("packed", RowsLayout::kPacked)
+      .value("transposed", RowsLayout::kTransposed);
   py::enum_<Device>(m, "Device").value("cpu", Device::kCPU).value("cuda", Device::kCUDA);
 
   // The kernel-choice policy (kernel_policy.hpp).
@@ -208,13 +212,13 @@ PYBIND11_MODULE(_C, m) {
       py::arg("surrogate"), py::arg("arg_name") = "surrogate");
   m.def(
       "spike_accumulate",
-      [](const TensorView& spikes, const TensorView& rows, bool rows_packed, const TensorView& bias,
+      [](const TensorView& spikes, const TensorView& rows, RowsLayout rows_layout, const TensorView& bias,
          const TensorView& out, bool out_transposed, SpikeGemmKernel kernel, double firing_rate,
          std::uintptr_t stream) {
         SpikeAccumulateArgs a;
         a.spikes = spikes;
         a.rows = rows;
-        a.rows_layout = rows_packed ? RowsLayout::kPacked : RowsLayout::kRowMajor;
+        a.rows_layout = rows_layout;
         a.bias = bias;
         a.out = out;
         a.out_transposed = out_transposed;
@@ -223,7 +227,7 @@ PYBIND11_MODULE(_C, m) {
         a.stream = reinterpret_cast<void*>(stream);
         spike_accumulate(a);
       },
-      py::arg("spikes"), py::arg("rows"), py::arg("rows_packed"), py::arg("bias"), py::arg("out"),
+      py::arg("spikes"), py::arg("rows"), py::arg("rows_layout"), py::arg("bias"), py::arg("out"),
       py::arg("out_transposed") = false, py::arg("kernel") = SpikeGemmKernel::kAuto, py::arg("firing_rate") = -1.0,
       py::arg("stream") = 0,
       py::call_guard<py::gil_scoped_release>());

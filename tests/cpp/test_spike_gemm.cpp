@@ -15,20 +15,23 @@ using namespace spikeops;
 namespace {
 
 // One product: spikes [M, K] (any nonzero byte is a spike), integer rows [K, N] and bias [N] (exact sums), the
-// rows packed, and the expected sums with the bias.
+// rows packed and transposed ([N, K]), and the expected sums with the bias.
 struct GemmCase {
   int64_t M, K, N, tiles;
   std::vector<uint8_t> spikes;
-  std::vector<float> rows, bias, packed, expected;
+  std::vector<float> rows, bias, packed, rows_t, expected;
 };
 
-// One-tile outputs (N <= 64) take the one-pass paths; 130 and 300 spike bytes per row: 64-byte masks and tails.
+// One-tile outputs (N <= 64) take the one-pass paths; 130 and 300 spike bytes per row: 64-byte masks and tails;
+// 200 x 130 x 130 (three tiles) is also split into parts of rows when run on more threads than tiles; 1 x 300 x
+// 130 has so few spikes that transposed rows are gathered from, not packed.
 std::vector<GemmCase> gemm_cases() {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<GemmCase> cases;
   for (const auto& mkn : std::vector<std::vector<int64_t>>{
-           {1, 1, 1}, {5, 7, 3}, {17, 130, 65}, {40, 300, 128}, {300, 200, 40}, {129, 70, 64}, {700, 130, 17}}) {
+           {1, 1, 1}, {5, 7, 3}, {17, 130, 65}, {40, 300, 128}, {300, 200, 40}, {129, 70, 64}, {700, 130, 17},
+           {200, 130, 130}, {1, 300, 130}}) {
     GemmCase c;
     const int64_t M = c.M = mkn[0], K = c.K = mkn[1], N = c.N = mkn[2];
     const int64_t tiles = c.tiles = (N + kPackedTileN - 1) / kPackedTileN;
@@ -46,6 +49,10 @@ std::vector<GemmCase> gemm_cases() {
         for (int64_t k = 0; k < K; ++k) sum += c.spikes[m * K + k] != 0 ? c.rows[k * N + n] : 0.0f;
         c.expected[m * N + n] = sum;
       }
+    }
+    c.rows_t.resize(N * K);
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t n = 0; n < N; ++n) c.rows_t[n * K + k] = c.rows[k * N + n];
     }
     pack_rows(make_tensor_view(c.rows.data(), DType::kFloat32, {K, N}),
               make_tensor_view(c.packed.data(), DType::kFloat32, {tiles, K, kPackedTileN}));
@@ -66,7 +73,7 @@ TensorView strided_bytes(void* data, int64_t rows, int64_t cols, int64_t row_str
   return v;
 }
 
-// Both layouts of spikes and of rows, plain and transposed outputs, odd sizes.
+// Both layouts of spikes, the three of rows, plain and transposed outputs, odd sizes.
 TEST(SpikeGemm, MatchesPlainLoopInEveryLayout) {
   for (GemmCase& c : gemm_cases()) {
     const int64_t M = c.M, K = c.K, N = c.N;
@@ -76,17 +83,19 @@ TEST(SpikeGemm, MatchesPlainLoopInEveryLayout) {
       for (int64_t k = 0; k < K; ++k) spikes_t[k * M + m] = c.spikes[m * K + k];
     }
     for (int column_major = 0; column_major < 2; ++column_major) {
-      for (int layout = 0; layout < 2; ++layout) {
+      for (RowsLayout layout : {RowsLayout::kRowMajor, RowsLayout::kPacked, RowsLayout::kTransposed}) {
         for (int transposed = 0; transposed < 2; ++transposed) {
-          SCOPED_TRACE(describe(c) + " column-major spikes " + std::to_string(column_major) + " packed rows " +
-                       std::to_string(layout) + " transposed out " + std::to_string(transposed));
+          SCOPED_TRACE(describe(c) + " column-major spikes " + std::to_string(column_major) + " rows layout " +
+                       std::to_string(static_cast<int>(layout)) + " transposed out " + std::to_string(transposed));
           std::vector<float> out(M * N, NAN);
           SpikeAccumulateArgs a;
           a.spikes = column_major ? strided_bytes(spikes_t.data(), M, K, 1, M)
                                   : make_tensor_view(c.spikes.data(), DType::kUInt8, {M, K});
-          a.rows_layout = layout ? RowsLayout::kPacked : RowsLayout::kRowMajor;
-          a.rows = layout ? make_tensor_view(c.packed.data(), DType::kFloat32, {c.tiles, K, kPackedTileN})
-                          : make_tensor_view(c.rows.data(), DType::kFloat32, {K, N});
+          a.rows_layout = layout;
+          a.rows = layout == RowsLayout::kPacked
+                       ? make_tensor_view(c.packed.data(), DType::kFloat32, {c.tiles, K, kPackedTileN})
+                   : layout == RowsLayout::kTransposed ? make_tensor_view(c.rows_t.data(), DType::kFloat32, {N, K})
+                                                       : make_tensor_view(c.rows.data(), DType::kFloat32, {K, N});
           a.bias = make_tensor_view(c.bias.data(), DType::kFloat32, {N});
           a.out_transposed = transposed != 0;
           a.out = transposed ? make_tensor_view(out.data(), DType::kFloat32, {N, M})
@@ -154,6 +163,16 @@ TEST(SpikeGemm, RejectsBadTensors) {
   bad = a;
   bad.rows_layout = RowsLayout::kPacked;
   EXPECT_ERROR(spike_accumulate(bad), "rows must be a 3-D tensor");
+  bad = a;
+  bad.rows_layout = RowsLayout::kTransposed;  // rows [3, 4] is [K, N], not [N, K]
+  EXPECT_ERROR(spike_accumulate(bad), "rows must have shape [4, 3]");
+  bad.rows = make_tensor_view(call.r, DType::kFloat32, {4, 3});
+  EXPECT_NO_THROW(spike_accumulate(bad));
+  bad.spikes.device = bad.rows.device = bad.out.device = Device::kCUDA;
+  EXPECT_ERROR(spike_accumulate(bad), "rows_layout RowsLayout::kTransposed is read on the CPU only");
+  bad = a;
+  bad.rows_layout = static_cast<RowsLayout>(7);
+  EXPECT_ERROR(spike_accumulate(bad), "rows_layout must be RowsLayout::kRowMajor, RowsLayout::kPacked or");
   bad = a;
   bad.bias = make_tensor_view(call.r, DType::kFloat32, {3});
   EXPECT_ERROR(spike_accumulate(bad), "bias must have shape [4]");

@@ -182,11 +182,12 @@ def test_each_spike_gemm_kernel_is_exact_on_integers(kernel, M, K, N, rate):
     sd = s.cuda()
     for packed in (True, False):
         rows = (_ops.pack_weight(w) if packed else w.t().contiguous()).cuda()
+        layout = _C.RowsLayout.packed if packed else _C.RowsLayout.row_major
         for bias in (b, None):
             want = (product if bias is None else product + bias.double()).float()
             for transposed in (False, True):
                 for out_dtype in DTYPES:
-                    got = _ops._accumulate(sd, rows, packed, None if bias is None else bias.cuda(), N, out_dtype,
+                    got = _ops._accumulate(sd, rows, layout, None if bias is None else bias.cuda(), N, out_dtype,
                                            kernel, -1.0, out_transposed=transposed)
                     got = (got.t() if transposed else got).cpu()
                     assert torch.equal(got, want.to(out_dtype)), (packed, bias is None, transposed, out_dtype)

@@ -601,15 +601,16 @@ def test_spike_conv2d_errors():
 def test_cuda_only_kernels_are_refused_on_the_cpu():
     s, rows = spikes_at((3, 5), 0.5), torch.randn(5, 4)
     out = torch.empty(3, 4)
+    row_major = _C.RowsLayout.row_major
     for kernel in (_C.SpikeGemmKernel.tiled_events, _C.SpikeGemmKernel.tensor_core):
         with pytest.raises(ValueError, match="kernel kTiledEvents and kTensorCore run on CUDA tensors only"):
-            _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
+            _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), row_major, _C.TensorView(),
                                 _ops._view(out, "out"), False, kernel, -1.0)
     with pytest.raises(ValueError, match="firing_rate must be at most 1"):
-        _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
+        _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), row_major, _C.TensorView(),
                             _ops._view(out, "out"), False, _C.SpikeGemmKernel.auto, float("nan"))
     with pytest.raises(ValueError, match="kernel kDense has no CPU kernel in the core"):
-        _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), False, _C.TensorView(),
+        _C.spike_accumulate(_ops._view(s, "spikes"), _ops._view(rows, "rows"), row_major, _C.TensorView(),
                             _ops._view(out, "out"), False, _C.SpikeGemmKernel.dense, -1.0)
     # Asked for through the API, a CUDA kernel on CPU tensors is an error, not a silent substitution.
     for kernel in ("tiled", "tensor_core"):

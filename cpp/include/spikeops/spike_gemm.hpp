@@ -20,6 +20,11 @@ enum class RowsLayout : int {
   // tile's slice of all K rows is one block of memory (few pages) instead of K scattered pieces. Weights are
   // packed once (pack_rows) and reused by every call; this is the layout the forward of a layer should use.
   kPacked = 1,
+  // [N, K] row-major: the transpose of `rows`, which is how a linear layer stores its weight. CPU only. The
+  // kernel packs each column tile into a scratch buffer of K * 256 bytes as it starts on it (or, for fewer
+  // than K/2 spikes in all, sums straight from the [N, K] rows), so the weight is read where it lies, at every
+  // call: no packed copy outlives the call, and none can go stale when the caller writes the weight.
+  kTransposed = 2,
 };
 constexpr int kPackedTileN = 64;
 
@@ -51,7 +56,8 @@ struct SpikeAccumulateArgs {
   // [M, K] uint8, contiguous; on the CPU also column-major (strides [1, M]: the transpose of a contiguous
   // [K, M] tensor), so the weight gradient reads S^T from the forward's S without a transposed copy.
   TensorView spikes;
-  TensorView rows;    // float32, contiguous: [K, N] (kRowMajor) or [ceil(N / 64), K, 64] (kPacked)
+  // float32, contiguous: [K, N] (kRowMajor), [ceil(N / 64), K, 64] (kPacked) or [N, K] (kTransposed)
+  TensorView rows;
   RowsLayout rows_layout = RowsLayout::kRowMajor;
   TensorView bias;    // optional [N] float32
   TensorView out;     // [M, N] float32, float16 or bfloat16, contiguous; N is read from here

@@ -6,7 +6,9 @@
 // and then from cache, while the M rows' sums live in registers. Tiles (and, for outputs narrower than a tile
 // per thread, ranges of rows) run in parallel with OpenMP.
 // With row-major rows the slice is K pieces of 256 bytes, one per page once N >= 1024, and the TLB misses
-// dominate; the packed layout (RowsLayout::kPacked) makes the slice contiguous.
+// dominate; the packed layout (RowsLayout::kPacked) makes the slice contiguous. Rows given transposed
+// (RowsLayout::kTransposed, a linear layer's weight as it lies) are packed a tile at a time into a scratch
+// buffer that the tile's task then reads from cache, or, for few spikes, summed from directly (gather_columns).
 // An output of one tile (N <= 64) skips the list: each spike adds one to four vectors there, about what
 // listing it costs (see one_tile).
 #include <algorithm>
@@ -55,8 +57,10 @@ struct Plan {
   bool out_transposed;
   bool stream_out;  // write float32 output with non-temporal stores (see flush_transposed)
   int64_t M, K, N;
-  // rows[k, n0 + j] is at rows[tile_stride * (n0 / kTileN) + row_stride * k + j].
+  // rows[k, n0 + j] is at rows[tile_stride * (n0 / kTileN) + row_stride * k + j], unless rows_transposed:
+  // then rows is [N, K] row-major and each task packs its tile (pack_tile).
   int64_t tile_stride, row_stride;
+  bool rows_transposed;
   std::vector<int64_t> begin;  // row m's spike columns are idx[begin[m] : begin[m] + count[m]]
   std::vector<int64_t> count;
   std::vector<int32_t> idx;
@@ -159,12 +163,36 @@ class TileRowWriter {
   alignas(64) float t_buf_[kTileN][kFlushRows];
 };
 
-// Output rows [m_begin, m_end) of the column tile [n0, n0 + nt), from the listed spikes.
-SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int64_t m_begin, int64_t m_end) {
+// tile[k * kTileN + j] = rows_t[(n0 + j) * K + k] for j < nt, zero for nt <= j < kTileN: the column tile at n0
+// of rows given as their [N, K] transpose, in the packed layout. Blocks of kBlockK columns of rows_t, so that
+// the nt source lines in flight and the block's tile rows stay in L1.
+SPIKEOPS_CPU_CLONES void pack_tile(const float* rows_t, int64_t K, int64_t n0, int nt, float* tile) {
+  constexpr int64_t kBlockK = 16;
+  for (int64_t k0 = 0; k0 < K; k0 += kBlockK) {
+    const int64_t kb = std::min(kBlockK, K - k0);
+    float* dst = tile + k0 * kTileN;
+    for (int j = 0; j < nt; ++j) {
+      const float* src = rows_t + (n0 + j) * K + k0;
+      for (int64_t k = 0; k < kb; ++k) dst[k * kTileN + j] = src[k];
+    }
+    for (int64_t k = 0; k < kb; ++k) {
+      for (int j = nt; j < kTileN; ++j) dst[k * kTileN + j] = 0.0f;
+    }
+  }
+}
+
+// Output rows [m_begin, m_end) of the column tile [n0, n0 + nt), from the listed spikes. `scratch` holds
+// K * kTileN floats where p.rows_transposed (the tile is packed there first).
+SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int64_t m_begin, int64_t m_end,
+                                         float* scratch) {
   alignas(64) float acc[kTileN];
   TileRowWriter writer(p, n0, nt, m_begin);
   const float* tile = p.rows + p.tile_stride * (n0 / kTileN);
-  const int64_t stride = p.row_stride;
+  if (p.rows_transposed) {
+    pack_tile(p.rows, p.K, n0, nt, scratch);
+    tile = scratch;
+  }
+  const int64_t stride = p.rows_transposed ? kTileN : p.row_stride;
   // A packed tile is zero padded, so a partial one can take the vector path too, with just the vectors that
   // hold its nt columns (a 10-column tile adds one vector per spike, not four).
   const bool vectors = nt == kTileN || stride == kTileN;
@@ -190,6 +218,23 @@ SPIKEOPS_CPU_CLONES void accumulate_tile(const Plan& p, int64_t n0, int nt, int6
       }
     }
     writer.put(m, acc, m == m_end - 1);
+  }
+}
+
+// Output columns [n_begin, n_end) summed straight from rows given transposed ([N, K]): out[m, n] gathers
+// rows_t[n, k] over the listed spikes k of row m. For few spikes against a wide weight (a small batch at a low
+// rate), where packing would read all N * K weights to use total * N of them.
+SPIKEOPS_CPU_CLONES void gather_columns(const Plan& p, int64_t n_begin, int64_t n_end) {
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const float* w = p.rows + n * p.K;
+    const float b = p.bias != nullptr ? p.bias[n] : 0.0f;
+    for (int64_t m = 0; m < p.M; ++m) {
+      const int32_t* idx = p.idx.data() + p.begin[m];
+      float sum = 0.0f;
+      for (int64_t i = 0; i < p.count[m]; ++i) sum += w[idx[i]];
+      sum += b;
+      store_row(p.out_dtype, p.out, p.out_transposed ? n * p.M + m : m * p.N + n, 1, &sum);
+    }
   }
 }
 
@@ -340,16 +385,30 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   // Above 8 MB (beyond a core's share of the caches) the transposed float32 output is streamed.
   constexpr int64_t kStreamOutBytes = int64_t(8) << 20;
   p.stream_out = a.out_transposed && a.out.dtype == DType::kFloat32 && p.M * p.N * 4 >= kStreamOutBytes;
-  if (a.rows_layout == RowsLayout::kPacked) {
-    p.tile_stride = p.K * kTileN;
-    p.row_stride = kTileN;
-  } else {
+  p.rows_transposed = a.rows_layout == RowsLayout::kTransposed;
+  if (a.rows_layout == RowsLayout::kRowMajor) {
     p.tile_stride = kTileN;
     p.row_stride = p.N;
+  } else {
+    p.tile_stride = p.K * kTileN;
+    p.row_stride = kTileN;
   }
   const int64_t M = p.M, N = p.N;
   const bool column_major = a.spikes.strides[0] == 1 && M > 1 && p.K > 1;  // validated: else row-major
   const int64_t tiles = (N + kTileN - 1) / kTileN;
+  // Transposed rows whose tiles several tasks read (one tile, or fewer tiles than threads) are packed once,
+  // whole: fewer than `threads` tiles, no more memory than the per-thread scratch buffers would take.
+  std::vector<float> packed;
+  const auto pack_whole = [&] {
+    packed.resize(static_cast<size_t>(tiles * p.K * kTileN));
+    for (int64_t t = 0; t < tiles; ++t) {
+      pack_tile(p.rows, p.K, t * kTileN, static_cast<int>(std::min<int64_t>(kTileN, N - t * kTileN)),
+                packed.data() + t * p.K * kTileN);
+    }
+    p.rows = packed.data();
+    p.rows_transposed = false;
+  };
+  if (p.rows_transposed && tiles == 1) pack_whole();
 
 #if SPIKEOPS_HAVE_VECTOR_EXT
   if (tiles == 1 && (p.row_stride == kTileN || N == kTileN)) {  // one tile, read as whole vectors
@@ -381,11 +440,21 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   const int64_t threads = parallel ? max_threads() : 1;
   const int64_t rows = tiles >= threads ? M : part_rows(M, (2 * threads + tiles - 1) / tiles);
   const int64_t row_parts = (M + rows - 1) / rows;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && tiles * row_parts > 1)
-  for (int64_t task = 0; task < tiles * row_parts; ++task) {
-    const int64_t n0 = task / row_parts * kTileN, m_begin = task % row_parts * rows;
-    accumulate_tile(p, n0, static_cast<int>(std::min<int64_t>(kTileN, N - n0)), m_begin,
-                    std::min(M, m_begin + rows));
+  if (p.rows_transposed && 2 * total < p.K) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < tiles; ++t) gather_columns(p, t * kTileN, std::min(N, (t + 1) * kTileN));
+    return;
+  }
+  if (p.rows_transposed && row_parts > 1) pack_whole();
+#pragma omp parallel if (parallel && tiles * row_parts > 1)
+  {
+    std::vector<float> scratch(p.rows_transposed ? static_cast<size_t>(p.K * kTileN) : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tiles * row_parts; ++task) {
+      const int64_t n0 = task / row_parts * kTileN, m_begin = task % row_parts * rows;
+      accumulate_tile(p, n0, static_cast<int>(std::min<int64_t>(kTileN, N - n0)), m_begin,
+                      std::min(M, m_begin + rows), scratch.data());
+    }
   }
 }
 

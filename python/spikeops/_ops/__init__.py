@@ -14,7 +14,7 @@ from ._common import CUDA_BUILT, _view
 from .neuron import neuron_backward, neuron_forward, neuron_forward_spike_tensor
 from .spike_conv import SPIKE_CONV_KERNELS, _conv_output_size, spike_conv2d, spike_conv2d_weight_grad
 from .spike_linear import (PACKED_TILE_N, SPIKE_GEMM_KERNELS, _accumulate, _as_bytes, _nonzero_as, _pack_rows,
-                           firing_rate_estimate, pack_weight, packed_weight, spike_accumulate_rows_t)
+                           firing_rate_estimate, pack_weight, spike_accumulate_rows_t)
 from .surrogate import spike_fn, surrogate_backward
 
 # spike_linear stays the module (spikeops._ops.spike_linear); the op is torch.ops.spikeops.spike_linear.

@@ -125,35 +125,31 @@ def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: t
     return out.to(out_dtype)
 
 
-def _accumulate(spikes_u8: Tensor, rows: Tensor, rows_packed: bool, bias: Optional[Tensor], out_features: int,
-                out_dtype: torch.dtype, kernel: str, rate: float, out_transposed: bool = False) -> Tensor:
+def _accumulate(spikes_u8: Tensor, rows: Tensor, rows_layout: "_C.RowsLayout", bias: Optional[Tensor],
+                out_features: int, out_dtype: torch.dtype, kernel: str, rate: float,
+                out_transposed: bool = False) -> Tensor:
     """out = bias + spikes_u8 . rows ([M, N], or its transpose [N, M]) with the core's kernel named by
-    ``kernel`` (one of SPIKE_GEMM_KERNELS; "auto": the core's choice for this firing rate)."""
+    ``kernel`` (one of SPIKE_GEMM_KERNELS; "auto": the core's choice for this firing rate); rows laid out as
+    ``rows_layout`` says (a _C.RowsLayout)."""
     M = spikes_u8.shape[0]
     shape = (out_features, M) if out_transposed else (M, out_features)
     out = torch.empty(shape, dtype=out_dtype, device=rows.device)
-    _C.spike_accumulate(_view(spikes_u8, "spikes"), _view(rows, "rows"), rows_packed, _view(bias, "bias"),
+    _C.spike_accumulate(_view(spikes_u8, "spikes"), _view(rows, "rows"), rows_layout, _view(bias, "bias"),
                         _view(out, "out"), out_transposed, _CORE_KERNEL[kernel], rate, _stream(rows))
     return out
 
 
-def packed_weight(weight: Tensor) -> Tensor:
-    """pack_weight(weight), computed once per version of the weight and kept on it.
-
-    ``Tensor._version`` increases on every in-place update (an optimizer step), so a stale copy is never used;
-    a training step packs once, inference once in all. The copy is not part of the autograd graph: the
-    backward returns the weight gradient directly.
-    """
-    key = (weight._version, weight.data_ptr(), weight.dtype, weight.device, tuple(weight.shape))
-    cached = getattr(weight, "_spikeops_packed", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    packed = pack_weight(weight.detach())
-    try:
-        weight._spikeops_packed = (key, packed)
-    except (AttributeError, RuntimeError):  # e.g. a tensor subclass without __dict__: no cache
-        pass
-    return packed
+def _weight_rows(weight: Tensor) -> tuple:
+    """(rows, layout) for the forward's product with ``weight`` [N, K], read at this call: nothing is cached, so
+    no write to the weight (``w.data``, a numpy view, a hand-written update rule: writes that autograd's version
+    counter does not see) can leave the product computing with old values. On the CPU the kernel reads the
+    weight where it lies (RowsLayout.transposed packs a tile at a time into scratch); CUDA takes a packed copy
+    made per call (a device copy). Not part of the autograd graph: the backward returns the weight gradient
+    directly."""
+    w = weight.detach()
+    if w.device.type == "cpu":
+        return w.float().contiguous(), _C.RowsLayout.transposed
+    return pack_weight(w), _C.RowsLayout.packed
 
 
 @torch.library.custom_op("spikeops::spike_linear", mutates_args=(), device_types=_DEVICE_TYPES)
@@ -163,7 +159,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], kernel:
     Args:
         spikes (Tensor): [M, K] spikes, uint8 (1 byte each) or float32/float16/bfloat16 0/1; any nonzero value
             counts as one spike.
-        weight (Tensor): [N, K] float32/float16/bfloat16; packed once per version (see packed_weight).
+        weight (Tensor): [N, K] float32/float16/bfloat16, read at every call (see _weight_rows).
         bias (Tensor, optional): [N], the weight's dtype.
         kernel (str): one of SPIKE_GEMM_KERNELS: "auto" (the core's policy from the shape and a firing-rate
             estimate), "events", "tiled" or "tensor_core" (CUDA only), "dense" (torch's GEMM on the CPU, tensor
@@ -177,7 +173,8 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], kernel:
     chosen, rate = _plan(spikes_u8, weight.shape[0], False, kernel, "spike_linear")
     if chosen == "dense" and spikes_u8.device.type == "cpu":
         return _dense(spikes_u8, weight.t(), bias_f, weight.dtype)  # the weight as it is: no packing, no copy
-    return _accumulate(spikes_u8, packed_weight(weight), True, bias_f, weight.shape[0], weight.dtype, chosen, rate)
+    rows, layout = _weight_rows(weight)
+    return _accumulate(spikes_u8, rows, layout, bias_f, weight.shape[0], weight.dtype, chosen, rate)
 
 
 @spike_linear.register_fake
@@ -238,7 +235,7 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
         spikes = spikes.contiguous()
     # Packed, rows' column tiles are contiguous: worth the copy (rows is the small operand, dY) because the
     # kernel otherwise touches one page per spike (see RowsLayout::kPacked).
-    return _accumulate(spikes, _pack_rows(rows), True, None, rows.shape[1], out_dtype, chosen, rate,
+    return _accumulate(spikes, _pack_rows(rows), _C.RowsLayout.packed, None, rows.shape[1], out_dtype, chosen, rate,
                        out_transposed=True)
 
 
