@@ -75,25 +75,56 @@ _SUBDIRS = ("", "mnist", "MNIST/raw", "raw")  # also accept torchvision's layout
 
 # ---------------------------------------------------------------- IDX files
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it starts with the gzip magic; errors name the file."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read the file ({e.strerror or e})") from e
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except EOFError as e:
-        raise ValueError(f"{path}: the gzip stream is truncated ({e})") from e
-    except (gzip.BadGzipFile, zlib.error, OSError) as e:
-        raise ValueError(f"{path}: the gzip stream is corrupt ({e})") from e
+# Trailing bytes after the data are counted up to this many (then reported as "more than"), so a file whose
+# stream holds far more than its header declares is rejected without reading (or decompressing) all of it.
+_TRAILING_COUNT_LIMIT = 1 << 20
+_READ_CHUNK = 1 << 20
+
+
+class _IdxStream:
+    """A file's bytes, decompressed as they are read when it starts with the gzip magic; errors name the file.
+    Reads never take more memory than the bytes asked for (or present)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self._file = open(path, "rb")
+            gzipped = self._file.read(2) == b"\x1f\x8b"
+            self._file.seek(0)
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read the file ({e.strerror or e})") from e
+        self._stream = gzip.GzipFile(fileobj=self._file, mode="rb") if gzipped else self._file
+
+    def __enter__(self) -> "_IdxStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
+    def read(self, n: int) -> bytes:
+        """Up to n bytes (fewer at the end of the data), read in chunks of at most _READ_CHUNK."""
+        parts, left = [], n
+        try:
+            while left > 0:
+                part = self._stream.read(min(left, _READ_CHUNK))
+                if not part:
+                    break
+                parts.append(part)
+                left -= len(part)
+        except EOFError as e:
+            raise ValueError(f"{self.path}: the gzip stream is truncated ({e})") from e
+        except (gzip.BadGzipFile, zlib.error) as e:
+            raise ValueError(f"{self.path}: the gzip stream is corrupt ({e})") from e
+        except OSError as e:
+            raise ValueError(f"{self.path}: cannot read the file ({e.strerror or e})") from e
+        return b"".join(parts)
 
 
 def read_idx(path: PathLike, expected_ndim: Optional[int] = None) -> Tensor:
     """Read one IDX file (gzipped or not) into a tensor, checking the header against the data.
+
+    The header is read first and bounds what is read after it: a file (or gzip stream) holding more than its
+    header declares is rejected once a bounded number of extra bytes has been counted.
 
     Args:
         path: the file.
@@ -106,32 +137,40 @@ def read_idx(path: PathLike, expected_ndim: Optional[int] = None) -> Tensor:
         ValueError: naming the file, when the magic number, the dimensions or the length are wrong.
     """
     path = Path(path)
-    buf = _read_bytes(path)
-    if len(buf) < 4:
-        raise ValueError(f"{path}: too short for an IDX file ({len(buf)} bytes; the header alone is at least 4)")
-    zero, type_code, ndim = struct.unpack(">HBB", buf[:4])
-    if zero != 0:
-        raise ValueError(f"{path}: bad magic number 0x{buf[:4].hex()} (an IDX file starts with two zero bytes)")
-    if type_code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unsupported IDX data type 0x{type_code:02x} (MNIST uses 0x08, unsigned byte)")
-    if expected_ndim is not None and ndim != expected_ndim:
-        raise ValueError(f"{path}: the header announces {ndim} dimensions, expected {expected_ndim} "
-                         f"(magic 0x{buf[:4].hex()})")
-    header = 4 + 4 * ndim
-    if len(buf) < header:
-        raise ValueError(f"{path}: truncated header ({len(buf)} bytes, the {ndim}-dimensional header needs {header})")
-    dims = struct.unpack(f">{ndim}I", buf[4:header])
-    dtype, itemsize = _IDX_DTYPES[type_code]
-    count = 1
-    for d in dims:
-        count *= d
-    expected = header + count * itemsize
-    if len(buf) < expected:
-        raise ValueError(f"{path}: truncated: the header announces shape {list(dims)} ({expected} bytes with the "
-                         f"header) but the file holds {len(buf)} bytes")
-    if len(buf) > expected:
-        raise ValueError(f"{path}: {len(buf) - expected} unexpected bytes after the data of shape {list(dims)}")
-    data = torch.frombuffer(bytearray(buf[header:]), dtype=dtype) if count else torch.empty(0, dtype=dtype)
+    with _IdxStream(path) as stream:
+        magic = stream.read(4)
+        if len(magic) < 4:
+            raise ValueError(f"{path}: too short for an IDX file ({len(magic)} bytes; the header alone is at least 4)")
+        zero, type_code, ndim = struct.unpack(">HBB", magic)
+        if zero != 0:
+            raise ValueError(f"{path}: bad magic number 0x{magic.hex()} (an IDX file starts with two zero bytes)")
+        if type_code not in _IDX_DTYPES:
+            raise ValueError(f"{path}: unsupported IDX data type 0x{type_code:02x} (MNIST uses 0x08, unsigned byte)")
+        if expected_ndim is not None and ndim != expected_ndim:
+            raise ValueError(f"{path}: the header announces {ndim} dimensions, expected {expected_ndim} "
+                             f"(magic 0x{magic.hex()})")
+        header = 4 + 4 * ndim
+        dims_bytes = stream.read(4 * ndim)
+        if len(dims_bytes) < 4 * ndim:
+            raise ValueError(f"{path}: truncated header ({4 + len(dims_bytes)} bytes, the {ndim}-dimensional header "
+                             f"needs {header})")
+        dims = struct.unpack(f">{ndim}I", dims_bytes)
+        dtype, itemsize = _IDX_DTYPES[type_code]
+        count = 1
+        for d in dims:
+            count *= d
+        expected = header + count * itemsize
+        body = stream.read(count * itemsize)
+        if len(body) < count * itemsize:
+            raise ValueError(f"{path}: truncated: the header announces shape {list(dims)} ({expected} bytes with the "
+                             f"header) but the file holds {header + len(body)} bytes")
+        trailing = len(stream.read(_TRAILING_COUNT_LIMIT + 1))
+        if trailing > _TRAILING_COUNT_LIMIT:
+            raise ValueError(f"{path}: more than {_TRAILING_COUNT_LIMIT} unexpected bytes after the data of shape "
+                             f"{list(dims)}")
+        if trailing:
+            raise ValueError(f"{path}: {trailing} unexpected bytes after the data of shape {list(dims)}")
+    data = torch.frombuffer(bytearray(body), dtype=dtype) if count else torch.empty(0, dtype=dtype)
     return data.reshape(dims)
 
 

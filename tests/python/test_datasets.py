@@ -87,6 +87,26 @@ def test_read_idx_truncated_and_corrupt_gzip(tmp_path):
         datasets.read_idx(tmp_path / "bad.gz")
 
 
+def test_read_idx_reads_no_more_than_the_header_declares(tmp_path):
+    """A small gzip file whose header declares 10 images but whose stream holds 64 MiB more is rejected without
+    decompressing (or holding) all of it: the header bounds what is read."""
+    import gzip
+    import tracemalloc
+
+    extra = 64 << 20
+    path = tmp_path / "bomb-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(raw_idx((10, 28, 28), b"\x00" * (10 * 784 + extra)), compresslevel=1))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"more than \d+ unexpected bytes after the data of shape \[10, 28, 28\]"):
+            datasets.read_idx(path, expected_ndim=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"read_idx held {peak} bytes for a 10-image file"
+
+
 def test_read_idx_unreadable(tmp_path):
     with pytest.raises(ValueError, match="cannot read"):
         datasets.read_idx(tmp_path)  # a directory
