@@ -8,6 +8,7 @@
 
 #include "op_reference.hpp"
 #include "spikeops/spikeops.hpp"
+#include "test_util.hpp"
 
 using namespace spikeops;
 using op_reference::ConvShape;
@@ -106,16 +107,6 @@ TEST_P(ConvOps, SpikesWithPackedWeightAndCount) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ConvOps, ::testing::Range(0, int(sizeof(kShapes) / sizeof(kShapes[0]))));
 
-template <typename Fn>
-void expect_error(Fn fn, const char* needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error mentioning " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 TEST(ConvOpsErrors, NameTheArgument) {
   float x[2 * 4 * 5 * 5] = {}, w[6 * 2 * 3 * 3] = {}, o[2 * 6 * 3 * 3] = {}, packed[2 * 3 * 3 * 2 * 16] = {};
   Conv2dArgs a;
@@ -126,35 +117,32 @@ TEST(ConvOpsErrors, NameTheArgument) {
   conv2d(a);  // the valid call
   Conv2dArgs bad = a;
   bad.weight_layout = ConvWeightLayout::kPacked;
-  expect_error([&] { conv2d(bad); }, "conv2d: weight must be a 5-D tensor");
+  EXPECT_ERROR(conv2d(bad), "conv2d: weight must be a 5-D tensor");
   bad.weight = make_tensor_view(packed, DType::kFloat32, {2, 3, 3, 2, 16});
   conv2d(bad);  // the packed layout of the same weight
   bad.weight = make_tensor_view(packed, DType::kFloat32, {1, 3, 3, 2, 16});
-  expect_error([&] { conv2d(bad); }, "conv2d: weight must have the packed shape [groups, kh, kw, C / groups, 16]");
+  EXPECT_ERROR(conv2d(bad), "conv2d: weight must have the packed shape [groups, kh, kw, C / groups, 16]");
   bad = a;
   bad.input.dtype = DType::kUInt8;
-  expect_error([&] { conv2d(bad); }, "conv2d: input must have dtype float32, got uint8");
+  EXPECT_ERROR(conv2d(bad), "conv2d: input must have dtype float32, got uint8");
   bad = a;
   bad.weight.dtype = DType::kFloat16;
-  expect_error([&] { conv2d(bad); }, "conv2d: weight must have dtype float32, got float16");
+  EXPECT_ERROR(conv2d(bad), "conv2d: weight must have dtype float32, got float16");
   bad = a;
   bad.out = make_tensor_view(o, DType::kFloat32, {2, 6, 3, 2});
-  expect_error([&] { conv2d(bad); }, "conv2d: out must have shape [2, 6, 3, 3]");
+  EXPECT_ERROR(conv2d(bad), "conv2d: out must have shape [2, 6, 3, 3]");
   bad = a;
   bad.conv.groups = 3;
-  expect_error([&] { conv2d(bad); }, "conv2d: conv.groups must be a positive divisor");
+  EXPECT_ERROR(conv2d(bad), "conv2d: conv.groups must be a positive divisor");
   bad = a;
   bad.weight_layout = static_cast<ConvWeightLayout>(7);
-  expect_error([&] { conv2d(bad); }, "conv2d: weight_layout must be");
+  EXPECT_ERROR(conv2d(bad), "conv2d: weight_layout must be");
 
-  expect_error([&] {
-    pack_conv2d_weight(make_tensor_view(w, DType::kFloat32, {6, 2, 3, 3}),
-                       make_tensor_view(packed, DType::kFloat32, {2, 3, 3, 2, 8}), 2);
-  }, "pack_conv2d_weight: packed must have shape [2, 3, 3, 2, 16]");
-  expect_error([&] {
-    pack_conv2d_weight(make_tensor_view(w, DType::kFloat32, {6, 2, 3, 3}),
-                       make_tensor_view(packed, DType::kFloat32, {4, 3, 3, 2, 16}), 4);
-  }, "pack_conv2d_weight: groups must be a positive divisor of the output channels (6), got 4");
+  const TensorView oihw = make_tensor_view(w, DType::kFloat32, {6, 2, 3, 3});
+  EXPECT_ERROR(pack_conv2d_weight(oihw, make_tensor_view(packed, DType::kFloat32, {2, 3, 3, 2, 8}), 2),
+               "pack_conv2d_weight: packed must have shape [2, 3, 3, 2, 16]");
+  EXPECT_ERROR(pack_conv2d_weight(oihw, make_tensor_view(packed, DType::kFloat32, {4, 3, 3, 2, 16}), 4),
+               "pack_conv2d_weight: groups must be a positive divisor of the output channels (6), got 4");
 
   SpikeConv2dArgs s;
   uint8_t spikes[2 * 4 * 5 * 5] = {};
@@ -163,7 +151,7 @@ TEST(ConvOpsErrors, NameTheArgument) {
   s.weight_layout = ConvWeightLayout::kPacked;
   s.out = make_tensor_view(o, DType::kFloat32, {2, 6, 3});
   s.conv.groups = 2;
-  expect_error([&] { spike_conv2d(s); }, "spike_conv2d: out must be a 4-D tensor");
+  EXPECT_ERROR(spike_conv2d(s), "spike_conv2d: out must be a 4-D tensor");
   s.out = make_tensor_view(o, DType::kFloat32, {2, 6, 3, 3});
   int64_t ops = -1;
   s.synaptic_ops = &ops;

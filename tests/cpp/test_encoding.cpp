@@ -8,20 +8,11 @@
 
 #include "op_reference.hpp"
 #include "spikeops/spikeops.hpp"
+#include "test_util.hpp"
 
 using namespace spikeops;
 
 namespace {
-
-template <typename Fn>
-void expect_error(Fn fn, const char* needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error mentioning " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
 
 struct EncodeCase {
   int64_t T, B, F;
@@ -77,16 +68,16 @@ TEST(PoissonEncode, ErrorsNameTheArgument) {
   poisson_encode(a);
   PoissonEncodeArgs bad = a;
   bad.out = make_tensor_view(s, DType::kUInt8, {2, 3, 2});
-  expect_error([&] { poisson_encode(bad); }, "poisson_encode: out must have shape [T, 2, 3] for input [2, 3]");
+  EXPECT_ERROR(poisson_encode(bad), "poisson_encode: out must have shape [T, 2, 3] for input [2, 3]");
   bad = a;
   bad.out.dtype = DType::kFloat32;
-  expect_error([&] { poisson_encode(bad); }, "poisson_encode: out must have dtype uint8");
+  EXPECT_ERROR(poisson_encode(bad), "poisson_encode: out must have dtype uint8");
   bad = a;
   bad.input = make_tensor_view(x, DType::kFloat32, {6});
-  expect_error([&] { poisson_encode(bad); }, "poisson_encode: input must be a 2-D tensor");
+  EXPECT_ERROR(poisson_encode(bad), "poisson_encode: input must be a 2-D tensor");
   bad = a;
   bad.out.device = Device::kCUDA;
-  expect_error([&] { poisson_encode(bad); }, "poisson_encode: out must be on the same device as input");
+  EXPECT_ERROR(poisson_encode(bad), "poisson_encode: out must be on the same device as input");
 }
 
 TEST(CountNonzero, MatchesLoop) {
@@ -104,12 +95,12 @@ TEST(CountNonzero, MatchesLoop) {
 
 TEST(CountNonzero, ErrorsNameTheArgument) {
   float x[4] = {};
-  expect_error([&] { count_nonzero(make_tensor_view(x, DType::kFloat32, {4})); },
+  EXPECT_ERROR(count_nonzero(make_tensor_view(x, DType::kFloat32, {4})),
                "count_nonzero: spikes must have dtype uint8, got float32");
-  expect_error([&] { count_nonzero(TensorView{}); }, "count_nonzero: spikes is required");
+  EXPECT_ERROR(count_nonzero(TensorView{}), "count_nonzero: spikes is required");
   TensorView strided = make_tensor_view(x, DType::kUInt8, {2, 2});
   strided.strides[0] = 4;
-  expect_error([&] { count_nonzero(strided); }, "count_nonzero: spikes must be contiguous");
+  EXPECT_ERROR(count_nonzero(strided), "count_nonzero: spikes must be contiguous");
 }
 
 }  // namespace

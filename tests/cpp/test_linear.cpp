@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "spikeops/spikeops.hpp"
+#include "test_util.hpp"
 
 using namespace spikeops;
 
@@ -69,29 +70,21 @@ TEST(LinearErrors, NameTheArgument) {
   a.weight_t = make_tensor_view(w, DType::kFloat32, {3, 4});
   a.out = make_tensor_view(y, DType::kFloat32, {2, 4});
   linear(a);
-  auto expect_error = [](const LinearArgs& bad, const char* needle) {
-    try {
-      linear(bad);
-      ADD_FAILURE() << "expected an error mentioning " << needle;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   LinearArgs bad = a;
   bad.weight_t = make_tensor_view(w, DType::kFloat32, {4, 3});
-  expect_error(bad, "linear: weight_t must have shape [K, O] with K = 3");
+  EXPECT_ERROR(linear(bad), "linear: weight_t must have shape [K, O] with K = 3");
   bad = a;
   bad.out = make_tensor_view(y, DType::kFloat32, {4, 2});
-  expect_error(bad, "linear: out must have shape [2, 4]");
+  EXPECT_ERROR(linear(bad), "linear: out must have shape [2, 4]");
   bad = a;
   bad.bias = make_tensor_view(w, DType::kFloat32, {3});
-  expect_error(bad, "linear: bias must have shape [4]");
+  EXPECT_ERROR(linear(bad), "linear: bias must have shape [4]");
   bad = a;
   bad.x.dtype = DType::kFloat16;
-  expect_error(bad, "linear: x must have dtype float32");
+  EXPECT_ERROR(linear(bad), "linear: x must have dtype float32");
   bad = a;
   bad.weight_t.device = Device::kCUDA;
-  expect_error(bad, "linear: weight_t must be on the same device as x");
+  EXPECT_ERROR(linear(bad), "linear: weight_t must be on the same device as x");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "op_reference.hpp"
 #include "spikeops/spikeops.hpp"
+#include "test_util.hpp"
 
 using namespace spikeops;
 using op_reference::PoolShape;
@@ -99,43 +100,35 @@ TEST(Pool2d, ErrorsNameTheArgument) {
   a.input = make_tensor_view(x, DType::kFloat32, {2, 3, 4, 4});
   a.out = make_tensor_view(y, DType::kFloat32, {2, 3, 2, 2});
   pool2d(a);  // the valid call
-  auto expect_error = [](const Pool2dArgs& bad, const char* needle) {
-    try {
-      pool2d(bad);
-      ADD_FAILURE() << "expected an error mentioning " << needle;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   Pool2dArgs bad = a;
   bad.out = make_tensor_view(y, DType::kFloat32, {2, 3, 2, 1});
-  expect_error(bad, "pool2d: out must have shape [2, 3, 2, 2]");
+  EXPECT_ERROR(pool2d(bad), "pool2d: out must have shape [2, 3, 2, 2]");
   bad = a;
   bad.kernel[1] = 0;
-  expect_error(bad, "pool2d: kernel must be >= 1");
+  EXPECT_ERROR(pool2d(bad), "pool2d: kernel must be >= 1");
   bad = a;
   bad.stride[0] = 0;
-  expect_error(bad, "pool2d: stride must be >= 1");
+  EXPECT_ERROR(pool2d(bad), "pool2d: stride must be >= 1");
   bad = a;
   bad.padding[0] = 2;
-  expect_error(bad, "pool2d: padding must be >= 0 and at most half the kernel (2, 2), got (2, 0)");
+  EXPECT_ERROR(pool2d(bad), "pool2d: padding must be >= 0 and at most half the kernel (2, 2), got (2, 0)");
   bad = a;
   bad.kernel[0] = bad.kernel[1] = 5;
-  expect_error(bad, "pool2d: kernel (5, 5) does not fit the padded input of 4 x 4");
+  EXPECT_ERROR(pool2d(bad), "pool2d: kernel (5, 5) does not fit the padded input of 4 x 4");
   bad = a;
   bad.input = make_tensor_view(s, DType::kUInt8, {2, 3, 4, 4});  // max of spikes: uint8 out
-  expect_error(bad, "pool2d: out must have dtype uint8, got float32");
+  EXPECT_ERROR(pool2d(bad), "pool2d: out must have dtype uint8, got float32");
   bad.kind = PoolKind::kAvg;
   pool2d(bad);  // the average of spikes is float32
   bad = a;
   bad.input.dtype = DType::kFloat16;
-  expect_error(bad, "pool2d: input must have dtype float32/uint8, got float16");
+  EXPECT_ERROR(pool2d(bad), "pool2d: input must have dtype float32/uint8, got float16");
   bad = a;
   bad.out.device = Device::kCUDA;
-  expect_error(bad, "pool2d: out must be on the same device as input");
+  EXPECT_ERROR(pool2d(bad), "pool2d: out must be on the same device as input");
   bad = a;
   bad.kind = static_cast<PoolKind>(5);
-  expect_error(bad, "pool2d: kind must be");
+  EXPECT_ERROR(pool2d(bad), "pool2d: kind must be");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // What every C++ test file shares. EXPECT_ERROR(statement, needle) requires `statement` to throw
-// std::invalid_argument (spikeops::Error derives from it) whose message contains `needle`: an error must say
-// which function and which argument, so the tests pin down the words, not only the type.
+// spikeops::Error (the core's bad-argument error, a std::invalid_argument) whose message contains `needle`: an
+// error must say which function and which argument, so the tests pin down the words, not only the type.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,17 +9,19 @@
 #include <stdexcept>
 #include <string>
 
+#include "spikeops/error.hpp"
+
 namespace spikeops_test {
 
 template <typename Fn>
 ::testing::AssertionResult throws_error_mentioning(Fn&& fn, const std::string& needle) {
   try {
     fn();
-  } catch (const std::invalid_argument& e) {
+  } catch (const spikeops::Error& e) {
     if (std::string(e.what()).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << "message \"" << e.what() << "\" does not mention \"" << needle << "\"";
   } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "expected std::invalid_argument mentioning \"" << needle
+    return ::testing::AssertionFailure() << "expected spikeops::Error mentioning \"" << needle
                                          << "\", got another exception: " << e.what();
   }
   return ::testing::AssertionFailure() << "expected an error mentioning \"" << needle << "\", nothing was thrown";
