@@ -106,18 +106,6 @@ def _surrogate(kind: int, alpha: float, beta: float, fn: str = "spikeops") -> "_
     return _C.Surrogate(_SURROGATE_KINDS[kind], alpha, beta)
 
 
-def _shape_2d(t: Tensor, arg: str) -> tuple:
-    """(T, N) of a [T, N] tensor, or a ValueError naming the argument."""
-    if t.dim() != 2:
-        raise ValueError(f"{arg} must be a 2-D [T, N] tensor, got shape {tuple(t.shape)}")
-    return tuple(t.shape)
-
-
-def _check_spike_dtype(spike_dtype: torch.dtype) -> None:
-    if spike_dtype not in _SPIKE_DTYPES:
-        raise TypeError(f"spike_dtype must be float32, float16, bfloat16 or uint8, got {spike_dtype}")
-
-
 def _sync_cpu_threads() -> None:
     """Let the CPU kernels use as many threads as torch does (torch.set_num_threads), for the calling thread."""
     n = torch.get_num_threads()
