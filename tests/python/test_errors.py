@@ -47,7 +47,8 @@ def input_of(step_mode, dtype=torch.float32):
 def test_neuron_rejects_non_float_input(cls, step_mode, dtype):
     node = cls(step_mode=step_mode)
     dtype_name = str(dtype).replace("torch.", "")
-    with pytest.raises(TypeError, match=rf": {arg_of(step_mode)} must have dtype float32/float16/bfloat16, got {dtype_name}"):
+    message = rf": {arg_of(step_mode)} must have dtype float32/float16/bfloat16, got {dtype_name}"
+    with pytest.raises(TypeError, match=message):
         node(input_of(step_mode, dtype))
     # The failed call left no state behind.
     assert node.v == node.v_init_value
@@ -224,7 +225,8 @@ def test_piecewise_leaky_relu_rejects_non_finite_c(c):
 def test_surrogate_rejects_non_float_input(cls, dtype):
     x = torch.tensor([-1, 0, 1]).to(dtype)
     dtype_name = str(dtype).replace("torch.", "")
-    with pytest.raises(TypeError, match=rf"{cls.__name__}: x must have dtype float32/float16/bfloat16, got {dtype_name}"):
+    message = rf"{cls.__name__}: x must have dtype float32/float16/bfloat16, got {dtype_name}"
+    with pytest.raises(TypeError, match=message):
         cls()(x)
 
 

@@ -62,8 +62,9 @@ def assert_close_in(out, expected, dtype):
 # The spike GEMM
 # ---------------------------------------------------------------------------------------------------------
 
-@given(M=st.integers(0, 6), K=st.integers(0, 9), N=st.integers(0, 7), spike_dtype=st.sampled_from((torch.uint8,) + FLOATS),
-       weight_dtype=st.sampled_from(FLOATS), with_bias=st.booleans(), kernel=st.sampled_from(["auto", "events", "dense"]),
+@given(M=st.integers(0, 6), K=st.integers(0, 9), N=st.integers(0, 7),
+       spike_dtype=st.sampled_from((torch.uint8,) + FLOATS), weight_dtype=st.sampled_from(FLOATS),
+       with_bias=st.booleans(), kernel=st.sampled_from(["auto", "events", "dense"]),
        k_off=st.sampled_from([0, 0, 0, 1, -1]), bias_off=st.sampled_from([0, 0, 0, 1]), seed=st.integers(0, 2**16))
 def test_spike_linear_matches_torch_or_names_the_argument(M, K, N, spike_dtype, weight_dtype, with_bias, kernel,
                                                           k_off, bias_off, seed):
@@ -232,7 +233,8 @@ def neuron_args(T, N, kind, bad, value) -> dict:
                 tau=2.0, decay_input=True, detach_reset=False, surrogate_kind=0, alpha=4.0, beta=0.0,
                 spike_dtype=torch.float32)
     if bad == "decay":
-        args["decay"] = {"none": None, "[2]": torch.full((2,), 0.5), "float64": torch.tensor([0.5], dtype=torch.float64),
+        args["decay"] = {"none": None, "[2]": torch.full((2,), 0.5),
+                         "float64": torch.tensor([0.5], dtype=torch.float64),
                          "meta": torch.tensor([0.5], device="meta")}[value]
     elif bad == "x_seq":
         x = args["x_seq"]

@@ -14,8 +14,6 @@ from .. import _C
 CUDA_BUILT: bool = bool(_C.build_info()["cuda"])
 _DEVICE_TYPES = ("cpu", "cuda") if CUDA_BUILT else ("cpu",)
 
-_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
 _CORE_DTYPE = {
     torch.float32: _C.DType.float32,
     torch.float16: _C.DType.float16,

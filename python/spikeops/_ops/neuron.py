@@ -10,8 +10,8 @@ from torch import Tensor
 from .. import _C
 from ..spike_tensor import SpikeTensor
 from . import _checks
-from ._checks import FLOAT_DTYPES
-from ._common import _DEVICE_TYPES, _SPIKE_DTYPES, _flag, _float32, _number, _stream, _surrogate, _view
+from ._checks import FLOAT_DTYPES, SPIKE_DTYPES
+from ._common import _DEVICE_TYPES, _flag, _float32, _number, _stream, _surrogate, _view
 
 
 _NEURON_KINDS = {0: "IF", 1: "LIF", 2: "ParametricLIF"}
@@ -59,7 +59,7 @@ def _check_forward_tensors(fn: str, x_seq, v_init, decay, neuron_kind: int, spik
     _checks.shape(v_init, "v_init", fn, (N,), "[N], N = x_seq.shape[1]")
     _checks.same_device(fn, "x_seq", x_seq, ("v_init", v_init))
     _check_decay(fn, decay, neuron_kind, x_seq, "x_seq")
-    _checks.dtype_arg(spike_dtype, "spike_dtype", fn, _SPIKE_DTYPES)
+    _checks.dtype_arg(spike_dtype, "spike_dtype", fn, SPIKE_DTYPES)
     _flag(store_h_seq, f"{fn}: store_h_seq")
     _flag(store_v_seq, f"{fn}: store_v_seq")
     return T, N
