@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from . import _ops
+from ._ops import _checks
 from .base import MemoryModule, StepModule, check_step_mode
 from .spike_tensor import SpikeTensor
 
@@ -48,9 +48,6 @@ def set_step_mode(net: nn.Module, step_mode: str) -> None:
 # Spike GEMM
 # ---------------------------------------------------------------------------------------------------------
 
-_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
 def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
                  check_spikes: bool = False, kernel: str = "auto") -> Tensor:
     """``F.linear(spikes.float(), weight, bias)`` by adding the weight columns the spikes select: no multiplies.
@@ -72,26 +69,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         Tensor: [*, N] in the weight's dtype, accumulated in float32. For the backward only the spikes are
         kept, in 1 byte each; the weight gradient is itself computed by the accumulate-only kernel.
     """
-    if not isinstance(spikes, Tensor) or (spikes.dtype != torch.uint8 and spikes.dtype not in _FLOAT_DTYPES):
-        got = spikes.dtype if isinstance(spikes, Tensor) else type(spikes).__name__
-        raise TypeError(f"spike_linear: spikes must be a uint8 or float32/float16/bfloat16 tensor of 0/1, got {got}")
-    if not isinstance(weight, Tensor) or weight.dtype not in _FLOAT_DTYPES:
-        got = weight.dtype if isinstance(weight, Tensor) else type(weight).__name__
-        raise TypeError(f"spike_linear: weight must be a float32/float16/bfloat16 tensor, got {got}")
-    if weight.dim() != 2:
-        raise ValueError(f"spike_linear: weight must be [N, K], got shape {tuple(weight.shape)}")
-    if spikes.dim() < 1 or spikes.shape[-1] != weight.shape[1]:
-        raise ValueError(f"spike_linear: spikes must be [*, K] with K = weight.shape[1] = {weight.shape[1]}, "
-                         f"got shape {tuple(spikes.shape)}")
-    if spikes.device != weight.device:
-        raise ValueError(f"spike_linear: weight is on {weight.device} but spikes are on {spikes.device}")
-    _ops.spike_linear.check_kernel(kernel, spikes.device, "spike_linear")
-    if bias is not None:
-        if not isinstance(bias, Tensor) or bias.shape != (weight.shape[0],):
-            got = tuple(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__
-            raise ValueError(f"spike_linear: bias must be [N] = [{weight.shape[0]}], got {got}")
-        if bias.device != weight.device:
-            raise ValueError(f"spike_linear: bias is on {bias.device} but weight is on {weight.device}")
+    _checks.spike_linear("spike_linear", spikes, weight, bias, kernel, leading_dims=True)
     if check_spikes and spikes.numel() > 0:
         values = spikes.spikes if isinstance(spikes, SpikeTensor) else spikes
         bad = (values != 0) & (values != 1)
@@ -104,13 +82,6 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         spikes_2d = spikes_2d.contiguous()  # 1 byte per element: the kernel reads rows of bytes
     out = torch.ops.spikeops.spike_linear(spikes_2d, weight, bias, kernel)
     return out.view(*lead, weight.shape[0])
-
-
-def _pair(value, name: str) -> tuple:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise ValueError(f"spike_conv2d: {name} must be an int or a pair of ints, got {value!r}")
-    return pair
 
 
 def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
@@ -143,35 +114,12 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     Returns:
         Tensor: [N, C_out, OH, OW] in the weight's dtype.
     """
+    # Stricter than the op, which reads float 0/1 too: a float tensor given here is taken for an input that is
+    # not spikes (layer.Conv2d sends those to torch's convolution).
     if not isinstance(spikes, Tensor) or (spikes.dtype != torch.uint8 and not isinstance(spikes, SpikeTensor)):
         got = spikes.dtype if isinstance(spikes, Tensor) else type(spikes).__name__
         raise TypeError(f"spike_conv2d: spikes must be a uint8 tensor or a SpikeTensor, got {got}")
-    if spikes.dim() != 4:
-        raise ValueError(f"spike_conv2d: spikes must be [N, C, H, W], got shape {tuple(spikes.shape)}")
-    if not isinstance(weight, Tensor) or weight.dim() != 4:
-        raise ValueError("spike_conv2d: weight must be a [C_out, C / groups, kh, kw] tensor")
-    if not isinstance(groups, int) or groups < 1 or spikes.shape[1] % groups or weight.shape[0] % groups:
-        raise ValueError(f"spike_conv2d: groups must be a positive int dividing C={spikes.shape[1]} and "
-                         f"C_out={weight.shape[0]}, got {groups}")
-    if weight.shape[1] * groups != spikes.shape[1]:
-        raise ValueError(f"spike_conv2d: weight expects {weight.shape[1] * groups} input channels "
-                         f"({weight.shape[1]} per group x {groups} groups), spikes have {spikes.shape[1]}")
-    kernel_size = (weight.shape[2], weight.shape[3])
-    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
-    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
-        raise ValueError(f"spike_conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, "
-                         f"{dilation}, {padding}")
-    if weight.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"spike_conv2d: weight must be float32/float16/bfloat16, got {weight.dtype}")
-    if weight.device != spikes.device:
-        raise ValueError(f"spike_conv2d: weight is on {weight.device} but spikes are on {spikes.device}")
-    if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (weight.shape[0],)
-                             or bias.device != weight.device or bias.dtype != weight.dtype):
-        got = (f"shape {tuple(bias.shape)}, {bias.dtype} on {bias.device}" if isinstance(bias, Tensor)
-               else type(bias).__name__)
-        raise ValueError(f"spike_conv2d: bias must be [C_out] = [{weight.shape[0]}], {weight.dtype} on "
-                         f"{weight.device} (the weight's), got {got}")
-    _ops.spike_conv.check_conv_kernel(kernel, "spike_conv2d")
-    _ops._conv_output_size(spikes.shape, kernel_size, stride, padding, dilation)  # it fits the padded input
+    stride, padding, dilation = _checks.spike_conv2d("spike_conv2d", spikes, weight, bias, stride, padding, dilation,
+                                                     groups, kernel, scalar_ok=True)
     return torch.ops.spikeops.spike_conv2d(spikes, weight, bias, list(stride), list(padding), list(dilation), groups,
                                            kernel)

@@ -16,13 +16,14 @@ import torch
 from torch import Tensor, nn
 
 from . import _ops
+from ._ops import _checks
 from ._ops._common import _float32
 from .base import MemoryModule, check_step_mode
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
 __all__ = ["BaseNode", "IFNode", "LIFNode", "ParametricLIFNode"]
 
-_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
 _BACKENDS = ("torch", "cupy", "triton", "spikeops")
 
@@ -134,11 +135,7 @@ class BaseNode(MemoryModule):
 
     def _check_input(self, x, arg: str, min_dim: int) -> None:
         name = type(self).__name__
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"{name}: {arg} must be float32, float16 or bfloat16 (the input current), "
-                            f"got {x.dtype}")
+        _checks.tensor(x, arg, name, _FLOAT_DTYPES)
         if x.dim() < min_dim:
             raise ValueError(f"{name}: in multi-step mode {arg} must be [T, N, *], got shape {tuple(x.shape)}")
         if x.device.type not in ("cpu", "cuda"):

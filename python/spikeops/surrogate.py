@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from . import _C
 from ._ops import spike_fn
+from ._ops import _checks
 from ._ops._common import _float32
 
 __all__ = ["SurrogateFunctionBase", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign",
@@ -69,9 +70,7 @@ class SurrogateFunctionBase(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.spiking:
             return self.primitive_function(x, self.alpha)
-        if not isinstance(x, Tensor) or x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            got = x.dtype if isinstance(x, Tensor) else type(x).__name__
-            raise TypeError(f"{type(self).__name__}: x must be a float32/float16/bfloat16 tensor, got {got}")
+        _checks.tensor(x, "x", type(self).__name__, _checks.FLOAT_DTYPES)
         return spike_fn(x.contiguous(), self.kind_id, self.alpha, self.beta)
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""Shared test setup: the `cuda` marker skips when no GPU is usable; deterministic seeds."""
+"""Shared test setup: the `cuda` marker skips when no GPU is usable; deterministic seeds; the "spikeops" hypothesis
+profile of the property tests."""
 
 import pytest
 import torch
@@ -6,6 +7,16 @@ import torch
 import spikeops
 
 CUDA_OK = spikeops.build_info()["cuda_available"]
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the property tests skip themselves
+    pass
+else:
+    # Deterministic (the same examples on every run, so CI cannot fail by chance) and bounded in time.
+    settings.register_profile("spikeops", derandomize=True, deadline=None, max_examples=40,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("spikeops")
 
 # The CUDA tests compare float32 results of torch ops on the GPU (a Conv2d fed real values, the dense gradient of
 # spikes) with the CPU's: torch lets cuDNN convolutions use TF32 by default (10-bit mantissas), which would flip

@@ -565,14 +565,14 @@ def test_spike_conv2d_errors():
         functional.spike_conv2d(x, w, groups=2)
     with pytest.raises(ValueError, match="does not fit"):
         functional.spike_conv2d(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), w)
-    with pytest.raises(TypeError, match="weight must be float32/float16/bfloat16"):
+    with pytest.raises(TypeError, match="weight must have dtype float32/float16/bfloat16"):
         functional.spike_conv2d(x, w.double())
     with pytest.raises(ValueError, match="bias must be \\[C_out\\] = \\[4\\]"):
         functional.spike_conv2d(x, w, torch.zeros(3))
     with pytest.raises(ValueError, match="bias must be .*torch.float32 on cpu \\(the weight's\\), got shape "
                                          "\\(4,\\), torch.float16"):
         functional.spike_conv2d(x, w, torch.zeros(4, dtype=torch.float16))
-    with pytest.raises(ValueError, match="stride and dilation must be >= 1"):
+    with pytest.raises(ValueError, match="spike_conv2d: stride must be ints from 1"):
         functional.spike_conv2d(x, w, stride=0)
     with pytest.raises(ValueError, match="zero padding"):
         layer.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")(x)

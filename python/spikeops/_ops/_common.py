@@ -14,8 +14,6 @@ from .. import _C
 CUDA_BUILT: bool = bool(_C.build_info()["cuda"])
 _DEVICE_TYPES = ("cpu", "cuda") if CUDA_BUILT else ("cpu",)
 
-_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
 _CORE_DTYPE = {
     torch.float32: _C.DType.float32,
     torch.float16: _C.DType.float16,
@@ -104,18 +102,6 @@ def _surrogate(kind: int, alpha: float, beta: float, fn: str = "spikeops") -> "_
     alpha = _float32(alpha, f"{fn}: alpha", positive=True)
     beta = _float32(beta, f"{fn}: beta")
     return _C.Surrogate(_SURROGATE_KINDS[kind], alpha, beta)
-
-
-def _shape_2d(t: Tensor, arg: str) -> tuple:
-    """(T, N) of a [T, N] tensor, or a ValueError naming the argument."""
-    if t.dim() != 2:
-        raise ValueError(f"{arg} must be a 2-D [T, N] tensor, got shape {tuple(t.shape)}")
-    return tuple(t.shape)
-
-
-def _check_spike_dtype(spike_dtype: torch.dtype) -> None:
-    if spike_dtype not in _SPIKE_DTYPES:
-        raise TypeError(f"spike_dtype must be float32, float16, bfloat16 or uint8, got {spike_dtype}")
 
 
 def _sync_cpu_threads() -> None:

@@ -9,7 +9,9 @@ from torch import Tensor
 
 from .. import _C
 from ..spike_tensor import SpikeTensor
-from ._common import _DEVICE_TYPES, _check_spike_dtype, _flag, _float32, _number, _shape_2d, _stream, _surrogate, _view
+from . import _checks
+from ._checks import FLOAT_DTYPES, SPIKE_DTYPES
+from ._common import _DEVICE_TYPES, _flag, _float32, _number, _stream, _surrogate, _view
 
 
 _NEURON_KINDS = {0: "IF", 1: "LIF", 2: "ParametricLIF"}
@@ -35,11 +37,54 @@ def _neuron_params(fn: str, neuron_kind: int, v_threshold: float, v_reset: Optio
     return p
 
 
-def _check_tensor(t, arg: str, fn: str, optional: bool = False) -> None:
-    if t is None and optional:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{fn}: {arg} must be a torch.Tensor, got {type(t).__name__}")
+_F32 = (torch.float32,)
+
+
+def _check_decay(fn: str, decay, neuron_kind: int, device_of: Tensor, device_arg: str) -> None:
+    """decay: [1] float32, required by ParametricLIF (neuron_kind 2); the other neurons ignore it."""
+    if neuron_kind == 2 and decay is None:
+        raise ValueError(f"{fn}: decay is required for ParametricLIF (neuron_kind 2): a [1] float32 tensor k")
+    _checks.tensor(decay, "decay", fn, _F32 if neuron_kind == 2 else None, optional=True)
+    if decay is not None and neuron_kind == 2:
+        _checks.shape(decay, "decay", fn, (1,))
+    _checks.same_device(fn, device_arg, device_of, ("decay", decay))
+
+
+def _check_forward_tensors(fn: str, x_seq, v_init, decay, neuron_kind: int, spike_dtype, store_h_seq,
+                           store_v_seq) -> tuple:
+    """The tensor and dtype arguments of neuron_forward (after _neuron_params checked the others); (T, N)."""
+    _checks.tensor(x_seq, "x_seq", fn, FLOAT_DTYPES, dim=2, layout="[T, N]")
+    T, N = x_seq.shape
+    _checks.tensor(v_init, "v_init", fn, _F32)
+    _checks.shape(v_init, "v_init", fn, (N,), "[N], N = x_seq.shape[1]")
+    _checks.same_device(fn, "x_seq", x_seq, ("v_init", v_init))
+    _check_decay(fn, decay, neuron_kind, x_seq, "x_seq")
+    _checks.dtype_arg(spike_dtype, "spike_dtype", fn, SPIKE_DTYPES)
+    _flag(store_h_seq, f"{fn}: store_h_seq")
+    _flag(store_v_seq, f"{fn}: store_v_seq")
+    return T, N
+
+
+def _check_backward_tensors(fn: str, grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay,
+                            neuron_kind: int, grad_x_dtype) -> tuple:
+    """The tensor and dtype arguments of neuron_backward (after _neuron_params checked the others); (T, N)."""
+    _checks.tensor(h_seq, "h_seq", fn, _F32, dim=2, layout="[T, N]")
+    T, N = h_seq.shape
+    _checks.tensor(grad_spike_seq, "grad_spike_seq", fn, FLOAT_DTYPES, dim=2, layout="[T, N]")
+    _checks.shape(grad_spike_seq, "grad_spike_seq", fn, (T, N), "h_seq's")
+    _checks.tensor(grad_v_seq, "grad_v_seq", fn, _F32, optional=True)
+    if grad_v_seq is not None:
+        _checks.shape(grad_v_seq, "grad_v_seq", fn, (T, N), "h_seq's")
+    _checks.tensor(grad_v_final, "grad_v_final", fn, _F32, optional=True)
+    if grad_v_final is not None:
+        _checks.shape(grad_v_final, "grad_v_final", fn, (N,), "[N], N = h_seq.shape[1]")
+    _checks.tensor(v_init, "v_init", fn, _F32)
+    _checks.shape(v_init, "v_init", fn, (N,), "[N], N = h_seq.shape[1]")
+    _checks.same_device(fn, "h_seq", h_seq, ("grad_spike_seq", grad_spike_seq), ("grad_v_seq", grad_v_seq),
+                        ("grad_v_final", grad_v_final), ("v_init", v_init))
+    _check_decay(fn, decay, neuron_kind, h_seq, "h_seq")
+    _checks.dtype_arg(grad_x_dtype, "grad_x_dtype", fn, FLOAT_DTYPES)
+    return T, N
 
 
 @torch.library.custom_op("spikeops::neuron_forward", mutates_args=(), device_types=_DEVICE_TYPES)
@@ -68,11 +113,7 @@ def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuro
     fn = "spikeops::neuron_forward"
     params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
                             surrogate_kind, alpha, beta)
-    _check_tensor(x_seq, "x_seq", fn)
-    _check_tensor(v_init, "v_init", fn)
-    _check_tensor(decay, "decay", fn, optional=True)
-    T, N = _shape_2d(x_seq, "x_seq")
-    _check_spike_dtype(spike_dtype)
+    T, N = _check_forward_tensors(fn, x_seq, v_init, decay, neuron_kind, spike_dtype, store_h_seq, store_v_seq)
     spike_seq = torch.empty((T, N), dtype=spike_dtype, device=x_seq.device)
     v_final = torch.empty((N,), dtype=torch.float32, device=x_seq.device)
     h_seq = torch.empty((T, N) if store_h_seq else (0,), dtype=torch.float32, device=x_seq.device)
@@ -93,7 +134,10 @@ def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuro
 @neuron_forward.register_fake
 def _(x_seq, v_init, decay, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
       surrogate_kind, alpha, beta, spike_dtype, store_h_seq, store_v_seq):
-    T, N = _shape_2d(x_seq, "x_seq")
+    fn = "spikeops::neuron_forward"
+    _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset, surrogate_kind, alpha,
+                   beta)
+    T, N = _check_forward_tensors(fn, x_seq, v_init, decay, neuron_kind, spike_dtype, store_h_seq, store_v_seq)
     new = x_seq.new_empty
     return (new((T, N), dtype=spike_dtype), new((N,), dtype=torch.float32),
             new((T, N) if store_h_seq else (0,), dtype=torch.float32),
@@ -123,11 +167,8 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v
     fn = "spikeops::neuron_backward"
     params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
                             surrogate_kind, alpha, beta)
-    for arg, t, optional in (("grad_spike_seq", grad_spike_seq, False), ("grad_v_seq", grad_v_seq, True),
-                             ("grad_v_final", grad_v_final, True), ("h_seq", h_seq, False),
-                             ("v_init", v_init, False), ("decay", decay, True)):
-        _check_tensor(t, arg, fn, optional)
-    T, N = _shape_2d(h_seq, "h_seq")
+    T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay,
+                                   neuron_kind, grad_x_dtype)
     device = h_seq.device
     grad_x_seq = torch.empty((T, N), dtype=grad_x_dtype, device=device)
     grad_v_init = torch.empty((N,), dtype=torch.float32, device=device)
@@ -150,7 +191,11 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v
 @neuron_backward.register_fake
 def _(grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay, neuron_kind, v_threshold, v_reset,
       tau, decay_input, detach_reset, surrogate_kind, alpha, beta, grad_x_dtype):
-    T, N = _shape_2d(h_seq, "h_seq")
+    fn = "spikeops::neuron_backward"
+    _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset, surrogate_kind, alpha,
+                   beta)
+    T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay,
+                                   neuron_kind, grad_x_dtype)
     new = h_seq.new_empty
     return (new((T, N), dtype=grad_x_dtype), new((N,), dtype=torch.float32),
             new((N,) if neuron_kind == 2 else (0,), dtype=torch.float32))

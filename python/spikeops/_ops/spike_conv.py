@@ -9,25 +9,19 @@ from torch import Tensor
 
 from .. import _C
 from ..spike_tensor import SpikeTensor
+from . import _checks
+from ._checks import SPIKE_CONV_KERNELS
 from ._common import _DEVICE_TYPES, _stream, _view
 from .spike_linear import _as_bytes, _core_device, _nonzero_as, firing_rate_estimate
 
-# The kernel argument of the convolution ops. "auto" asks the core's policy (kernel_policy.hpp); "events" is the
-# core's accumulate-only convolution (spikeops::spike_conv2d, on the CPU and CUDA); "dense" is torch's
-# convolution on the spikes as floats.
-SPIKE_CONV_KERNELS = ("auto", "events", "dense")
+# The kernel argument of the convolution ops (SPIKE_CONV_KERNELS). "auto" asks the core's policy
+# (kernel_policy.hpp); "events" is the core's accumulate-only convolution (spikeops::spike_conv2d, on the CPU and
+# CUDA); "dense" is torch's convolution on the spikes as floats.
 
 
 def _conv_output_size(spikes_shape, kernel, stride, padding, dilation) -> tuple:
-    out = []
-    for i in range(2):
-        span = dilation[i] * (kernel[i] - 1) + 1
-        size = spikes_shape[2 + i] + 2 * padding[i]
-        if size < span:
-            raise ValueError(f"spike_conv2d: the kernel {tuple(kernel)} with dilation {tuple(dilation)} does not fit "
-                             f"the padded input of {spikes_shape[2] + 2 * padding[0]}x{spikes_shape[3] + 2 * padding[1]}")
-        out.append((size - span) // stride[i] + 1)
-    return tuple(out)
+    """(OH, OW) for spikes [N, C, H, W] and a kernel (kh, kw) whose geometry _checks.spike_conv2d accepted."""
+    return _checks.conv_output_size("spike_conv2d", spikes_shape[2:], kernel, stride, padding, dilation)
 
 
 def _conv_memory_format(spikes: Tensor) -> torch.memory_format:
@@ -43,10 +37,8 @@ def _core_memory_format(t: Tensor, layout: torch.memory_format) -> torch.memory_
     return layout if t.device.type == "cpu" else torch.contiguous_format
 
 
-def check_conv_kernel(kernel: str, op: str) -> None:
-    """ValueError naming ``kernel`` for a value that is not one of SPIKE_CONV_KERNELS."""
-    if kernel not in SPIKE_CONV_KERNELS:
-        raise ValueError(f"{op}: kernel must be one of {', '.join(map(repr, SPIKE_CONV_KERNELS))}, got {kernel!r}")
+# ValueError naming ``kernel`` for a value that is not one of SPIKE_CONV_KERNELS: check_conv_kernel(kernel, op).
+check_conv_kernel = _checks.conv_kernel
 
 
 def _conv_plan(spikes_u8: Tensor, out_channels: int, kernel_size, weight_gradient: bool, kernel: str,
@@ -83,7 +75,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride:
     Returns:
         Tensor: [N, C_out, OH, OW] in the weight's dtype, accumulated in float32.
     """
-    check_conv_kernel(kernel, "spike_conv2d")
+    _checks.spike_conv2d("spikeops::spike_conv2d", spikes, weight, bias, stride, padding, dilation, groups, kernel)
     layout = _conv_memory_format(spikes)
     spikes_u8 = _as_bytes(spikes).contiguous(memory_format=layout)
     kernel_size = (weight.shape[2], weight.shape[3])
@@ -107,7 +99,7 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], stride:
 
 @spike_conv2d.register_fake
 def _(spikes, weight, bias, stride, padding, dilation, groups, kernel="auto"):
-    check_conv_kernel(kernel, "spike_conv2d")
+    _checks.spike_conv2d("spikeops::spike_conv2d", spikes, weight, bias, stride, padding, dilation, groups, kernel)
     oh, ow = _conv_output_size(spikes.shape, (weight.shape[2], weight.shape[3]), stride, padding, dilation)
     return torch.empty((spikes.shape[0], weight.shape[0], oh, ow), dtype=weight.dtype, device=spikes.device,
                        memory_format=_conv_memory_format(spikes))
@@ -131,7 +123,8 @@ def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: Lis
     Returns:
         Tensor: weight_shape in out_dtype.
     """
-    check_conv_kernel(kernel, "spike_conv2d_weight_grad")
+    _checks.spike_conv2d_weight_grad("spikeops::spike_conv2d_weight_grad", spikes, grad_out, weight_shape, stride,
+                                     padding, dilation, groups, out_dtype, kernel)
     layout = _conv_memory_format(spikes)
     spikes = _as_bytes(spikes).contiguous(memory_format=layout)
     if weight_shape[0] == 0 or spikes.shape[0] == 0:
@@ -151,7 +144,8 @@ def spike_conv2d_weight_grad(spikes: Tensor, grad_out: Tensor, weight_shape: Lis
 
 @spike_conv2d_weight_grad.register_fake
 def _(spikes, grad_out, weight_shape, stride, padding, dilation, groups, out_dtype, kernel="auto"):
-    check_conv_kernel(kernel, "spike_conv2d_weight_grad")
+    _checks.spike_conv2d_weight_grad("spikeops::spike_conv2d_weight_grad", spikes, grad_out, weight_shape, stride,
+                                     padding, dilation, groups, out_dtype, kernel)
     return grad_out.new_empty(weight_shape, dtype=out_dtype)
 
 

@@ -10,13 +10,13 @@ from torch import Tensor
 
 from .. import _C
 from ..spike_tensor import SpikeTensor
+from . import _checks
+from ._checks import SPIKE_GEMM_KERNELS
 from ._common import _DEVICE_TYPES, _stream, _view
 
 # The kernel argument of the spike GEMM ops: "auto" asks the core's policy (kernel_policy.hpp); the others
 # force a kernel (tests, benchmarks, users who know their firing rates). "dense" is torch's GEMM on the spikes as
 # floats on the CPU and the core's tensor-core kernel on CUDA.
-SPIKE_GEMM_KERNELS = ("auto", "events", "tiled", "tensor_core", "dense")
-_CUDA_ONLY_KERNELS = ("tiled", "tensor_core")
 _CORE_KERNEL = {
     "auto": _C.SpikeGemmKernel.auto,
     "events": _C.SpikeGemmKernel.events,
@@ -57,14 +57,9 @@ def firing_rate_estimate(spikes: Tensor, slices: int = 64) -> float:
     return torch.count_nonzero(sample).item() / sample.numel()
 
 
-def check_kernel(kernel: str, device: Optional[torch.device], op: str) -> None:
-    """ValueError naming ``kernel`` for a value that is not one of SPIKE_GEMM_KERNELS, or a CUDA-only kernel for
-    tensors on another device (not checked when device is None)."""
-    if kernel not in SPIKE_GEMM_KERNELS:
-        raise ValueError(f"{op}: kernel must be one of {', '.join(map(repr, SPIKE_GEMM_KERNELS))}, got {kernel!r}")
-    if device is not None and kernel in _CUDA_ONLY_KERNELS and device.type != "cuda":
-        raise ValueError(f"{op}: kernel={kernel!r} runs on CUDA tensors only, the spikes are on {device}; use "
-                         f"'auto', 'events' or 'dense'")
+# ValueError naming ``kernel`` for a value that is not one of SPIKE_GEMM_KERNELS, or a CUDA-only kernel for tensors
+# on another device (not checked when device is None): check_kernel(kernel, device, op).
+check_kernel = _checks.gemm_kernel
 
 
 def _core_device(t: Tensor) -> "_C.Device":
@@ -168,6 +163,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], kernel:
     Returns:
         Tensor: [M, N] in the weight's dtype, accumulated in float32.
     """
+    _checks.spike_linear("spikeops::spike_linear", spikes, weight, bias, kernel)
     spikes_u8 = _as_bytes(spikes).contiguous()
     bias_f = None if bias is None else bias.float().contiguous()
     chosen, rate = _plan(spikes_u8, weight.shape[0], False, kernel, "spike_linear")
@@ -179,7 +175,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], kernel:
 
 @spike_linear.register_fake
 def _(spikes, weight, bias, kernel="auto"):
-    check_kernel(kernel, spikes.device, "spike_linear")
+    _checks.spike_linear("spikeops::spike_linear", spikes, weight, bias, kernel)
     return spikes.new_empty((spikes.shape[0], weight.shape[0]), dtype=weight.dtype)
 
 
@@ -226,6 +222,7 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
     Returns:
         Tensor: [N, M] in out_dtype: for spikes = S^T and rows = dY, the weight gradient of a linear layer.
     """
+    _checks.spike_accumulate_rows_t("spikeops::spike_accumulate_rows_t", spikes, rows, out_dtype, kernel)
     chosen, rate = _plan(spikes, rows.shape[1], True, kernel, "spike_accumulate_rows_t")
     if chosen == "dense" and spikes.device.type == "cpu":
         return _dense(spikes, rows, None, out_dtype, out_transposed=True)
@@ -241,5 +238,5 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
 
 @spike_accumulate_rows_t.register_fake
 def _(spikes, rows, out_dtype, kernel="auto"):
-    check_kernel(kernel, spikes.device, "spike_accumulate_rows_t")
+    _checks.spike_accumulate_rows_t("spikeops::spike_accumulate_rows_t", spikes, rows, out_dtype, kernel)
     return rows.new_empty((rows.shape[1], spikes.shape[0]), dtype=out_dtype)

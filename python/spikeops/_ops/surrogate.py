@@ -7,14 +7,35 @@ import torch
 from torch import Tensor
 
 from .. import _C
+from . import _checks
+from ._checks import FLOAT_DTYPES
 from ._common import _DEVICE_TYPES, _stream, _surrogate, _view
 
 
-def _elementwise_input(t, arg: str, fn: str) -> Tensor:
+def _check_spike_fn(fn: str, x, surrogate_kind: int, alpha: float, beta: float) -> "_C.Surrogate":
+    """The surrogate the arguments describe; x any shape, float. The forward does not use the surrogate, but a
+    bad one must fail at the call, not later in the backward."""
+    surrogate = _surrogate(surrogate_kind, alpha, beta, fn)
+    _C.validate_surrogate(surrogate, f"{fn}: surrogate")
+    _checks.tensor(x, "x", fn, FLOAT_DTYPES)
+    return surrogate
+
+
+def _check_surrogate_backward(fn: str, grad_spike, x, surrogate_kind: int, alpha: float,
+                              beta: float) -> "_C.Surrogate":
+    surrogate = _surrogate(surrogate_kind, alpha, beta, fn)
+    _checks.tensor(x, "x", fn, FLOAT_DTYPES)
+    _checks.tensor(grad_spike, "grad_spike", fn, FLOAT_DTYPES)
+    # Before flattening: [2, 3] and [3, 2] have the same number of elements.
+    if grad_spike.shape != x.shape:
+        raise ValueError(f"{fn}: grad_spike must have the shape of x {list(x.shape)}, got {list(grad_spike.shape)}")
+    _checks.same_device(fn, "x", x, ("grad_spike", grad_spike))
+    return surrogate
+
+
+def _flat(t: Tensor) -> Tensor:
     """t as the contiguous 1-D tensor the core's elementwise kernels take: they see neither rank nor strides,
     so any rank works (the core describes at most 8 dimensions)."""
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{fn}: {arg} must be a torch.Tensor, got {type(t).__name__}")
     return t.contiguous().view(-1)
 
 
@@ -30,9 +51,8 @@ def spike_fn(x: Tensor, surrogate_kind: int, alpha: float, beta: float) -> Tenso
         Tensor: spikes of x's shape and dtype, exactly 0 or 1.
     """
     fn = "spikeops::spike_fn"
-    # The forward does not use the surrogate, but a bad one must fail here, not later in the backward.
-    _C.validate_surrogate(_surrogate(surrogate_kind, alpha, beta, fn), f"{fn}: surrogate")
-    flat = _elementwise_input(x, "x", fn)
+    _check_spike_fn(fn, x, surrogate_kind, alpha, beta)
+    flat = _flat(x)
     spike = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     _C.heaviside_forward(_view(flat, "x", fn), _view(spike.view(-1), "spike", fn), _stream(x))
     return spike
@@ -40,6 +60,7 @@ def spike_fn(x: Tensor, surrogate_kind: int, alpha: float, beta: float) -> Tenso
 
 @spike_fn.register_fake
 def _(x, surrogate_kind, alpha, beta):
+    _check_spike_fn("spikeops::spike_fn", x, surrogate_kind, alpha, beta)
     return x.new_empty(x.shape)
 
 
@@ -48,11 +69,8 @@ def surrogate_backward(grad_spike: Tensor, x: Tensor, surrogate_kind: int, alpha
                        beta: float) -> Tensor:
     """grad_x = grad_spike * σ'(x), elementwise, in x's dtype (computed in float32); any shape and rank."""
     fn = "spikeops::surrogate_backward"
-    surrogate = _surrogate(surrogate_kind, alpha, beta, fn)
-    flat_x = _elementwise_input(x, "x", fn)
-    flat_grad = _elementwise_input(grad_spike, "grad_spike", fn)
-    if grad_spike.shape != x.shape:
-        raise ValueError(f"{fn}: grad_spike must have the shape of x {list(x.shape)}, got {list(grad_spike.shape)}")
+    surrogate = _check_surrogate_backward(fn, grad_spike, x, surrogate_kind, alpha, beta)
+    flat_x, flat_grad = _flat(x), _flat(grad_spike)
     grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     _C.surrogate_backward(surrogate, _view(flat_grad, "grad_spike", fn), _view(flat_x, "x", fn),
                           _view(grad_x.view(-1), "grad_x", fn), _stream(x))
@@ -61,6 +79,7 @@ def surrogate_backward(grad_spike: Tensor, x: Tensor, surrogate_kind: int, alpha
 
 @surrogate_backward.register_fake
 def _(grad_spike, x, surrogate_kind, alpha, beta):
+    _check_surrogate_backward("spikeops::surrogate_backward", grad_spike, x, surrogate_kind, alpha, beta)
     return x.new_empty(x.shape)
 
 
