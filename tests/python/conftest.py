@@ -2,10 +2,15 @@
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 import spikeops
 
 CUDA_OK = spikeops.build_info()["cuda_available"]
+
+settings.register_profile("spikeops", derandomize=True, deadline=None, max_examples=40,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("spikeops")
 
 # The CUDA tests compare float32 results of torch ops on the GPU (a Conv2d fed real values, the dense gradient of
 # spikes) with the CPU's: torch lets cuDNN convolutions use TF32 by default (10-bit mantissas), which would flip
