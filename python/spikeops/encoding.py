@@ -351,6 +351,8 @@ def latency(data: Tensor, num_steps: Optional[int] = None, threshold: float = 0.
     if not 0 < _check_real(threshold, "threshold", fn) < 1:
         raise ValueError(f"{fn}: threshold must be in (0, 1), got {threshold}")
     tau = _check_real(tau, "tau", fn, positive=True)
+    if tau > torch.finfo(torch.float32).max:  # the times are computed in float32
+        raise ValueError(f"{fn}: tau must fit float32 (at most 3.4e38), got {tau}")
     epsilon = _check_real(epsilon, "epsilon", fn, positive=True)
     on_target = _check_real(on_target, "on_target", fn)
     off_target = _check_real(off_target, "off_target", fn)
@@ -380,6 +382,10 @@ def latency(data: Tensor, num_steps: Optional[int] = None, threshold: float = 0.
         if normalize and spike_time.numel():
             shifted = spike_time - first_spike_time
             spike_time = shifted * (num_steps - first_spike_time - 1) / shifted.max() + first_spike_time
+    if spike_time.numel() and not bool(spike_time.isfinite().all()):
+        # The times are float32: a large tau (or a tiny epsilon) overflows them, and no step can hold inf or NaN.
+        raise ValueError(f"{fn}: tau={tau} (with epsilon={epsilon}) gives spike times beyond float32's range; "
+                         "use a smaller tau or a larger epsilon")
     latest = int(torch.round(spike_time.max()).item()) if spike_time.numel() else 0
     if not num_steps:
         num_steps = latest + 1
