@@ -391,6 +391,9 @@ def latency(data: Tensor, num_steps: Optional[int] = None, threshold: float = 0.
         num_steps = latest + 1
         if num_steps <= 0:
             raise ValueError(f"{fn}: the spike times give num_steps={num_steps}; normalise data or lower threshold")
+        if num_steps * max(data.numel(), 1) >= 2**63:  # more elements than a tensor can have
+            raise ValueError(f"{fn}: tau={tau} gives spike times up to {latest}, too many steps for an output "
+                             "sized to the latest spike; give num_steps, lower tau or set normalize=True")
     if latest > num_steps - 1 and not bypass:
         raise ValueError(f"{fn}: the latest spike time ({latest}) is beyond num_steps - 1 ({num_steps - 1}); "
                          "lower tau, set normalize=True, or bypass=True to drop the late spikes")

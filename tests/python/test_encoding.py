@@ -293,6 +293,13 @@ def test_latency_spike_times_beyond_float32_are_named(kwargs):
         encoding.latency(data, 5, **kwargs)
 
 
+def test_latency_output_sized_beyond_any_tensor_is_named():
+    # bypass=True without num_steps sizes the output to the latest spike: tau=1e30 used to raise OverflowError
+    # from torch.arange.
+    with pytest.raises(ValueError, match=r"latency: tau=1e\+30 gives spike times up to"):
+        encoding.latency(torch.tensor([0.0, 0.5]), tau=1e30, bypass=True)
+
+
 # ---------------------------------------------------------------- latency
 
 def test_latency_docstring_examples_of_snntorch():
