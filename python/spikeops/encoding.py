@@ -64,6 +64,8 @@ def _check_real(value, arg: str, fn: str, positive: bool = False) -> float:
         raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
     try:
         v = float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValueError(f"{fn}: {arg} must be a finite number, got an integer of {value.bit_length()} bits") from None
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{fn}: {arg} must be a number, got {type(value).__name__}") from None
     if not math.isfinite(v) or (positive and not v > 0):
