@@ -5,6 +5,10 @@ All three run in the fused C++/CUDA kernels (one pass over memory per direction 
 The membrane potential ``v`` is kept on the module in float32, persists across calls and is cleared by
 ``reset()`` (or :func:`spikeops.functional.reset_net`). Calling a single-step neuron T times gives exactly
 what one multi-step call gives.
+
+Threads: because of that state, one neuron (or a network holding one) must not be called from two threads at
+once; give each thread its own copy (``copy.deepcopy(net)``). The kernels themselves keep no state between
+calls, so separate neurons run safely in parallel threads.
 """
 
 from __future__ import annotations
