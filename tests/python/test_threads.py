@@ -57,14 +57,14 @@ def equal_all(got, expected):
 def op_case(i):
     """The i-th thread's calls: shapes differ between threads; forward and backward of each op family."""
     g = torch.Generator().manual_seed(100 + i)
-    M, K, O = 8 + 37 * i, 16 + 9 * i, 5 + 3 * i
+    M, K, O = 200 + 37 * i, 64 + 9 * i, 32 + 3 * i
     spikes = (torch.rand(M, K, generator=g) < 0.2).to(torch.uint8)
     weight = torch.randn(O, K, generator=g).requires_grad_(True)
     bias = torch.randn(O, generator=g)
-    img = (torch.rand(2 + i, 3, 9 + i, 7 + 2 * i, generator=g) < 0.3).to(torch.uint8)
+    img = (torch.rand(2 + i, 3, 16 + i, 15 + 2 * i, generator=g) < 0.3).to(torch.uint8)
     cw = torch.randn(4, 3, 3, 3, generator=g).requires_grad_(True)
-    x_seq = (torch.randn(4, 3 + i, 50 + 11 * i, generator=g) + 0.6).requires_grad_(True)
-    h = torch.randn(64 + 100 * i, generator=g).requires_grad_(True)
+    x_seq = (torch.randn(4, 3 + i, 500 + 11 * i, generator=g) + 0.6).requires_grad_(True)
+    h = torch.randn(5000 + 100 * i, generator=g).requires_grad_(True)
 
     def run():
         for t in (weight, cw, x_seq, h):
