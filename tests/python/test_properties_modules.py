@@ -92,23 +92,42 @@ def neuron_reference(node, kind, sg_name, sg_params, x_seq, w=None):
 
 
 @given(cfg=neuron_configs(), T=st.integers(0, 5), step_shape=small_shapes, dtype=st.sampled_from(FLOAT_DTYPES),
-       seed=seeds)
-def test_neuron_multi_step_equals_reference(cfg, T, step_shape, dtype, seed):
+       spike_form=st.sampled_from(["dtype", "uint8", "spike_tensor"]), store_v_seq=st.booleans(),
+       extremes=st.booleans(), seed=seeds)
+def test_neuron_multi_step_equals_reference(cfg, T, step_shape, dtype, spike_form, store_v_seq, extremes, seed):
     kind, sg_name, sg_params, kw = cfg
+    kw = dict(kw, store_v_seq=store_v_seq, spike_dtype=torch.uint8 if spike_form == "uint8" else None,
+              spike_tensor=spike_form == "spike_tensor")
     node = make_neuron(kind, sg_name, sg_params, kw, "m")
     shape = (T,) + step_shape
-    x = randn(seed, shape, dtype, scale=1.5, shift=0.6).requires_grad_(True)
+    x = randn(seed, shape, dtype, scale=1.5, shift=0.6)
+    if extremes and x.numel():  # at the last step: after it the kernels' state and the reference's may differ
+        special = torch.tensor([math.inf, -math.inf, math.nan, 1e30, -1e30, 3e38], dtype=dtype)
+        last = x[-1].view(-1)
+        last[: min(6, last.numel())] = special[: min(6, last.numel())]
+    x.requires_grad_(True)
     spikes = node(x)
-    assert spikes.shape == shape and spikes.dtype == dtype
+    assert spikes.shape == shape
+    assert isinstance(spikes, SpikeTensor) == (spike_form == "spike_tensor")
+    assert spikes.dtype == (torch.uint8 if spike_form == "uint8" else dtype)
+    if spike_form == "spike_tensor":
+        spikes = spikes.dense()
     if T == 0:
         torch.testing.assert_close(node.v, torch.full(step_shape, node.v_init_value))
         return
     x_ref = x.detach().clone().requires_grad_(True)
     w_ref = node.w.detach().clone().requires_grad_(True) if kind == "PLIF" else None
-    s_ref, _, v_ref = neuron_reference(node, kind, sg_name, sg_params, x_ref, w_ref)
-    assert torch.equal(spikes, s_ref.to(dtype))
+    s_ref, v_seq_ref, v_ref = neuron_reference(node, kind, sg_name, sg_params, x_ref, w_ref)
+    assert torch.equal(spikes, s_ref.to(spikes.dtype))
+    if extremes:
+        # Past an infinite charge only the spikes are pinned: the kernels reset a neuron that fired to v_reset
+        # where the reference's S v_reset + (1 - S) H gives 0 * inf = NaN (so later steps differ too), and the
+        # gradients differ likewise.
+        return
     torch.testing.assert_close(node.v, v_ref, rtol=1e-5, atol=1e-5)
-    if x.numel() == 0:
+    if store_v_seq:
+        torch.testing.assert_close(node.v_seq, v_seq_ref, rtol=1e-5, atol=1e-5)
+    if x.numel() == 0 or spike_form == "uint8":  # uint8 spikes carry no gradient
         return
     g = randn(seed + 1, shape)
     g_v = randn(seed + 2, step_shape)
