@@ -165,15 +165,20 @@ any_value = st.one_of(
     st.text(max_size=3), st.sampled_from([1e39, -1e39, 1e-50, 3.4e38, 1.0, 2.0, torch.tensor(2.5), [2.0], 10**400]))
 
 
-def float32_of(value):
-    """value as float32 (a Python float), None where it is not a number the checks accept."""
+def python_float(value):
+    """value as a Python float (inf for an int beyond any float), None where the checks must reject its type."""
     if isinstance(value, (bool, str, list)) or value is None:
         return None
     try:
-        v = float(value)
-    except (OverflowError, TypeError, ValueError):
-        return math.inf
-    return float(torch.tensor(v, dtype=torch.float64).float()) if math.isfinite(v) else v
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def float32_of(value):
+    """value rounded to float32 (as a Python float; inf beyond float32's range), None as python_float."""
+    v = python_float(value)
+    return float(torch.tensor(v, dtype=torch.float64).float()) if v is not None and math.isfinite(v) else v
 
 
 @given(kind=st.sampled_from(sorted(NEURONS)), arg=st.sampled_from(["v_threshold", "v_reset", "tau"]),
@@ -188,7 +193,7 @@ def test_neuron_hyper_parameters_accepted_or_named(kind, arg, value):
     elif v32 is None:
         valid = False
     elif arg == "tau":
-        valid = float(value) > 1 and math.isfinite(v32) and (kind == "LIF" or float(value) < 8e37)
+        valid = math.isfinite(v32) and v32 > 1 and (kind == "LIF" or v32 < 8e37)
     else:
         valid = math.isfinite(v32)
     try:
@@ -322,14 +327,15 @@ def test_rate(shape, T, gain, offset, first, exact, dtype, seed):
 
 @given(value=any_value, arg=st.sampled_from(["gain", "offset"]))
 def test_rate_parameters_accepted_or_named(value, arg):
-    v32 = float32_of(value)
+    v = python_float(value)
+    valid = v is not None and math.isfinite(v)
     try:
         encoding.rate(torch.rand(3), 2, **{arg: value})
     except Exception as e:  # noqa: BLE001
+        assert not valid, f"rate({arg}={value!r}) raised {e!r}"
         assert_named_error(e, arg)
-        assert v32 is None or not math.isfinite(float(value) if v32 is not math.inf else math.inf)
         return
-    assert v32 is not None and math.isfinite(float(value))
+    assert valid, f"rate({arg}={value!r}) was accepted"
 
 
 @given(shape=small_shapes, T=st.integers(1, 8), f=st.sampled_from(["linear", "log"]),
