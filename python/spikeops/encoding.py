@@ -436,6 +436,7 @@ def delta(data: Tensor, threshold: float = 0.1, padding: bool = False, off_spike
     dtype = _check_dtype(dtype, fn)
     if data.dim() < 1:
         raise ValueError(f"{fn}: data must be [T, *], got a 0-d tensor")
+    threshold = _check_real(threshold, "threshold", fn)  # NaN would silently never fire
     if off_spike and dtype in (torch.uint8, torch.bool):
         raise ValueError(f"{fn}: off_spike=True emits -1, which {dtype} cannot hold; use torch.int8 or a float dtype")
     if data.shape[0] == 0:

@@ -219,6 +219,45 @@ def test_integer_beyond_any_float_is_named(make, name, value):
         make(value)
 
 
+FLAGS = [(lambda v: neuron.IFNode(detach_reset=v), "detach_reset"),
+         (lambda v: neuron.LIFNode(store_v_seq=v), "store_v_seq"),
+         (lambda v: neuron.ParametricLIFNode(spike_tensor=v), "spike_tensor"),
+         (lambda v: neuron.LIFNode(decay_input=v), "decay_input"),
+         (lambda v: neuron.ParametricLIFNode(decay_input=v), "decay_input"),
+         (lambda v: surrogate.ATan(spiking=v), "spiking"),
+         (lambda v: loss.ce_count_loss(population_code=v, num_classes=1), "population_code"),
+         (lambda v: loss.mse_membrane_loss(time_var_targets=v), "time_var_targets")]
+
+
+@given(flag=st.sampled_from(range(len(FLAGS))),
+       value=st.one_of(st.booleans(), st.integers(-2, 3), st.text(max_size=3), st.none(), st.floats(0, 1)))
+def test_bool_flags_accepted_or_named(flag, value):
+    """A bool argument takes True/False (or 0/1); 'no', None or 0.5 used to be read as bool(value)."""
+    make, name = FLAGS[flag]
+    valid = isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))
+    try:
+        made = make(value)
+    except Exception as e:  # noqa: BLE001
+        assert not valid, f"{name}={value!r} raised {e!r}"
+        assert_named_error(e, name)
+        return
+    assert valid, f"{name}={value!r} was accepted"
+    assert getattr(made, name) is bool(value)
+
+
+@given(threshold=any_value)
+def test_delta_threshold_accepted_or_named(threshold):
+    v = python_float(threshold)
+    valid = v is not None and math.isfinite(v)
+    try:
+        encoding.delta(torch.rand(3, 2), threshold)
+    except Exception as e:  # noqa: BLE001
+        assert not valid, f"delta(threshold={threshold!r}) raised {e!r}"
+        assert_named_error(e, "threshold")
+        return
+    assert valid, f"delta(threshold={threshold!r}) was accepted"
+
+
 # --------------------------------------------------------------------------------------------------- surrogates
 
 @given(cfg=surrogate_configs(), shape=st.lists(st.integers(0, 3), min_size=0, max_size=10).map(tuple),
