@@ -620,6 +620,23 @@ def test_spike_tensor_shape_ops_equal_dense(shape, ops, multi, dtype, seed):
                 assert isinstance(a, SpikeTensor) and a.dtype == b.dtype and torch.equal(a.dense(), b)
 
 
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+       ops=st.lists(st.sampled_from(sorted(set(SHAPE_OPS) - {"detach"})), min_size=1, max_size=3), seed=seeds)
+def test_spike_tensor_shape_ops_pass_the_gradient_as_dense(shape, ops, seed):
+    """The gradient reaching float spikes through to_spike_tensor and shape ops is the dense tensor's."""
+    x = spikes01(seed, shape, 0.5).float()
+    xs, xd = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    s, d = to_spike_tensor(xs), xd
+    for name in ops:
+        min_dim, op = SHAPE_OPS[name]
+        if s.dim() >= min_dim:
+            s, d = op(s), op(d)
+    g = randn(seed + 1, d.shape)
+    (s.dense().float() * g).sum().backward()
+    (d.float() * g).sum().backward()
+    torch.testing.assert_close(xs.grad, xd.grad, rtol=0, atol=0)
+
+
 @given(shape=small_shapes, dtype=st.sampled_from(FLOAT_DTYPES + (torch.uint8, torch.bool)), seed=seeds)
 def test_to_spike_tensor_round_trip(shape, dtype, seed):
     x = spikes01(seed, shape, 0.5).to(dtype)
