@@ -290,8 +290,8 @@ def test_surrogate_derivative_of_nan_is_nan():
 
 
 @pytest.mark.xfail(strict=True, reason="surrogate_math.hpp overflows an intermediate for these valid float32 "
-                   "parameters: ATan's (pi/2 alpha) x and PiecewiseQuadratic's alpha^2 |x| give inf * 0 = NaN at x = 0, "
-                   "SoftSign's (1/alpha + |x|)^2 underflows to 0 and gives inf (reported in issue 19)")
+                   "parameters: ATan's (pi/2 alpha) x and PiecewiseQuadratic's alpha^2 |x| give inf * 0 = NaN at "
+                   "x = 0, SoftSign's (1/alpha + |x|)^2 underflows to 0 and gives inf (reported in issue 19)")
 @pytest.mark.parametrize("name, alpha", [("ATan", 3e38), ("PiecewiseQuadratic", 1.9e19), ("SoftSign", 1e30)])
 def test_surrogate_derivative_is_finite_for_large_alpha(name, alpha):
     x = torch.tensor([0.0, 1e-30, 1.0], requires_grad=True)
