@@ -198,20 +198,25 @@ def test_separate_runtime_models_run_in_parallel(tmp_path):
 def test_cpu_thread_count_is_per_calling_thread():
     """torch.set_num_threads(1) in one thread sets that thread's kernel thread count only: a call in another
     thread still uses torch.get_num_threads() of its own, and the first thread's count is left as it was."""
-    main_count = torch.get_num_threads()
-    x = torch.randn(2, 100)
-    neuron.IFNode(step_mode="m")(x)  # syncs the main thread's count
-    assert _C.cpu_threads() == main_count
-    seen = {}
+    saved = torch.get_num_threads()
+    torch.set_num_threads(3)  # not 1, whatever the machine, so that a thread's 1 is visible
+    try:
+        x = torch.randn(2, 100)
+        neuron.IFNode(step_mode="m")(x)  # syncs the main thread's count
+        assert _C.cpu_threads() == 3
+        seen = {}
 
-    def work(i):
-        if i == 0:
-            _C.set_cpu_threads(1)  # what an op call does in a thread whose torch count is 1
-            seen[0] = _C.cpu_threads()
-        else:
-            neuron.IFNode(step_mode="m")(x)
-            seen[1] = _C.cpu_threads()
+        def work(i):
+            if i == 0:
+                _C.set_cpu_threads(1)  # what an op call does in a thread whose torch count is 1
+                seen[0] = _C.cpu_threads()
+            else:
+                neuron.IFNode(step_mode="m")(x)
+                seen[1] = _C.cpu_threads()
 
-    run_in_threads(work, n=2)
-    assert seen == {0: 1, 1: torch.get_num_threads()}
-    assert _C.cpu_threads() == main_count  # the main thread's count is its own
+        run_in_threads(work, n=2)
+        assert seen == {0: 1, 1: 3}
+        assert _C.cpu_threads() == 3  # the main thread's count is its own
+    finally:
+        torch.set_num_threads(saved)
+        neuron.IFNode(step_mode="m")(torch.zeros(1, 1))  # and the kernels follow it again
