@@ -73,6 +73,8 @@ def export(model: nn.Module, path: Union[str, os.PathLike], example_input: Tenso
         path = os.fspath(path)
     except TypeError:
         raise TypeError(f"spikeops.export: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if os.path.isdir(path):
+        raise ValueError(f"spikeops.export: path {path!r} is a directory; give the name of the file to write")
 
     leaves = _leaves(model, "")
     if not any(not _skipped(m) for _, m in leaves):

@@ -64,6 +64,8 @@ def _check_real(value, arg: str, fn: str, positive: bool = False) -> float:
         raise TypeError(f"{fn}: {arg} must be a number, got {value!r}")
     try:
         v = float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValueError(f"{fn}: {arg} must be a finite number, got an integer of {value.bit_length()} bits") from None
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{fn}: {arg} must be a number, got {type(value).__name__}") from None
     if not math.isfinite(v) or (positive and not v > 0):
@@ -351,6 +353,8 @@ def latency(data: Tensor, num_steps: Optional[int] = None, threshold: float = 0.
     if not 0 < _check_real(threshold, "threshold", fn) < 1:
         raise ValueError(f"{fn}: threshold must be in (0, 1), got {threshold}")
     tau = _check_real(tau, "tau", fn, positive=True)
+    if tau > torch.finfo(torch.float32).max:  # the times are computed in float32
+        raise ValueError(f"{fn}: tau must fit float32 (at most 3.4e38), got {tau}")
     epsilon = _check_real(epsilon, "epsilon", fn, positive=True)
     on_target = _check_real(on_target, "on_target", fn)
     off_target = _check_real(off_target, "off_target", fn)
@@ -380,11 +384,18 @@ def latency(data: Tensor, num_steps: Optional[int] = None, threshold: float = 0.
         if normalize and spike_time.numel():
             shifted = spike_time - first_spike_time
             spike_time = shifted * (num_steps - first_spike_time - 1) / shifted.max() + first_spike_time
+    if spike_time.numel() and not bool(spike_time.isfinite().all()):
+        # The times are float32: a large tau (or a tiny epsilon) overflows them, and no step can hold inf or NaN.
+        raise ValueError(f"{fn}: tau={tau} (with epsilon={epsilon}) gives spike times beyond float32's range; "
+                         "use a smaller tau or a larger epsilon")
     latest = int(torch.round(spike_time.max()).item()) if spike_time.numel() else 0
     if not num_steps:
         num_steps = latest + 1
         if num_steps <= 0:
             raise ValueError(f"{fn}: the spike times give num_steps={num_steps}; normalise data or lower threshold")
+        if num_steps * max(data.numel(), 1) >= 2**63:  # more elements than a tensor can have
+            raise ValueError(f"{fn}: tau={tau} gives spike times up to {latest}, too many steps for an output "
+                             "sized to the latest spike; give num_steps, lower tau or set normalize=True")
     if latest > num_steps - 1 and not bypass:
         raise ValueError(f"{fn}: the latest spike time ({latest}) is beyond num_steps - 1 ({num_steps - 1}); "
                          "lower tau, set normalize=True, or bypass=True to drop the late spikes")
@@ -425,6 +436,7 @@ def delta(data: Tensor, threshold: float = 0.1, padding: bool = False, off_spike
     dtype = _check_dtype(dtype, fn)
     if data.dim() < 1:
         raise ValueError(f"{fn}: data must be [T, *], got a 0-d tensor")
+    threshold = _check_real(threshold, "threshold", fn)  # NaN would silently never fire
     if off_spike and dtype in (torch.uint8, torch.bool):
         raise ValueError(f"{fn}: off_spike=True emits -1, which {dtype} cannot hold; use torch.int8 or a float dtype")
     if data.shape[0] == 0:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._ops._common import _flag
+
 __all__ = ["ce_rate_loss", "ce_count_loss", "mse_count_loss", "mse_membrane_loss", "accuracy_rate",
            "firing_rate_mse", "population_count"]
 
@@ -84,8 +86,14 @@ class _SpikeLoss:
         self.weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
         self.__name__ = type(self).__name__
 
-    def _weight(self, like: Tensor) -> Optional[Tensor]:
-        return None if self.weight is None else self.weight.to(device=like.device, dtype=like.dtype)
+    def _weight(self, like: Tensor, num_classes: int) -> Optional[Tensor]:
+        if self.weight is None:
+            return None
+        if tuple(self.weight.shape) != (num_classes,):
+            # Indexed by the targets: a shorter weight raised IndexError, a [C, 1] one broadcast silently.
+            raise ValueError(f"{type(self).__name__}: weight must be [C] = [{num_classes}] per-class weights, got "
+                             f"shape {tuple(self.weight.shape)}")
+        return self.weight.to(device=like.device, dtype=like.dtype)
 
     def _reduce(self, per_sample: Tensor) -> Tensor:
         if self.reduction == "mean":
@@ -121,7 +129,7 @@ class ce_rate_loss(_SpikeLoss):  # noqa: N801  (snnTorch's name)
         log_p = F.log_softmax(out, dim=-1)                                   # [T, N, C]
         nll = -log_p.gather(-1, targets.view(1, N, 1).expand(T, N, 1)).squeeze(-1).mean(0)  # [N]
         if self.weight is not None:
-            nll = nll * self._weight(nll)[targets]
+            nll = nll * self._weight(nll, C)[targets]
         return self._reduce(nll)
 
 
@@ -140,7 +148,7 @@ class ce_count_loss(_SpikeLoss):  # noqa: N801
     def __init__(self, population_code: bool = False, num_classes: Optional[int] = None, reduction: str = "mean",
                  weight=None):
         super().__init__(reduction, weight)
-        self.population_code = bool(population_code)
+        self.population_code = _flag(population_code, f"{type(self).__name__}: population_code")
         self.num_classes = num_classes
 
     def __call__(self, spk_out: Tensor, targets: Tensor) -> Tensor:
@@ -149,7 +157,7 @@ class ce_count_loss(_SpikeLoss):  # noqa: N801
         targets = _check_targets(targets, counts.shape[0], counts.shape[1], "ce_count_loss")
         nll = F.cross_entropy(counts, targets, reduction="none")            # [N]
         if self.weight is not None:
-            nll = nll * self._weight(nll)[targets]
+            nll = nll * self._weight(nll, counts.shape[1])[targets]
         return self._reduce(nll)
 
 
@@ -177,7 +185,7 @@ class mse_count_loss(_SpikeLoss):  # noqa: N801
                              f"{correct_rate} and {incorrect_rate}")
         self.correct_rate = correct_rate
         self.incorrect_rate = incorrect_rate
-        self.population_code = bool(population_code)
+        self.population_code = _flag(population_code, f"{type(self).__name__}: population_code")
         self.num_classes = num_classes
 
     def __call__(self, spk_out: Tensor, targets: Tensor) -> Tensor:
@@ -196,7 +204,7 @@ class mse_count_loss(_SpikeLoss):  # noqa: N801
         target_counts = _on_off_targets(one_hot, on, off)
         sq = (counts - target_counts).square()                              # [N, C]
         if self.weight is not None:
-            sq = sq * self._weight(sq)[targets].unsqueeze(-1)
+            sq = sq * self._weight(sq, counts.shape[1])[targets].unsqueeze(-1)
         return self._reduce(sq) / T
 
 
@@ -222,7 +230,7 @@ class mse_membrane_loss(_SpikeLoss):  # noqa: N801
     def __init__(self, time_var_targets: bool = False, on_target: float = 1, off_target: float = 0,
                  reduction: str = "mean", weight=None):
         super().__init__(reduction, weight)
-        self.time_var_targets = bool(time_var_targets)
+        self.time_var_targets = _flag(time_var_targets, "mse_membrane_loss: time_var_targets")
         self.on_target = on_target
         self.off_target = off_target
 
@@ -243,7 +251,7 @@ class mse_membrane_loss(_SpikeLoss):  # noqa: N801
         if self.weight is not None:
             if labels is None:
                 raise ValueError("mse_membrane_loss: weight needs class-index targets (time_var_targets=False)")
-            sq = sq * self._weight(sq)[labels].unsqueeze(-1)
+            sq = sq * self._weight(sq, C)[labels].unsqueeze(-1)
         return self._reduce(sq)
 
 
@@ -268,9 +276,8 @@ def accuracy_rate(spk_out: Tensor, targets: Tensor, population_code: bool = Fals
     """
     out = _check_output(spk_out, "spk_out", "accuracy_rate")
     counts = population_count(out, num_classes) if population_code else out.sum(0)
-    if not isinstance(targets, Tensor) or targets.dim() != 1 or targets.shape[0] != counts.shape[0]:
-        got = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
-        raise ValueError(f"accuracy_rate: targets must be [N] = [{counts.shape[0]}], got {got}")
+    # float or out-of-range targets used to be compared as they were (a silent accuracy of 0)
+    targets = _check_targets(targets, counts.shape[0], counts.shape[1], "accuracy_rate")
     if counts.shape[0] == 0:
         return float("nan")
     return (counts.argmax(1) == targets.to(counts.device)).float().mean().item()

@@ -5,6 +5,10 @@ All three run in the fused C++/CUDA kernels (one pass over memory per direction 
 The membrane potential ``v`` is kept on the module in float32, persists across calls and is cleared by
 ``reset()`` (or :func:`spikeops.functional.reset_net`). Calling a single-step neuron T times gives exactly
 what one multi-step call gives.
+
+Threads: because of that state, one neuron (or a network holding one) must not be called from two threads at
+once; give each thread its own copy (``copy.deepcopy(net)``). The kernels themselves keep no state between
+calls, so separate neurons run safely in parallel threads.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from torch import Tensor, nn
 
 from . import _ops
 from ._ops import _checks
-from ._ops._common import _float32
+from ._ops._common import _flag, _float32
 from .base import MemoryModule, check_step_mode
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
@@ -65,17 +69,17 @@ class BaseNode(MemoryModule):
             raise TypeError(f"{name}: surrogate_function must be a spikeops.surrogate function "
                             f"(e.g. surrogate.Sigmoid()), got {type(surrogate_function).__name__}")
         self.surrogate_function = surrogate_function
-        self.detach_reset = bool(detach_reset)
+        self.detach_reset = _flag(detach_reset, f"{name}: detach_reset")
         self.step_mode = check_step_mode(step_mode, name)
         if backend not in _BACKENDS:
             raise ValueError(f"{name}: backend must be one of {_BACKENDS}, got {backend!r}")
         self.backend = backend
-        self.store_v_seq = bool(store_v_seq)
+        self.store_v_seq = _flag(store_v_seq, f"{name}: store_v_seq")
         if spike_dtype is not None and spike_dtype not in _SPIKE_DTYPES:
             raise ValueError(f"{name}: spike_dtype must be None, torch.float32, torch.float16, torch.bfloat16 "
                              f"or torch.uint8, got {spike_dtype}")
         self.spike_dtype = spike_dtype
-        self.spike_tensor = bool(spike_tensor)
+        self.spike_tensor = _flag(spike_tensor, f"{name}: spike_tensor")
         if self.spike_tensor and spike_dtype == torch.uint8:
             raise ValueError(f"{name}: spike_tensor=True already stores the spikes in 1 byte; spike_dtype must "
                              "then be None or the float dtype it presents to autograd, got torch.uint8")
@@ -222,7 +226,7 @@ class LIFNode(BaseNode):
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend,
                          store_v_seq, spike_dtype, spike_tensor)
         self.tau = tau
-        self.decay_input = bool(decay_input)
+        self.decay_input = _flag(decay_input, f"{type(self).__name__}: decay_input")
 
     def _tau(self) -> float:
         return self.tau
@@ -261,7 +265,7 @@ class ParametricLIFNode(BaseNode):
                              f"(init_tau must be at most about 8.5e37)")
         super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend,
                          store_v_seq, spike_dtype, spike_tensor)
-        self.decay_input = bool(decay_input)
+        self.decay_input = _flag(decay_input, f"{type(self).__name__}: decay_input")
         self.w = nn.Parameter(w)
 
     def _decay_input(self) -> bool:

@@ -17,6 +17,7 @@ run in parallel, load one model per thread.
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import List, Optional, Tuple, Union
 
@@ -63,10 +64,17 @@ class RuntimeModel:
         there once. Returns self.
 
         Raises:
-            ValueError: not a CPU or CUDA device, or this spikeops was built without CUDA.
+            TypeError: device is neither a str nor a torch.device.
+            ValueError: not a device name, not a CPU or CUDA device, or this spikeops was built without CUDA.
             RuntimeError: that GPU does not exist.
         """
-        device = torch.device(device)
+        if not isinstance(device, (str, torch.device)):
+            raise TypeError(f"RuntimeModel.to: device must be a str or torch.device (\"cpu\", \"cuda\", \"cuda:1\"), "
+                            f"got {type(device).__name__}")
+        try:
+            device = torch.device(device)
+        except RuntimeError as e:  # torch's message lists the device types it knows
+            raise ValueError(f"RuntimeModel.to: device {device!r} is not a device name: {e}") from None
         if device.type not in ("cpu", "cuda"):
             raise ValueError(f"RuntimeModel.to: device must be cpu or cuda, got {device}")
         if device.index is not None:
@@ -85,7 +93,7 @@ class RuntimeModel:
             x (Tensor): [N, *input_shape] (or one sample, [*input_shape]), float32 on the CPU (the runtime
                 copies it to its GPU when it runs on one), or a :class:`~spikeops.SpikeTensor` on the CPU (its
                 values, the spikes, as float32).
-            seed (int): seed of the Poisson encoder (unused with direct encoding).
+            seed (int): seed of the Poisson encoder, in [0, 2**64) (unused with direct encoding).
 
         Returns:
             (Tensor, Tensor): scores [N, num_outputs] float32 (the last layer's output summed over T: spike
@@ -105,6 +113,8 @@ class RuntimeModel:
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"RuntimeModel: x must have shape [N, {', '.join(map(str, self.input_shape))}], "
                              f"got {list(x.shape)}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"RuntimeModel: seed must be an int in [0, 2**64), got {seed!r}")
         if not (0 <= int(seed) < 2 ** 64):
             raise ValueError(f"RuntimeModel: seed must be in [0, 2**64), got {seed}")
         x = x.contiguous()

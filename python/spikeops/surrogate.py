@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from . import _C
 from ._ops import spike_fn
 from ._ops import _checks
-from ._ops._common import _float32
+from ._ops._common import _flag, _float32
 
 __all__ = ["SurrogateFunctionBase", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign",
            "SuperSpike", "Erf", "Rect", "PiecewiseLeakyReLU", "FastSigmoid", "heaviside"]
@@ -52,7 +52,7 @@ class SurrogateFunctionBase(nn.Module):
     def __init__(self, alpha: float, spiking: bool = True):
         super().__init__()
         self.alpha = _check_positive(self._alpha_name, alpha, type(self).__name__)
-        self.spiking = bool(spiking)
+        self.spiking = _flag(spiking, f"{type(self).__name__}: spiking")
         # A plain int for the ops: torch.compile (Dynamo) cannot trace int() of a pybind11 enum.
         self.kind_id = int(self.kind)
 
@@ -62,7 +62,7 @@ class SurrogateFunctionBase(nn.Module):
         return 0.0
 
     def set_spiking_mode(self, spiking: bool) -> None:
-        self.spiking = bool(spiking)
+        self.spiking = _flag(spiking, f"{type(self).__name__}: spiking")
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, spiking={self.spiking}"

@@ -283,6 +283,23 @@ def test_latency_names_bad_hyper_parameters(name, value):
         encoding.latency(torch.rand(3), 5, **{name: value})
 
 
+@pytest.mark.parametrize("kwargs", [dict(tau=3e37), dict(tau=3e37, bypass=True), dict(tau=1e300, linear=True),
+                                    dict(tau=2.0, epsilon=1e-300, bypass=True)])
+def test_latency_spike_times_beyond_float32_are_named(kwargs):
+    # A finite tau whose float32 spike times overflow used to raise OverflowError ("cannot convert float infinity
+    # to integer"), or, for the linear code, a RuntimeError from torch's clamp.
+    data = torch.tensor([0.0, 0.01, 0.5, 1.0])
+    with pytest.raises(ValueError, match=r"latency: tau(=| must fit float32)"):
+        encoding.latency(data, 5, **kwargs)
+
+
+def test_latency_output_sized_beyond_any_tensor_is_named():
+    # bypass=True without num_steps sizes the output to the latest spike: tau=1e30 used to raise OverflowError
+    # from torch.arange.
+    with pytest.raises(ValueError, match=r"latency: tau=1e\+30 gives spike times up to"):
+        encoding.latency(torch.tensor([0.0, 0.5]), tau=1e30, bypass=True)
+
+
 # ---------------------------------------------------------------- latency
 
 def test_latency_docstring_examples_of_snntorch():

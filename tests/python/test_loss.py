@@ -144,3 +144,21 @@ def test_bad_arguments(data):
         loss.ce_rate_loss(reduction="avg")
     with pytest.raises(ValueError, match="correct_rate"):
         loss.mse_count_loss(correct_rate=1.5)
+
+
+@pytest.mark.parametrize("make", [lambda w: loss.ce_rate_loss(weight=w), lambda w: loss.ce_count_loss(weight=w),
+                                  lambda w: loss.mse_count_loss(weight=w), lambda w: loss.mse_membrane_loss(weight=w)])
+@pytest.mark.parametrize("weight", [[1.0, 2.0], torch.ones(5, 1), torch.ones(6)])
+def test_weight_of_another_shape_than_the_classes_is_named(make, weight):
+    # A shorter weight raised IndexError from weight[targets]; a [C, 1] one broadcast [N] * [N, 1] silently.
+    spk = torch.ones(3, 4, 5)
+    with pytest.raises(ValueError, match=r"weight must be \[C\] = \[5\] per-class weights"):
+        make(weight)(spk, torch.tensor([0, 1, 2, 4]))
+
+
+@pytest.mark.parametrize("targets, exc", [(torch.tensor([0.0, 1.0, 2.0, 4.0]), TypeError),
+                                          (torch.tensor([0, 1, 2, 9]), ValueError)])
+def test_accuracy_rate_checks_targets_as_the_losses(targets, exc):
+    # Float targets were compared as floats and out-of-range ones silently counted as wrong.
+    with pytest.raises(exc, match="accuracy_rate: targets must"):
+        loss.accuracy_rate(torch.ones(3, 4, 5), targets)

@@ -53,6 +53,9 @@ def _number(value, what: str) -> float:
         raise TypeError(f"{what} must be a number, got {value!r}")
     try:
         return float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValueError(f"{what} must be finite and fit float32, got an integer of {value.bit_length()} bits") \
+            from None
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{what} must be a number, got {type(value).__name__}") from None
 
