@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "spikeops/detail/numeric.hpp"
+#include "spikeops/detail/surrogate_math.hpp"
 #include "spikeops/spikeops.hpp"
 #include "test_util.hpp"
 
@@ -38,6 +39,30 @@ TEST(Numeric, ExpNonpositiveIsAccurate) {
     exp_ok = exp_ok && std::fabs(detail::exp_nonpositive(x) - ref) <= 4e-7 * ref;
   }
   EXPECT_TRUE(exp_ok);
+}
+
+TEST(Numeric, ExpNonpositiveEdges) {
+  EXPECT_EQ(detail::exp_nonpositive(0.0f), 1.0f);
+  EXPECT_EQ(detail::exp_nonpositive(-0.0f), 1.0f);
+  EXPECT_GT(detail::exp_nonpositive(-87.0f), 0.0f);
+  EXPECT_EQ(detail::exp_nonpositive(-87.5f), 0.0f);  // below float32's normal range
+  EXPECT_EQ(detail::exp_nonpositive(-INFINITY), 0.0f);
+  EXPECT_TRUE(std::isnan(detail::exp_nonpositive(NAN)));
+  EXPECT_TRUE(std::isnan(detail::exp_nonpositive(-NAN)));  // a NaN whose sign bit is set
+}
+
+TEST(Numeric, SurrogateDerivativesStayFiniteForLargeAlpha) {
+  // The derivative of each smooth surrogate at x = 0 for the largest alphas float32 holds: no intermediate may
+  // overflow to inf (inf * 0 is NaN) or underflow to 0 (1 / 0 is inf).
+  for (float x : {0.0f, 1e-30f, 1.0f}) {
+    EXPECT_TRUE(std::isfinite(surrogate_grad(SurrogateKind::kATan, 3e38f, 0.0f, x))) << x;
+    EXPECT_TRUE(std::isfinite(surrogate_grad(SurrogateKind::kPiecewiseQuadratic, 1.9e19f, 0.0f, x))) << x;
+    EXPECT_TRUE(std::isfinite(surrogate_grad(SurrogateKind::kSoftSign, 1e30f, 0.0f, x))) << x;
+  }
+  EXPECT_FLOAT_EQ(surrogate_grad(SurrogateKind::kSoftSign, 1e30f, 0.0f, 0.0f), 5e29f);  // α / 2
+  EXPECT_TRUE(std::isnan(surrogate_grad(SurrogateKind::kErf, 2.0f, 0.0f, -NAN)));
+  EXPECT_EQ(surrogate_grad(SurrogateKind::kSigmoid, 4.0f, 0.0f, INFINITY), 0.0f);
+  EXPECT_EQ(surrogate_grad(SurrogateKind::kPiecewiseExp, 1.0f, 0.0f, -INFINITY), 0.0f);
 }
 
 }  // namespace

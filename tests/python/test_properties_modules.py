@@ -281,17 +281,12 @@ def test_surrogate_forward_and_backward_equal_reference(cfg, shape, dtype, seed,
     torch.testing.assert_close(x.grad, expected, equal_nan=True, **DTYPE_TOL[dtype])
 
 
-@pytest.mark.xfail(strict=True, reason="detail::exp_nonpositive clamps a NaN whose sign bit is set to -87, and Erf "
-                   "computes exp(-(z*z)): its derivative at NaN is 1.9e-38 instead of NaN (reported in issue 19)")
 def test_surrogate_derivative_of_nan_is_nan():
     x = torch.tensor([math.nan], requires_grad=True)
     surrogate.Erf()(x).backward(torch.ones(1))
     assert bool(x.grad.isnan().all())
 
 
-@pytest.mark.xfail(strict=True, reason="surrogate_math.hpp overflows an intermediate for these valid float32 "
-                   "parameters: ATan's (pi/2 alpha) x and PiecewiseQuadratic's alpha^2 |x| give inf * 0 = NaN at "
-                   "x = 0, SoftSign's (1/alpha + |x|)^2 underflows to 0 and gives inf (reported in issue 19)")
 @pytest.mark.parametrize("name, alpha", [("ATan", 3e38), ("PiecewiseQuadratic", 1.9e19), ("SoftSign", 1e30)])
 def test_surrogate_derivative_is_finite_for_large_alpha(name, alpha):
     x = torch.tensor([0.0, 1e-30, 1.0], requires_grad=True)

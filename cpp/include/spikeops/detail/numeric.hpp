@@ -69,13 +69,22 @@ SPIKEOPS_HD uint16_t float_to_bfloat16(float f) {
   return static_cast<uint16_t>(is_nan ? ((u >> 16) | 0x0040u) : rounded);
 }
 
-// exp(x) for x <= 0 within 2 ulp (Cephes' expf polynomial). The surrogates only need exp of a non-positive
-// argument, so there is no overflow path. Written without data-dependent float selects: GCC would thread the
-// clamped constant through the function and leave a branch that stops the CPU loops from vectorizing.
+// exp(x) for x <= 0 within 2 ulp (Cephes' expf polynomial), 0 below -87 (where exp leaves float32's normal
+// range; -inf included) and NaN for NaN. The surrogates only need exp of a non-positive argument, so there is no
+// overflow path. Written without data-dependent float selects (only integer ones on the bit pattern): GCC would
+// thread a clamped float constant through the function and leave a branch that stops the CPU loops from
+// vectorizing.
 SPIKEOPS_HD float exp_nonpositive(float x) {
-  // Clamp to [-87, 0] on the bit pattern: for negative floats a larger pattern is a more negative number.
   const uint32_t xb = float_bits(x);
-  x = bits_float(xb < 0xc2ae0000u ? xb : 0xc2ae0000u);  // 0xc2ae0000 = -87.0f
+  // The polynomial runs on x clamped to [-87, 0] on the bit pattern (for negative floats a larger pattern is a
+  // more negative number; positive patterns, NaN of either sign included, become 0), so n below is finite;
+  // `scale` then gives NaN for NaN, 0 below -87, 1 elsewhere.
+  const uint32_t negative = xb >= 0x80000000u;
+  const uint32_t clamped = negative ? (xb < 0xc2ae0000u ? xb : 0xc2ae0000u) : 0u;  // 0xc2ae0000 = -87.0f
+  const bool is_nan = (xb & 0x7fffffffu) > 0x7f800000u;
+  const bool below = negative && xb > 0xc2ae0000u;
+  const float scale = bits_float(is_nan ? 0x7fc00000u : (below ? 0u : 0x3f800000u));
+  x = bits_float(clamped);
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even), so r = x - n ln 2 is in
   // [-ln2/2, ln2/2], the polynomial's range; r is computed in two pieces for accuracy.
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -90,7 +99,7 @@ SPIKEOPS_HD float exp_nonpositive(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r2 + r + 1.0f;
   const int32_t e = static_cast<int32_t>(n) + 127;  // n >= -126 after the clamp, so e >= 1
-  return p * bits_float(static_cast<uint32_t>(e) << 23);
+  return p * bits_float(static_cast<uint32_t>(e) << 23) * scale;
 }
 
 SPIKEOPS_HD float abs_float(float x) { return bits_float(float_bits(x) & 0x7fffffffu); }

@@ -21,16 +21,19 @@ SPIKEOPS_HD float surrogate_grad(SurrogateKind kind, float alpha, float beta, fl
       return alpha * e / (d * d);
     }
     case SurrogateKind::kATan: {
-      const float z = 1.57079632679489661923f * alpha * x;
+      // (αx) first: π/2 α alone overflows for α above 2.2e38, and inf * 0 would make σ'(0) NaN.
+      const float z = 1.57079632679489661923f * (alpha * x);
       return alpha * 0.5f / (1.0f + z * z);
     }
     case SurrogateKind::kPiecewiseQuadratic:
-      return ax > 1.0f / alpha ? 0.0f : alpha - alpha * alpha * ax;
+      // α (α|x|), not α² |x|: α² overflows for α above 1.8e19, and α|x| <= 1 on this branch.
+      return ax > 1.0f / alpha ? 0.0f : alpha - alpha * (alpha * ax);
     case SurrogateKind::kPiecewiseExp:
       return alpha * 0.5f * exp_nonpositive(-alpha * ax);
     case SurrogateKind::kSoftSign: {
+      // 1 / (2α d²) as 1 / (2 (αd) d): d² underflows to 0 for large α (d = 1/α at x = 0), αd is about 1 there.
       const float d = 1.0f / alpha + ax;
-      return 1.0f / (2.0f * alpha * (d * d));
+      return 1.0f / (2.0f * (alpha * d) * d);
     }
     case SurrogateKind::kSuperSpike: {
       const float d = ax + 1.0f;
