@@ -34,10 +34,13 @@ int64_t conv2d_events_values(const ConvGeometry& g, const float* in, int64_t row
                              const float* bias, float* out);
 
 // grad_wt [C * kh * kw, conv_padded_channels(O / groups)] = sum over the spikes of `in` of the output gradient
-// rows they reach; grad_out [rows, O, OH, OW] float32. Overwrites grad_wt. Its rows are channel-major, row
-// (c * kh + ky) * kw + kx (not the forward's tap-major wt); columns: the outputs of c's group, zero padded.
-void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const float* grad_out,
-                               float* grad_wt);
+// rows they reach; grad_out [rows, O, OH, OW] (or channels-last) float32, float16 or bfloat16. Overwrites
+// grad_wt. Its rows are channel-major, row (c * kh + ky) * kw + kx (not the forward's tap-major wt); columns: the
+// outputs of c's group, zero padded. Scratch: about 4 MiB (more only where one output row's gradient, padded
+// to 16 channels per group, is more: then that row), plus a band of channels-last input rows and 32 KiB per
+// thread; none of it grows with the number of samples or the image height.
+void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const void* grad_out,
+                               DType grad_dtype, float* grad_wt);
 
 }  // namespace cpu
 }  // namespace spikeops
