@@ -186,18 +186,18 @@ TEST(Properties, NeuronForwardEqualsContractOrRefuses) {
     const NeuronParams p = random_neuron(rng, 0.2);
     const int64_t T = pick(rng, {0, 1, 2, 5}), N = pick(rng, {0, 1, 3, 17, 33, 70});
     const bool u8 = chance(rng, 0.5), repeat = T > 1 && chance(rng, 0.2);
-    std::vector<float> x(sz(T * N)), v0(sz(N)), h(sz(T * N), -7.0f), vs(sz(T * N), -7.0f),
-        vfin(sz(N), -7.0f), sf(sz(T * N), -7.0f);
+    std::vector<float> xs(sz(T * N)), v0(sz(N)), h(sz(T * N), -7.0f), vs(sz(T * N), -7.0f), vfin(sz(N), -7.0f);
     std::vector<uint8_t> su(sz(T * N), 7);
-    for (float& e : x) e = value(rng, 0.05);
+    for (float& e : xs) e = value(rng, 0.05);
     for (float& e : v0) e = value(rng, 0.05) * 0.3f;
+    Typed x(random_float_dtype(rng), xs), sf(random_float_dtype(rng), std::vector<float>(sz(T * N), -7.0f));
     float k_param = chance(rng, 0.2) ? extreme(rng) : 0.3f;
     NeuronForwardArgs a;
-    a.x_seq = make_tensor_view(x.data(), DType::kFloat32, {T, N});
+    a.x_seq = make_tensor_view(x.data(), x.dtype, {T, N});
     if (repeat) a.x_seq.strides[0] = 0;  // one row for every step
     a.v_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
     a.decay = make_tensor_view(&k_param, DType::kFloat32, {1});
-    a.spike_seq = u8 ? make_tensor_view(su.data(), DType::kUInt8, {T, N}) : make_tensor_view(sf.data(), DType::kFloat32, {T, N});
+    a.spike_seq = u8 ? make_tensor_view(su.data(), DType::kUInt8, {T, N}) : make_tensor_view(sf.data(), sf.dtype, {T, N});
     a.v_final = make_tensor_view(vfin.data(), DType::kFloat32, {N});
     a.h_seq = make_tensor_view(h.data(), DType::kFloat32, {T, N});
     if (chance(rng, 0.7)) a.v_seq = make_tensor_view(vs.data(), DType::kFloat32, {T, N});
