@@ -138,7 +138,7 @@ TEST(ConvScratch, WeightGradScratchDoesNotGrowWithTheImage) {
   a.grad_out = make_tensor_view(dy.data(), DType::kFloat32, {1, 1, OH, OW});
   a.grad_weight = make_tensor_view(gw.data(), DType::kFloat32, {1, 1, 3, 3});
   const int64_t scratch = peak_scratch([&] { spike_conv2d_weight_grad(a); });
-  EXPECT_LE(scratch, 8 * kMiB) << "the grad_out is " << dy.size() * 4 / kMiB << " MiB";
+  EXPECT_LE(scratch, 12 * kMiB) << "the grad_out is " << dy.size() * 4 / kMiB << " MiB";
   for (int64_t ky = 0; ky < 3; ++ky)
     for (int64_t kx = 0; kx < 3; ++kx) {  // the spike (500, 700) reaches output (500 - ky, 700 - kx) by tap (ky, kx)
       EXPECT_EQ(gw[size_t(ky * 3 + kx)], dy[size_t((500 - ky) * OW + 700 - kx)]) << "tap " << ky << ", " << kx;
@@ -161,7 +161,7 @@ TEST(ConvScratch, WeightGradScratchDoesNotGrowWithTheBatch) {
                                : make_tensor_view(dy.data(), DType::kBFloat16, {N, O, OH, OW});
     a.grad_weight = make_tensor_view(gw.data(), DType::kFloat32, {O, C, 3, 3});
     const int64_t scratch = peak_scratch([&] { spike_conv2d_weight_grad(a); });
-    EXPECT_LE(scratch, 8 * kMiB) << "the grad_out is " << dy.size() * 2 / kMiB << " MiB";
+    EXPECT_LE(scratch, 12 * kMiB) << "the grad_out is " << dy.size() * 2 / kMiB << " MiB";
     for (int64_t o = 0; o < O; ++o)
       for (int64_t i = 0; i < 9; ++i) EXPECT_EQ(gw[size_t((o * C + 1) * 9 + i)], 1.0f);
   }

@@ -648,73 +648,77 @@ void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t
   if (rows == 0 || g.OH == 0 || g.OW == 0) return;
   const int64_t P = g.OH * g.OW, in_size = g.C * g.H * g.W, out_size = g.O * P, ld = g.groups * x.ldg;
   const int64_t band_rows = std::max<int64_t>(1, std::min(g.OH, kBandFloats / (g.OW * ld)));
-  const int64_t band_pixels = band_rows * g.OW;
   const int64_t band_in_rows = std::min(g.H, (band_rows - 1) * g.sh + (g.kh - 1) * g.dh + 1);
-  // Scratch (allocated here: an exception must not leave the OpenMP region). Shared by the threads: the band's
-  // output gradient, channels innermost (the threads split the input channels, so each owns its rows of
-  // grad_wt and all read the whole of dyt); a float16 or bfloat16 gradient's band as float32; channels-last
-  // spikes' band of input rows as NCHW planes [C, band_in_rows * W]. Each thread's list of spike positions.
-  std::vector<float> dyt(static_cast<size_t>(band_pixels * ld), 0.0f);
+  constexpr int64_t kPixelChunk = 64;  // output pixels per task of the band's preparation
+  // Scratch (allocated here: an exception must not leave the OpenMP region), shared by the threads, twice:
+  // band b is prepared in buffer b % 2 while the threads still adding band b - 1 read the other, so each band
+  // costs one barrier. dyt: the band's output gradient, channels innermost (the threads split the input
+  // channels, so each owns its rows of grad_wt, and all read the whole of dyt); planes: channels-last spikes'
+  // band of input rows as NCHW planes [C, band_in_rows * W]. Each thread's own: a chunk of a float16 or
+  // bfloat16 gradient as float32, and its list of spike positions.
+  const size_t dyt_size = static_cast<size_t>(band_rows * g.OW * ld);
+  const size_t planes_size = g.channels_last ? static_cast<size_t>(g.C * band_in_rows * g.W) : 0;
+  std::vector<float> dyt(2 * dyt_size, 0.0f);
+  std::vector<uint8_t> planes(2 * planes_size);
   const bool convert = grad_dtype != DType::kFloat32;
-  std::vector<float> converted(convert ? static_cast<size_t>(band_pixels * g.O) : 0);
-  std::vector<uint8_t> planes(g.channels_last ? static_cast<size_t>(g.C * band_in_rows * g.W) : 0);
+  const size_t chunk_size = convert ? static_cast<size_t>(kPixelChunk * g.O) : 0;
   const size_t pos_size = static_cast<size_t>(2 * kSpikeBatch);
+  std::vector<float> chunks(chunk_size * static_cast<size_t>(max_threads()));
   std::vector<int32_t> positions(pos_size * static_cast<size_t>(max_threads()));
   const bool parallel = rows * in_size >= (1 << 15);
 #pragma omp parallel if (parallel)
   {
     int32_t* pos = positions.data() + pos_size * static_cast<size_t>(thread_num());
+    float* chunk = chunks.data() + chunk_size * static_cast<size_t>(thread_num());
+    int64_t b = 0;  // the band's number, counted over the samples
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t oy0 = 0; oy0 < g.OH; oy0 += band_rows) {
+      for (int64_t oy0 = 0; oy0 < g.OH; oy0 += band_rows, ++b) {
         Band band{oy0, std::min(band_rows, g.OH - oy0), 0, 0};
         band.iy0 = std::max<int64_t>(0, oy0 * g.sh - g.ph);
         band.iy1 = std::max(band.iy0, std::min(g.H, (oy0 + band.rows - 1) * g.sh - g.ph + (g.kh - 1) * g.dh + 1));
         const int64_t p0 = oy0 * g.OW, n = band.rows * g.OW;  // the band's output pixels
-        // src: the band's gradient, pixel p of channel o at src[o * src_stride + p] (NCHW) or src[p * O + o].
-        const float* src = nullptr;
-        int64_t src_stride = P;
-        if (convert) {
-          const int64_t pieces = g.channels_last ? (n * g.O + kBandFloats - 1) / kBandFloats : g.O;
-#pragma omp for schedule(static)
-          for (int64_t k = 0; k < pieces; ++k) {
-            if (g.channels_last) {  // piece k of the band's contiguous [n, O]
-              const int64_t at = k * kBandFloats, len = std::min(kBandFloats, n * g.O - at);
-              load_row(grad_dtype, grad_out, r * out_size + p0 * g.O + at, static_cast<int>(len),
-                       converted.data() + at);
-            } else {  // channel k's band (n < 2^31: a band is one row or fits kBandFloats)
-              load_row(grad_dtype, grad_out, r * out_size + k * P + p0, static_cast<int>(n),
-                       converted.data() + k * n);
-            }
-          }
-          src = converted.data();
-          src_stride = n;
-        } else {
-          src = static_cast<const float*>(grad_out) + r * out_size + (g.channels_last ? p0 * g.O : p0);
-        }
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < n; p += 64) {
-          if (g.channels_last) {
-            gather_grad(x, src, p, std::min(n, p + 64), dyt.data());
-          } else {
-            transpose_grad(x, src, src_stride, p, std::min(n, p + 64), dyt.data());
-          }
-        }
         const int64_t band_in_pixels = (band.iy1 - band.iy0) * g.W;
-        if (g.channels_last) {
+        float* band_dyt = dyt.data() + dyt_size * static_cast<size_t>(b % 2);
+        uint8_t* band_planes = planes.data() + planes_size * static_cast<size_t>(b % 2);
+        // The band's preparation, one loop (so one barrier): tasks [0, dy_tasks) lay out 64 output pixels of
+        // the gradient each, the rest reorder 256 pixels of channels-last spikes each.
+        const int64_t dy_tasks = (n + kPixelChunk - 1) / kPixelChunk;
+        const int64_t plane_tasks = g.channels_last ? (band_in_pixels + 255) / 256 : 0;
 #pragma omp for schedule(static)
-          for (int64_t p = 0; p < band_in_pixels; p += 256) {
-            to_planes(in + r * in_size + band.iy0 * g.W * g.C, band_in_pixels, g.C, planes.data(), p,
-                      std::min(band_in_pixels, p + 256));
+        for (int64_t task = 0; task < dy_tasks + plane_tasks; ++task) {
+          if (task >= dy_tasks) {
+            const int64_t q = (task - dy_tasks) * 256;
+            to_planes(in + r * in_size + band.iy0 * g.W * g.C, band_in_pixels, g.C, band_planes, q,
+                      std::min(band_in_pixels, q + 256));
+            continue;
+          }
+          const int64_t p = task * kPixelChunk, m = std::min(kPixelChunk, n - p);  // band pixels [p, p + m)
+          const int64_t at = r * out_size + (g.channels_last ? (p0 + p) * g.O : p0 + p);
+          const float* src = static_cast<const float*>(grad_out) + at;
+          int64_t stride = P;  // NCHW: channel o's pixels at src + o * stride
+          if (convert) {
+            if (g.channels_last) {
+              load_row(grad_dtype, grad_out, at, static_cast<int>(m * g.O), chunk);
+            } else {
+              for (int64_t o = 0; o < g.O; ++o) load_row(grad_dtype, grad_out, at + o * P, static_cast<int>(m), chunk + o * m);
+              stride = m;
+            }
+            src = chunk;
+          }
+          if (g.channels_last) {
+            gather_grad(x, src, 0, m, band_dyt + p * ld);
+          } else {
+            transpose_grad(x, src, stride, 0, m, band_dyt + p * ld);
           }
         }
-        // (the implicit barrier: dyt and planes are complete)
-        const uint8_t* first = g.channels_last ? planes.data() : in + r * in_size + band.iy0 * g.W;
+        // (the implicit barrier: the band's dyt and planes are complete, and every thread has finished the
+        // previous band, whose buffers the next band overwrites)
+        const uint8_t* first = g.channels_last ? band_planes : in + r * in_size + band.iy0 * g.W;
         const int64_t plane_stride = g.channels_last ? band_in_pixels : g.H * g.W;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int64_t c = 0; c < g.C; ++c) {
-          weight_grad_channel(x, band, oy_of, ox_of, first + c * plane_stride, dyt.data(), c, pos, grad_wt);
+          weight_grad_channel(x, band, oy_of, ox_of, first + c * plane_stride, band_dyt, c, pos, grad_wt);
         }
-        // (the implicit barrier: dyt, converted and planes may be overwritten)
       }
     }
   }
