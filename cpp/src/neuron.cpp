@@ -63,7 +63,7 @@ void check_decay(const validate::Checker& check, const NeuronParams& p, const Te
 
 void neuron_multistep_forward(const NeuronParams& p, const NeuronForwardArgs& a) {
   validate::Checker check("neuron_multistep_forward");
-  validate_neuron_params(p);
+  check.nested([&] { validate_neuron_params(p); });
   // x_seq may repeat one row at every step (strides [0, 1]): checked as the contiguous [T, N] it stands for.
   TensorView x_seq = a.x_seq;
   if (repeats_one_row(x_seq)) x_seq.strides[0] = x_seq.shape[1];
@@ -99,7 +99,7 @@ void neuron_multistep_forward(const NeuronParams& p, const NeuronForwardArgs& a)
 
 void neuron_multistep_backward(const NeuronParams& p, const NeuronBackwardArgs& a) {
   validate::Checker check("neuron_multistep_backward");
-  validate_neuron_params(p);
+  check.nested([&] { validate_neuron_params(p); });
   check.tensor(a.h_seq, "h_seq", 2, {kFloat32});
   const int64_t T = a.h_seq.shape[0], N = a.h_seq.shape[1];
   check.tensor(a.grad_spike_seq, "grad_spike_seq", 2, {kFloat32, kFloat16, kBFloat16});

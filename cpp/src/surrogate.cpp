@@ -82,7 +82,7 @@ void heaviside_forward(const TensorView& x, const TensorView& spike, void* strea
 void surrogate_backward(const Surrogate& s, const TensorView& grad_spike, const TensorView& x,
                         const TensorView& grad_x, void* stream) {
   validate::Checker check("surrogate_backward");
-  validate_surrogate(s);
+  check.nested([&] { validate_surrogate(s); });
   check.tensor(x, "x", x.ndim, {kFloat32, kFloat16, kBFloat16});
   check.tensor(grad_spike, "grad_spike", x.ndim, {kFloat32, kFloat16, kBFloat16});
   check.tensor(grad_x, "grad_x", x.ndim, {kFloat32, kFloat16, kBFloat16});

@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "spikeops/error.hpp"
 #include "spikeops/tensor.hpp"
 
 namespace spikeops {
@@ -24,6 +25,17 @@ class Checker {
   void same_device(const TensorView& t, const char* arg, const TensorView& ref, const char* ref_arg) const;
   void same_shape(const TensorView& t, const char* arg, const TensorView& ref, const char* ref_arg) const;
   void finite(float value, const char* arg) const;
+
+  // Runs validate(), a public validate_* function whose messages name the argument but not the op, with this
+  // function's name put before its message.
+  template <typename Validate>
+  void nested(Validate&& validate) const {
+    try {
+      validate();
+    } catch (const Error& e) {
+      throw Error(std::string(function_) + ": " + e.what());
+    }
+  }
 
  private:
   const char* function_;

@@ -513,22 +513,31 @@ std::vector<int32_t> tap_table(int64_t in, int64_t out, int64_t taps, int64_t st
   return table;
 }
 
-// dyt [OH * OW, groups, ldg] = one sample's grad_out [O, OH, OW] with channels innermost, zero padded; output
-// pixels [p0, p1).
-SPIKEOPS_CPU_CLONES void transpose_grad(const Conv& x, const float* grad_out, int64_t p0, int64_t p1, float* dyt) {
-  const int64_t P = x.g.OH * x.g.OW, ld = x.g.groups * x.ldg;
+// The weight gradient works on bands of output rows: a band's output gradient, channels innermost and zero
+// padded (dyt), is at most this many floats (or one output row when a row is more), so its scratch does not
+// grow with the image (a gradient of 1 channel padded to 16 would otherwise take 16 times the gradient).
+constexpr int64_t kBandFloats = int64_t(1) << 20;
+
+// A channel's spikes are listed (and added) this many at a time, so the list does not grow with the image.
+constexpr int64_t kSpikeBatch = 4096;
+
+// dyt [pixels, groups, ldg] = a band of one sample's grad_out [O, stride] (pixel p of channel o at
+// grad_out[o * stride + p]) with channels innermost; band pixels [p0, p1). dyt's padding columns stay as they are.
+SPIKEOPS_CPU_CLONES void transpose_grad(const Conv& x, const float* grad_out, int64_t stride, int64_t p0, int64_t p1,
+                                        float* dyt) {
+  const int64_t ld = x.g.groups * x.ldg;
   for (int64_t grp = 0; grp < x.g.groups; ++grp) {
     for (int64_t o0 = 0; o0 < x.Og; o0 += 16) {
-      const float* src = grad_out + (grp * x.Og + o0) * P;
+      const float* src = grad_out + (grp * x.Og + o0) * stride;
       for (int64_t p = p0; p < p1; p += 16) {
-        transpose_block(src + p, P, std::min<int64_t>(16, x.Og - o0), std::min<int64_t>(16, p1 - p),
+        transpose_block(src + p, stride, std::min<int64_t>(16, x.Og - o0), std::min<int64_t>(16, p1 - p),
                         dyt + p * ld + grp * x.ldg + o0, ld);
       }
     }
   }
 }
 
-// dyt [OH * OW, groups, ldg] = one sample's channels-last grad_out [OH * OW, O], zero padded; pixels [p0, p1).
+// dyt [pixels, groups, ldg] = a band of one sample's channels-last grad_out [pixels, O]; band pixels [p0, p1).
 SPIKEOPS_CPU_CLONES void gather_grad(const Conv& x, const float* grad_out, int64_t p0, int64_t p1, float* dyt) {
   const int64_t ld = x.g.groups * x.ldg;
   for (int64_t p = p0; p < p1; ++p) {
@@ -540,53 +549,36 @@ SPIKEOPS_CPU_CLONES void gather_grad(const Conv& x, const float* grad_out, int64
   }
 }
 
-// grad_wt rows of input channel c += the dyt rows that the channel's spikes in this sample reach, tap by
-// tap: a tap's row (up to 128 output channels) is summed in registers over the spikes, then added once.
-// pos: scratch for the channel's spike positions (H * W).
+// The band of output rows [oy0, oy0 + rows) and the input rows [iy0, iy1) whose spikes can reach it.
+struct Band {
+  int64_t oy0, rows, iy0, iy1;
+};
+
+// grad_wt rows of one tap += the dyt rows that the listed spikes reach through it, summed in registers (up to
+// 128 output channels), then added once. dyt holds the band's output rows only.
 template <int V>
-SPIKEOPS_CPU_INLINE void weight_grad_tap(const Conv& x, const int32_t* oy_of, const int32_t* ox_of, const int32_t* pos,
-                                         int64_t spikes, const float* dy, int64_t ky, int64_t kx, float* gw) {
+SPIKEOPS_CPU_INLINE void weight_grad_tap(const Conv& x, const Band& band, const int32_t* oy_of, const int32_t* ox_of,
+                                         const int32_t* pos, int64_t spikes, const float* dy, int64_t ky, int64_t kx,
+                                         float* gw) {
   const ConvGeometry& g = x.g;
   const int64_t ld = g.groups * x.ldg;
   Accumulators<V> acc;
   load_accumulators<V>(acc, gw);
   for (int64_t s = 0; s < spikes; ++s) {
-    const int32_t oy = oy_of[pos[2 * s] * g.kh + ky], ox = ox_of[pos[2 * s + 1] * g.kw + kx];
-    if ((oy | ox) < 0) continue;  // this tap of this spike falls outside the output
-    add_row<V, true>(acc, dy + (int64_t(oy) * g.OW + ox) * ld, 1.0f);
+    const int64_t oy = int64_t(oy_of[pos[2 * s] * g.kh + ky]) - band.oy0;
+    const int32_t ox = ox_of[pos[2 * s + 1] * g.kw + kx];
+    // outside the output (-1 in the table) or in another band
+    if (static_cast<uint64_t>(oy) >= static_cast<uint64_t>(band.rows) || ox < 0) continue;
+    add_row<V, true>(acc, dy + (oy * g.OW + ox) * ld, 1.0f);
   }
   store_accumulators<V>(acc, gw);
 }
 
-SPIKEOPS_CPU_CLONES void weight_grad_channel(const Conv& x, const std::vector<int32_t>& oy_of,
-                                             const std::vector<int32_t>& ox_of, const uint8_t* in, const float* dyt,
-                                             int64_t c, int32_t* pos, float* grad_wt) {
+// Adds the listed spikes of input channel c to its grad_wt rows, tap by tap.
+SPIKEOPS_CPU_INLINE void weight_grad_spikes(const Conv& x, const Band& band, const std::vector<int32_t>& oy_of,
+                                            const std::vector<int32_t>& ox_of, const float* dyt, int64_t c,
+                                            const int32_t* pos, int64_t spikes, float* grad_wt) {
   const ConvGeometry& g = x.g;
-  // The spike positions (y, x) of channel c.
-  const uint8_t* plane = in + c * g.H * g.W;
-  int64_t spikes = 0;
-  for (int64_t y = 0; y < g.H; ++y) {
-    const uint8_t* line = plane + y * g.W;
-    int64_t i = 0;
-    for (; i + 8 <= g.W; i += 8) {
-      uint64_t chunk;
-      std::memcpy(&chunk, line + i, 8);
-      if (chunk == 0) continue;
-      for (uint64_t nz = nonzero_bytes(chunk); nz != 0; nz &= nz - 1) {
-        pos[2 * spikes] = int32_t(y);
-        pos[2 * spikes + 1] = int32_t(i + (__builtin_ctzll(nz) >> 3));
-        ++spikes;
-      }
-    }
-    for (; i < g.W; ++i) {
-      if (line[i] != 0) {
-        pos[2 * spikes] = int32_t(y);
-        pos[2 * spikes + 1] = int32_t(i);
-        ++spikes;
-      }
-    }
-  }
-  if (spikes == 0) return;
   const float* dy_group = dyt + (c / x.Cg) * x.ldg;
   float* gw_c = grad_wt + c * x.taps * x.ldg;
   for (int64_t ky = 0; ky < g.kh; ++ky) {
@@ -594,13 +586,45 @@ SPIKEOPS_CPU_CLONES void weight_grad_channel(const Conv& x, const std::vector<in
       float* gw = gw_c + (ky * g.kw + kx) * x.ldg;
       for (int64_t o0 = 0; o0 < x.ldg; o0 += 16 * kMaxVectors) {
         with_vectors((x.ldg - o0) / 16, [&](auto v) SPIKEOPS_CPU_INLINE_LAMBDA {
-          weight_grad_tap<decltype(v)::value>(x, oy_of.data(), ox_of.data(), pos, spikes, dy_group + o0, ky, kx,
-                                              gw + o0);
+          weight_grad_tap<decltype(v)::value>(x, band, oy_of.data(), ox_of.data(), pos, spikes, dy_group + o0, ky,
+                                              kx, gw + o0);
           return 0;
         });
       }
     }
   }
+}
+
+// grad_wt rows of input channel c += the dyt rows that the channel's spikes in the band's input rows reach.
+// plane: the channel's input rows [band.iy0, band.iy1), W bytes each. pos: scratch for kSpikeBatch positions.
+// Each tap's sum runs over the spikes in row-major order whatever the bands and batches.
+SPIKEOPS_CPU_CLONES void weight_grad_channel(const Conv& x, const Band& band, const std::vector<int32_t>& oy_of,
+                                             const std::vector<int32_t>& ox_of, const uint8_t* plane,
+                                             const float* dyt, int64_t c, int32_t* pos, float* grad_wt) {
+  const ConvGeometry& g = x.g;
+  int64_t spikes = 0;
+  auto add = [&](int64_t y, int64_t i) SPIKEOPS_CPU_INLINE_LAMBDA {
+    pos[2 * spikes] = int32_t(y);
+    pos[2 * spikes + 1] = int32_t(i);
+    if (++spikes == kSpikeBatch) {
+      weight_grad_spikes(x, band, oy_of, ox_of, dyt, c, pos, spikes, grad_wt);
+      spikes = 0;
+    }
+  };
+  for (int64_t y = band.iy0; y < band.iy1; ++y) {
+    const uint8_t* line = plane + (y - band.iy0) * g.W;
+    int64_t i = 0;
+    for (; i + 8 <= g.W; i += 8) {
+      uint64_t chunk;
+      std::memcpy(&chunk, line + i, 8);
+      if (chunk == 0) continue;
+      for (uint64_t nz = nonzero_bytes(chunk); nz != 0; nz &= nz - 1) add(y, i + (__builtin_ctzll(nz) >> 3));
+    }
+    for (; i < g.W; ++i) {
+      if (line[i] != 0) add(y, i);
+    }
+  }
+  if (spikes > 0) weight_grad_spikes(x, band, oy_of, ox_of, dyt, c, pos, spikes, grad_wt);
 }
 
 }  // namespace
@@ -615,42 +639,87 @@ int64_t conv2d_events_values(const ConvGeometry& g, const float* in, int64_t row
   return conv_forward(g, in, rows, wt, bias, out);
 }
 
-void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const float* grad_out,
-                               float* grad_wt) {
+void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const void* grad_out,
+                               DType grad_dtype, float* grad_wt) {
   const Conv x(g, nullptr, nullptr);
   const std::vector<int32_t> oy_of = tap_table(g.H, g.OH, g.kh, g.sh, g.ph, g.dh);
   const std::vector<int32_t> ox_of = tap_table(g.W, g.OW, g.kw, g.sw, g.pw, g.dw);
   std::fill(grad_wt, grad_wt + g.C * x.taps * x.ldg, 0.0f);
-  const int64_t P = g.OH * g.OW, in_size = g.C * g.H * g.W, out_size = g.O * P;
-  // Shared by the threads: one sample's output gradient, channels innermost. The threads split the input
-  // channels, so each owns its rows of grad_wt (no reduction), and all read the whole of dyt.
-  std::vector<float> dyt(static_cast<size_t>(P * g.groups * x.ldg), 0.0f);
-  const bool parallel = rows * in_size >= (1 << 15);
-  // Each thread's spike positions of one channel (allocated here: an exception must not leave the region).
-  const size_t pos_size = static_cast<size_t>(2 * g.H * g.W);
+  if (rows == 0 || g.OH == 0 || g.OW == 0) return;
+  const int64_t P = g.OH * g.OW, in_size = g.C * g.H * g.W, out_size = g.O * P, ld = g.groups * x.ldg;
+  const int64_t band_rows = std::max<int64_t>(1, std::min(g.OH, kBandFloats / (g.OW * ld)));
+  const int64_t band_in_rows = std::min(g.H, (band_rows - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+  constexpr int64_t kPixelChunk = 64;  // output pixels per task of the band's preparation
+  // Scratch (allocated here: an exception must not leave the OpenMP region), shared by the threads, twice:
+  // band b is prepared in buffer b % 2 while the threads still adding band b - 1 read the other, so each band
+  // costs one barrier. dyt: the band's output gradient, channels innermost (the threads split the input
+  // channels, so each owns its rows of grad_wt, and all read the whole of dyt); planes: channels-last spikes'
+  // band of input rows as NCHW planes [C, band_in_rows * W]. Each thread's own: a chunk of a float16 or
+  // bfloat16 gradient as float32, and its list of spike positions.
+  const size_t dyt_size = static_cast<size_t>(band_rows * g.OW * ld);
+  const size_t planes_size = g.channels_last ? static_cast<size_t>(g.C * band_in_rows * g.W) : 0;
+  std::vector<float> dyt(2 * dyt_size, 0.0f);
+  std::vector<uint8_t> planes(2 * planes_size);
+  const bool convert = grad_dtype != DType::kFloat32;
+  const size_t chunk_size = convert ? static_cast<size_t>(kPixelChunk * g.O) : 0;
+  const size_t pos_size = static_cast<size_t>(2 * kSpikeBatch);
+  std::vector<float> chunks(chunk_size * static_cast<size_t>(max_threads()));
   std::vector<int32_t> positions(pos_size * static_cast<size_t>(max_threads()));
-  // Channels-last spikes: the sample's bytes as NCHW planes, shared like dyt.
-  std::vector<uint8_t> planes(g.channels_last ? static_cast<size_t>(in_size) : 0);
+  const bool parallel = rows * in_size >= (1 << 15);
 #pragma omp parallel if (parallel)
   {
     int32_t* pos = positions.data() + pos_size * static_cast<size_t>(thread_num());
+    float* chunk = chunks.data() + chunk_size * static_cast<size_t>(thread_num());
+    int64_t b = 0;  // the band's number, counted over the samples
     for (int64_t r = 0; r < rows; ++r) {
-      if (g.channels_last) {
+      for (int64_t oy0 = 0; oy0 < g.OH; oy0 += band_rows, ++b) {
+        Band band{oy0, std::min(band_rows, g.OH - oy0), 0, 0};
+        band.iy0 = std::max<int64_t>(0, oy0 * g.sh - g.ph);
+        band.iy1 = std::max(band.iy0, std::min(g.H, (oy0 + band.rows - 1) * g.sh - g.ph + (g.kh - 1) * g.dh + 1));
+        const int64_t p0 = oy0 * g.OW, n = band.rows * g.OW;  // the band's output pixels
+        const int64_t band_in_pixels = (band.iy1 - band.iy0) * g.W;
+        float* band_dyt = dyt.data() + dyt_size * static_cast<size_t>(b % 2);
+        uint8_t* band_planes = planes.data() + planes_size * static_cast<size_t>(b % 2);
+        // The band's preparation, one loop (so one barrier): tasks [0, dy_tasks) lay out 64 output pixels of
+        // the gradient each, the rest reorder 256 pixels of channels-last spikes each.
+        const int64_t dy_tasks = (n + kPixelChunk - 1) / kPixelChunk;
+        const int64_t plane_tasks = g.channels_last ? (band_in_pixels + 255) / 256 : 0;
 #pragma omp for schedule(static)
-        for (int64_t p = 0; p < P; p += 64) gather_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < g.H * g.W; p += 256) {
-          to_planes(in + r * in_size, g.H * g.W, g.C, planes.data(), p, std::min(g.H * g.W, p + 256));
+        for (int64_t task = 0; task < dy_tasks + plane_tasks; ++task) {
+          if (task >= dy_tasks) {
+            const int64_t q = (task - dy_tasks) * 256;
+            to_planes(in + r * in_size + band.iy0 * g.W * g.C, band_in_pixels, g.C, band_planes, q,
+                      std::min(band_in_pixels, q + 256));
+            continue;
+          }
+          const int64_t p = task * kPixelChunk, m = std::min(kPixelChunk, n - p);  // band pixels [p, p + m)
+          const int64_t at = r * out_size + (g.channels_last ? (p0 + p) * g.O : p0 + p);
+          const float* src = static_cast<const float*>(grad_out) + at;
+          int64_t stride = P;  // NCHW: channel o's pixels at src + o * stride
+          if (convert) {
+            if (g.channels_last) {
+              load_row(grad_dtype, grad_out, at, static_cast<int>(m * g.O), chunk);
+            } else {
+              for (int64_t o = 0; o < g.O; ++o) load_row(grad_dtype, grad_out, at + o * P, static_cast<int>(m), chunk + o * m);
+              stride = m;
+            }
+            src = chunk;
+          }
+          if (g.channels_last) {
+            gather_grad(x, src, 0, m, band_dyt + p * ld);
+          } else {
+            transpose_grad(x, src, stride, 0, m, band_dyt + p * ld);
+          }
         }
-      } else {
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < P; p += 64) transpose_grad(x, grad_out + r * out_size, p, std::min(P, p + 64), dyt.data());
+        // (the implicit barrier: the band's dyt and planes are complete, and every thread has finished the
+        // previous band, whose buffers the next band overwrites)
+        const uint8_t* first = g.channels_last ? band_planes : in + r * in_size + band.iy0 * g.W;
+        const int64_t plane_stride = g.channels_last ? band_in_pixels : g.H * g.W;
+#pragma omp for schedule(static) nowait
+        for (int64_t c = 0; c < g.C; ++c) {
+          weight_grad_channel(x, band, oy_of, ox_of, first + c * plane_stride, band_dyt, c, pos, grad_wt);
+        }
       }
-      // (the implicit barrier: dyt and planes are complete)
-      const uint8_t* sample = g.channels_last ? planes.data() : in + r * in_size;
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < g.C; ++c) weight_grad_channel(x, oy_of, ox_of, sample, dyt.data(), c, pos, grad_wt);
-      // (the implicit barrier: dyt and planes may be overwritten)
     }
   }
 }

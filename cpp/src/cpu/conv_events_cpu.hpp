@@ -34,10 +34,13 @@ int64_t conv2d_events_values(const ConvGeometry& g, const float* in, int64_t row
                              const float* bias, float* out);
 
 // grad_wt [C * kh * kw, conv_padded_channels(O / groups)] = sum over the spikes of `in` of the output gradient
-// rows they reach; grad_out [rows, O, OH, OW] float32. Overwrites grad_wt. Its rows are channel-major, row
-// (c * kh + ky) * kw + kx (not the forward's tap-major wt); columns: the outputs of c's group, zero padded.
-void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const float* grad_out,
-                               float* grad_wt);
+// rows they reach; grad_out [rows, O, OH, OW] (or channels-last) float32, float16 or bfloat16. Overwrites
+// grad_wt. Its rows are channel-major, row (c * kh + ky) * kw + kx (not the forward's tap-major wt); columns: the
+// outputs of c's group, zero padded. Scratch: two bands of the output gradient, padded to 16 channels per
+// group, of about 4 MiB each (or one output row each, where a row is more), two bands of channels-last input
+// rows, and per thread 32 KiB plus 64 output pixels' gradient; none of it grows with the batch or the image height.
+void conv2d_events_weight_grad(const ConvGeometry& g, const uint8_t* in, int64_t rows, const void* grad_out,
+                               DType grad_dtype, float* grad_wt);
 
 }  // namespace cpu
 }  // namespace spikeops

@@ -68,9 +68,8 @@ void spike_conv2d_weight_grad(const ConvGeometry& g, const SpikeConv2dWeightGrad
   const int64_t taps = g.kh * g.kw;
   std::vector<float> grad_wt(static_cast<size_t>(g.C * taps * ldg), 0.0f);
   if (a.grad_out.numel() > 0) {
-    std::vector<float> converted;  // float32 copy of a float16 or bfloat16 grad_out
-    conv2d_events_weight_grad(g, static_cast<const uint8_t*>(a.spikes.data), a.spikes.shape[0],
-                              as_float32(a.grad_out, converted), grad_wt.data());
+    conv2d_events_weight_grad(g, static_cast<const uint8_t*>(a.spikes.data), a.spikes.shape[0], a.grad_out.data,
+                              a.grad_out.dtype, grad_wt.data());
   }
   // [C * kh * kw, ldg] -> [O, Cg, kh, kw]
   std::vector<float> line(static_cast<size_t>(Cg * taps));
