@@ -1,5 +1,6 @@
 // Compiled instead of cuda/ when the library is built without CUDA: every CUDA entry point says so.
 #include "backend.hpp"
+#include "dense_semantics.hpp"
 #include "spikeops/error.hpp"
 
 namespace spikeops {
@@ -27,6 +28,9 @@ void pool2d(const PoolGeometry&, const Pool2dArgs&) { no_cuda(); }
 void poisson_encode(const PoissonEncodeArgs&) { no_cuda(); }
 void linear(const LinearArgs&) { no_cuda(); }
 int64_t count_nonzero(const TensorView&, void*) { no_cuda(); }
+void dense_nonfinite_columns(const SpikeAccumulateArgs&) { no_cuda(); }
+void dense_nonfinite_channels(const ConvGeometry&, const SpikeConv2dArgs&) { no_cuda(); }
+void dense_nonfinite_channels(const ConvGeometry&, const SpikeConv2dWeightGradArgs&) { no_cuda(); }
 
 // Without CUDA there are no CUDA devices, so the runtime's memory helpers are never reached with one (the
 // model refuses Model::to(CUDA) first); if they were, they say why.
