@@ -28,6 +28,7 @@ void pool2d(const PoolGeometry&, const Pool2dArgs&) { no_cuda(); }
 void poisson_encode(const PoissonEncodeArgs&) { no_cuda(); }
 void linear(const LinearArgs&) { no_cuda(); }
 int64_t count_nonzero(const TensorView&, void*) { no_cuda(); }
+SpikeValueCounts spike_bytes(const TensorView&, const TensorView&, void*) { no_cuda(); }
 void dense_nonfinite_columns(const SpikeAccumulateArgs&) { no_cuda(); }
 void dense_nonfinite_channels(const ConvGeometry&, const SpikeConv2dArgs&) { no_cuda(); }
 void dense_nonfinite_channels(const ConvGeometry&, const SpikeConv2dWeightGradArgs&) { no_cuda(); }

@@ -233,6 +233,17 @@ PYBIND11_MODULE(_C, m) {
       py::call_guard<py::gil_scoped_release>());
 
   m.def(
+      "spike_bytes",
+      [](const TensorView& values, const TensorView& bytes, std::uintptr_t stream) {
+        const SpikeValueCounts c = spike_bytes(values, bytes, reinterpret_cast<void*>(stream));
+        return py::make_tuple(c.nonzero, c.negative, c.invalid);
+      },
+      py::arg("values"), py::arg("bytes"), py::arg("stream") = 0,
+      "bytes = (values != 0) for float values; returns (nonzero, negative, invalid): the counts of nonzero values, "
+      "of -1 values and of values other than 0, 1 and -1",
+      py::call_guard<py::gil_scoped_release>());
+
+  m.def(
       "spike_conv2d",
       [](const TensorView& spikes, const TensorView& weight, const TensorView& bias, const TensorView& out,
          std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation,

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "dense_semantics_cases.hpp"
+#include "spikeops/detail/numeric.hpp"
+#include "spikeops/spike_count.hpp"
 #include "spikeops/spikeops.hpp"
 #include "test_util.hpp"
 
@@ -143,6 +145,27 @@ TEST(DenseSemantics, SpikeConv2dRejectsBytesAboveOne) {
   EXPECT_ERROR(spike_conv2d(conv_args(c, out.data())), "spike_conv2d: spikes must hold spikes, bytes of 0 or 1, found a byte of 3");
   EXPECT_ERROR(spike_conv2d_weight_grad(weight_grad_args(c, grad_weight.data())),
                "spike_conv2d_weight_grad: spikes must hold spikes, bytes of 0 or 1, found a byte of 3");
+}
+
+TEST(SpikeBytes, ConvertsAndCountsSignedAndInvalidValues) {
+  std::vector<float> values = {0.0f, 1.0f, -1.0f, 0.5f, 2.0f, kNaN, kInf, 1.0f, 0.0f, -0.0f};
+  std::vector<uint8_t> bytes(values.size(), 7);
+  const SpikeValueCounts c = spike_bytes(make_tensor_view(values.data(), DType::kFloat32, {2, 5}),
+                                         make_tensor_view(bytes.data(), DType::kUInt8, {2, 5}));
+  EXPECT_EQ(bytes, (std::vector<uint8_t>{0, 1, 1, 1, 1, 1, 1, 1, 0, 0}));
+  EXPECT_EQ(c.nonzero, 7);
+  EXPECT_EQ(c.negative, 1);
+  EXPECT_EQ(c.invalid, 4);
+  std::vector<uint16_t> bf16;
+  for (float v : values) bf16.push_back(detail::float_to_bfloat16(v));
+  const SpikeValueCounts b = spike_bytes(make_tensor_view(bf16.data(), DType::kBFloat16, {10}),
+                                         make_tensor_view(bytes.data(), DType::kUInt8, {10}));
+  EXPECT_EQ(b.nonzero, 7);
+  EXPECT_EQ(b.negative, 1);
+  EXPECT_EQ(b.invalid, 4);
+  EXPECT_ERROR(spike_bytes(make_tensor_view(bytes.data(), DType::kUInt8, {10}),
+                           make_tensor_view(bytes.data(), DType::kUInt8, {10})),
+               "spike_bytes: values must have dtype");
 }
 
 }  // namespace

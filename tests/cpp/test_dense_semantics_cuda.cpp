@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dense_semantics_cases.hpp"
+#include "spikeops/spike_count.hpp"
 #include "spikeops/spikeops.hpp"
 #include "test_util.hpp"
 
@@ -121,6 +122,28 @@ TEST_F(DenseSemanticsCuda, SpikeConv2dAndWeightGradNonFiniteAsTheDenseOnes) {
     EXPECT_TRUE(same_values(out.download(), conv_reference(c)));
     EXPECT_TRUE(same_values(grad_weight.download(), conv_weight_grad_reference(c)));
   }
+}
+
+TEST_F(DenseSemanticsCuda, SpikeBytesConvertsAndCounts) {
+  std::vector<float> host(1000, 0.0f);
+  for (size_t i = 0; i < host.size(); i += 3) host[i] = 1.0f;
+  host[10] = -1.0f;
+  host[11] = 0.25f;
+  host[500] = kNaN;
+  DeviceArray<float> values(host);
+  DeviceArray<uint8_t> bytes(std::vector<uint8_t>(host.size(), 7));
+  const SpikeValueCounts c =
+      spike_bytes(on_device(make_tensor_view(nullptr, DType::kFloat32, {1000}), values.data()),
+                  on_device(make_tensor_view(nullptr, DType::kUInt8, {1000}), bytes.data()));
+  const std::vector<uint8_t> got = bytes.download();
+  int64_t nonzero = 0;
+  for (size_t i = 0; i < host.size(); ++i) {
+    EXPECT_EQ(got[i], host[i] != 0.0f ? 1 : 0);
+    nonzero += host[i] != 0.0f;
+  }
+  EXPECT_EQ(c.nonzero, nonzero);
+  EXPECT_EQ(c.negative, 1);
+  EXPECT_EQ(c.invalid, 2);
 }
 
 }  // namespace
