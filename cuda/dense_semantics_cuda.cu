@@ -78,10 +78,11 @@ __global__ void flag_channels_kernel(DType dtype, const void* data, int64_t O, i
   }
 }
 
+// ldp: a kPacked weight's row length (conv2d_packed_channels, a host function).
 __global__ void dense_conv_kernel(ConvGeometry g, int64_t N, const uint8_t* spikes, DType w_dtype, const void* weight,
-                                  bool packed, DType b_dtype, const void* bias, DType out_dtype, void* out,
-                                  const uint8_t* flags) {
-  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, ldp = conv2d_packed_channels(Og);
+                                  bool packed, int64_t ldp, DType b_dtype, const void* bias, DType out_dtype,
+                                  void* out, const uint8_t* flags) {
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups;
   const int64_t total = N * g.O * g.OH * g.OW;
   for (int64_t e = global_thread_index(); e < total; e += grid_thread_count()) {
     const int64_t ow = e % g.OW, oh = e / g.OW % g.OH, o = e / (g.OW * g.OH) % g.O, n = e / (g.OW * g.OH * g.O);
@@ -159,7 +160,8 @@ void dense_nonfinite_channels(const ConvGeometry& g, const SpikeConv2dArgs& a) {
   check_launch("flag_channels_kernel");
   const int64_t N = a.spikes.shape[0];
   dense_conv_kernel<<<grid_blocks(N * g.O * g.OH * g.OW), kThreadsPerBlock, 0, s>>>(
-      g, N, static_cast<const uint8_t*>(a.spikes.data), a.weight.dtype, a.weight.data, packed, a.bias.dtype,
+      g, N, static_cast<const uint8_t*>(a.spikes.data), a.weight.dtype, a.weight.data, packed,
+      conv2d_packed_channels(Og), a.bias.dtype,
       a.bias.defined() ? a.bias.data : nullptr, a.out.dtype, a.out.data, flags.get());
   check_launch("dense_conv_kernel");
 }

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "spikeops/kernel_policy.hpp"
@@ -236,7 +237,7 @@ PYBIND11_MODULE(_C, m) {
       "spike_bytes",
       [](const TensorView& values, const TensorView& bytes, std::uintptr_t stream) {
         const SpikeValueCounts c = spike_bytes(values, bytes, reinterpret_cast<void*>(stream));
-        return py::make_tuple(c.nonzero, c.negative, c.invalid);
+        return std::make_tuple(c.nonzero, c.negative, c.invalid);  // converted once the GIL is held again
       },
       py::arg("values"), py::arg("bytes"), py::arg("stream") = 0,
       "bytes = (values != 0) for float values; returns (nonzero, negative, invalid): the counts of nonzero values, "

@@ -43,10 +43,11 @@ void pack_conv2d_weight(const TensorView& weight, const TensorView& packed, int6
 
 // out = bias + conv2d(spikes, weight) for spikes of 0 or 1, accumulated in float32 (in an unspecified order:
 // results agree with a dense float32 convolution up to rounding, exactly when the sums are exact, e.g. integer
-// weights). Inf and NaN give what the dense convolution of the spikes as floats gives (0 x inf = 0 x NaN = NaN,
-// zero padding included): an inf or NaN in weight[o] makes output channel o NaN wherever the spikes do not
-// select exactly the infinities. A byte above 1 is not a spike: on the CPU the call throws spikeops::Error; on
-// CUDA the bytes are not read back (that would wait for the stream), so the caller must pass 0/1.
+// weights). Inf and NaN give what the dense convolution of the zero-padded spikes as floats gives (0 x inf =
+// 0 x NaN = NaN, the padding's zeros included): an inf or NaN in weight[o] makes output channel o NaN wherever
+// the spikes do not select exactly the infinities. A byte above 1 is not a spike: on the CPU the call throws
+// spikeops::Error; on CUDA the bytes are not read back (that would wait for the stream), so the caller must
+// pass 0/1.
 struct SpikeConv2dArgs {
   // [N, C, H, W] uint8, contiguous; on the CPU also channels-last (torch.channels_last), and then out too
   TensorView spikes;

@@ -60,7 +60,7 @@ SpikeValueCounts spike_bytes(const TensorView& values, const TensorView& bytes) 
   int64_t nonzero = 0, negative = 0, invalid = 0;
 #pragma omp parallel for reduction(+ : nonzero, negative, invalid) schedule(static) if (n >= 2 * kChunk)
   for (int64_t c = 0; c < n; c += kChunk) {
-    const SpikeValueCounts part = bytes_chunk(values.dtype, values.data, c, std::min(kChunk, n - c), out);
+    const SpikeValueCounts part = bytes_chunk(values.dtype, values.data, c, std::min(n, c + kChunk), out);
     nonzero += part.nonzero;
     negative += part.negative;
     invalid += part.invalid;
