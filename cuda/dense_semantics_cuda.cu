@@ -173,10 +173,10 @@ void dense_nonfinite_channels(const ConvGeometry& g, const SpikeConv2dWeightGrad
   Flags flags(g.O, s);
   if (g.channels_last) {  // channel o of image n: P values O apart, from n * P * O + o
     flag_channels_kernel<<<grid_blocks(g.O), kThreadsPerBlock, 0, s>>>(
-        a.grad_out.dtype, a.grad_out.data, g.O, 1, 0, 1, P, g.O, N, P * g.O, flags.get());
+        a.grad_out.dtype, a.grad_out.data, g.O, g.O, 0, 1, P, g.O, N, P * g.O, flags.get());
   } else {  // channel o of image n: P contiguous values from (n * O + o) * P
     flag_channels_kernel<<<grid_blocks(g.O), kThreadsPerBlock, 0, s>>>(
-        a.grad_out.dtype, a.grad_out.data, g.O, 1, 0, P, P, 1, N, g.O * P, flags.get());
+        a.grad_out.dtype, a.grad_out.data, g.O, g.O, 0, P, P, 1, N, g.O * P, flags.get());
   }
   check_launch("flag_channels_kernel");
   dense_conv_weight_grad_kernel<<<grid_blocks(g.O * Cg * g.kh * g.kw), kThreadsPerBlock, 0, s>>>(
