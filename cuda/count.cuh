@@ -25,12 +25,14 @@ __device__ __forceinline__ void warp_count(Counter value, Counter* counter) {
   if (threadIdx.x % 32 == 0 && value != 0) atomicAdd(counter, value);
 }
 
-// A zeroed counter in stream-ordered device memory, read back (waiting for the stream) and freed by value().
+// `count` zeroed counters in stream-ordered device memory, read back (waiting for the stream) by value() or
+// read(), freed with the stream.
 class DeviceCounter {
  public:
-  explicit DeviceCounter(cudaStream_t stream) : stream_(stream) {
-    check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&counter_), sizeof(Counter), stream_), "cudaMallocAsync (counter)");
-    check_cuda(cudaMemsetAsync(counter_, 0, sizeof(Counter), stream_), "cudaMemsetAsync (counter)");
+  explicit DeviceCounter(cudaStream_t stream, int count = 1) : stream_(stream), count_(count) {
+    check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&counter_), sizeof(Counter) * count_, stream_),
+               "cudaMallocAsync (counter)");
+    check_cuda(cudaMemsetAsync(counter_, 0, sizeof(Counter) * count_, stream_), "cudaMemsetAsync (counter)");
   }
   ~DeviceCounter() { static_cast<void>(cudaFreeAsync(counter_, stream_)); }
   DeviceCounter(const DeviceCounter&) = delete;
@@ -44,9 +46,16 @@ class DeviceCounter {
     check_cuda(cudaStreamSynchronize(stream_), "reading a count");
     return static_cast<int64_t>(host);
   }
+  // host[0 : count] = the counters, in one copy and one wait.
+  void read(Counter* host) const {
+    check_cuda(cudaMemcpyAsync(host, counter_, sizeof(Counter) * count_, cudaMemcpyDeviceToHost, stream_),
+               "cudaMemcpyAsync (counters)");
+    check_cuda(cudaStreamSynchronize(stream_), "reading counts");
+  }
 
  private:
   cudaStream_t stream_;
+  int count_;
   Counter* counter_ = nullptr;
 };
 

@@ -45,6 +45,7 @@ void pool2d(const PoolGeometry& g, const Pool2dArgs& a);
 void poisson_encode(const PoissonEncodeArgs& a);
 void linear(const LinearArgs& a);
 int64_t count_nonzero(const uint8_t* s, int64_t n);  // in parallel
+SpikeValueCounts spike_bytes(const TensorView& values, const TensorView& bytes);  // in parallel
 }  // namespace cpu
 
 namespace cuda {
@@ -64,6 +65,7 @@ void pool2d(const PoolGeometry& g, const Pool2dArgs& a);
 void poisson_encode(const PoissonEncodeArgs& a);
 void linear(const LinearArgs& a);
 int64_t count_nonzero(const TensorView& t, void* stream);  // waits for the stream
+SpikeValueCounts spike_bytes(const TensorView& values, const TensorView& bytes, void* stream);  // waits
 
 // Device memory and streams for the model runtime (device_memory.hpp wraps them).
 int device_count();

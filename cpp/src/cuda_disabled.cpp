@@ -2,6 +2,7 @@
 #include <string>
 
 #include "backend.hpp"
+#include "dense_semantics.hpp"
 #include "spikeops/error.hpp"
 
 namespace spikeops {
@@ -34,6 +35,12 @@ void pool2d(const PoolGeometry&, const Pool2dArgs&) { no_cuda("pool2d", "input")
 void poisson_encode(const PoissonEncodeArgs&) { no_cuda("poisson_encode", "input"); }
 void linear(const LinearArgs&) { no_cuda("linear", "x"); }
 int64_t count_nonzero(const TensorView&, void*) { no_cuda("count_nonzero", "spikes"); }
+SpikeValueCounts spike_bytes(const TensorView&, const TensorView&, void*) { no_cuda("spike_bytes", "values"); }
+void dense_nonfinite_columns(const SpikeAccumulateArgs&) { no_cuda("spike_accumulate", "rows"); }
+void dense_nonfinite_channels(const ConvGeometry&, const SpikeConv2dArgs&) { no_cuda("spike_conv2d", "weight"); }
+void dense_nonfinite_channels(const ConvGeometry&, const SpikeConv2dWeightGradArgs&) {
+  no_cuda("spike_conv2d_weight_grad", "grad_out");
+}
 
 // Without CUDA there are no CUDA devices, so the runtime's memory helpers are never reached with one (the
 // model refuses Model::to(CUDA) first); if they were, they say why.

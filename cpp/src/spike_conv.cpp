@@ -9,6 +9,7 @@
 
 #include "backend.hpp"
 #include "conv_check.hpp"
+#include "dense_semantics.hpp"
 #include "cpu/conv_events_cpu.hpp"
 #include "spikeops/conv2d.hpp"
 #include "validate.hpp"
@@ -80,7 +81,15 @@ void spike_conv2d(const SpikeConv2dArgs& a) {
   check.same_device(a.out, "out", a.spikes, "spikes");
   if (a.synaptic_ops != nullptr) *a.synaptic_ops = 0;
   if (a.out.numel() == 0) return;
-  const int64_t count = a.spikes.device == Device::kCUDA ? cuda::spike_conv2d(g, a) : cpu::spike_conv2d(g, a);
+  int64_t count = 0;
+  if (a.spikes.device == Device::kCUDA) {
+    count = cuda::spike_conv2d(g, a);
+    cuda::dense_nonfinite_channels(g, a);
+  } else {
+    check_spike_bytes(check, a.spikes);
+    count = cpu::spike_conv2d(g, a);
+    cpu::dense_nonfinite_channels(g, a);
+  }
   if (a.synaptic_ops != nullptr) *a.synaptic_ops = count;
 }
 
@@ -95,8 +104,11 @@ void spike_conv2d_weight_grad(const SpikeConv2dWeightGradArgs& a) {
   if (a.grad_weight.numel() == 0) return;
   if (a.spikes.device == Device::kCUDA) {
     cuda::spike_conv2d_weight_grad(g, a);
+    cuda::dense_nonfinite_channels(g, a);
   } else {
+    check_spike_bytes(check, a.spikes);
     cpu::spike_conv2d_weight_grad(g, a);
+    cpu::dense_nonfinite_channels(g, a);
   }
 }
 

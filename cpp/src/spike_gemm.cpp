@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "backend.hpp"
+#include "dense_semantics.hpp"
 #include "validate.hpp"
 
 namespace spikeops {
@@ -19,6 +20,14 @@ bool column_major_2d(const TensorView& t) {
 }
 
 }  // namespace
+
+void check_spike_bytes(const validate::Checker& check, const TensorView& spikes) {
+  const uint8_t largest = cpu::max_byte(static_cast<const uint8_t*>(spikes.data), spikes.numel());
+  if (largest > 1) {
+    check.fail("spikes", "must hold spikes, bytes of 0 or 1, found a byte of " + std::to_string(largest) +
+                             " (values that are not spikes need a dense product; encode them as spikes first)");
+  }
+}
 
 void spike_accumulate(const SpikeAccumulateArgs& a) {
   validate::Checker check("spike_accumulate");
@@ -95,8 +104,11 @@ void spike_accumulate(const SpikeAccumulateArgs& a) {
   if (M == 0 || N == 0) return;
   if (a.spikes.device == Device::kCUDA) {
     cuda::spike_accumulate(a);
+    cuda::dense_nonfinite_columns(a);
   } else {
+    check_spike_bytes(check, a.spikes);
     cpu::spike_accumulate(a);
+    cpu::dense_nonfinite_columns(a);
   }
 }
 

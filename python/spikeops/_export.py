@@ -169,7 +169,7 @@ def _describe(leaves: List[Tuple[str, nn.Module]], x_seq: Tensor, spikes_in: boo
     """The graph's layers and their tensors, running each layer on x_seq [steps, N, ...] to follow the shapes.
 
     ``spikes`` tracks whether the values flowing are 0/1 spikes, so that a Linear reading its input as spikes
-    (``spike_input=True``: any nonzero value counts as 1) is exported only where that equals ``W x + b``.
+    (``spike_input=True``: it takes only spikes) is exported only where its input is spikes.
     """
     layers: List[dict] = []
     tensors: Dict[str, Tensor] = {}
@@ -191,8 +191,8 @@ def _describe(leaves: List[Tuple[str, nn.Module]], x_seq: Tensor, spikes_in: boo
                 raise _unsupported(path, m, f"expects in_features={m.in_features}, but its input is one sample "
                                             f"of shape {list(shape)} (a Linear takes 1-D samples: add a Flatten)")
             if getattr(m, "spike_input", False) and not spikes:
-                raise _unsupported(path, m, "has spike_input=True but its input is not spikes (it would count "
-                                            "any nonzero value as 1, unlike the file's y = W x + b)")
+                raise _unsupported(path, m, "has spike_input=True but its input is not spikes (it takes only "
+                                            "spikes; the file's layer computes y = W x + b on values)")
             fields = {"type": "linear", **_weights(path, m, tensors), "in_features": m.in_features,
                       "out_features": m.out_features}
             spikes = False

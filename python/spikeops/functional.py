@@ -48,18 +48,28 @@ def set_step_mode(net: nn.Module, step_mode: str) -> None:
 # Spike GEMM
 # ---------------------------------------------------------------------------------------------------------
 
-def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
-                 check_spikes: bool = False, kernel: str = "auto") -> Tensor:
+def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, kernel: str = "auto") -> Tensor:
     """``F.linear(spikes.float(), weight, bias)`` by adding the weight columns the spikes select: no multiplies.
+
+    Every kernel computes what ``F.linear`` computes on the spikes as floats, up to float32 summation order, inf
+    and NaN included: as in a dense product, 0 x inf = 0 x NaN = NaN, so an inf or NaN in weight row n (or bias
+    n) makes output column n NaN (or inf) for every sample, whatever the firing rate or kernel; so does an inf
+    or NaN in column n of the output gradient for the weight gradient.
 
     Args:
         spikes (Tensor): [*, K] spikes: a :class:`spikeops.SpikeTensor` (1 byte per spike, read as it is, and
             the gradient ``grad_out . weight`` flows back to it, e.g. into the neuron that fired it), ``uint8``
-            (1 byte per spike; no gradient flows to an integer tensor) or float32/float16/bfloat16 0/1 (the
-            gradient flows back to them). Any nonzero value counts as one spike; its value is not a multiplier.
+            bytes 0/1 (no gradient flows to an integer tensor), or float32/float16/bfloat16 0/1 or signed
+            -1/0/1 spikes (``encoding.delta(off_spike=True)``; the gradient flows back to them). A -1 spike
+            subtracts its weight column (a second accumulate-only product, only when a -1 is present). Any other
+            value (0.5, 2, inf, NaN, a byte above 1 such as a raw pixel) raises ValueError: use
+            ``layer.Linear(spike_input=False)`` or ``F.linear`` for values, or encode them as spikes first.
+            Float spikes are checked as they are converted to bytes (the same pass); uint8 spikes cost one
+            extra read; a SpikeTensor's bytes are checked once, when it is made. On CUDA the check reads a
+            count back (merged with the firing-rate read of ``kernel="auto"`` for float spikes); under CUDA
+            graph capture, which forbids that, only SpikeTensor spikes are taken (others raise ValueError).
         weight (Tensor): [N, K] float32, float16 or bfloat16, on the spikes' device.
         bias (Tensor, optional): [N].
-        check_spikes (bool): verify that every value is 0 or 1 and raise ValueError otherwise (one extra pass).
         kernel (str): which kernel computes the product, forward and weight gradient: ``"auto"`` (the core's
             policy, from the shape, the device and an estimate of the firing rate), ``"events"`` (event-driven),
             ``"tiled"`` or ``"tensor_core"`` (CUDA only), ``"dense"`` (a dense GEMM on the spikes as floats:
@@ -70,12 +80,6 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         kept, in 1 byte each; the weight gradient is itself computed by the accumulate-only kernel.
     """
     _checks.spike_linear("spike_linear", spikes, weight, bias, kernel, leading_dims=True)
-    if check_spikes and spikes.numel() > 0:
-        values = spikes.spikes if isinstance(spikes, SpikeTensor) else spikes
-        bad = (values != 0) & (values != 1)
-        if bool(bad.any()):
-            raise ValueError(f"spike_linear: spikes must be 0 or 1, found {int(bad.sum())} other values "
-                             f"(e.g. {values[bad][0].item()})")
     lead = spikes.shape[:-1]
     spikes_2d = spikes.reshape(math.prod(lead), spikes.shape[-1])  # explicit: -1 is ambiguous when K = 0
     if spikes_2d.dtype == torch.uint8 or isinstance(spikes_2d, SpikeTensor):
@@ -98,11 +102,16 @@ def spike_conv2d(spikes: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     gradients where its input spiked).
 
     A :class:`spikeops.SpikeTensor` input is read the same way, and receives the gradient of its spikes (a
-    dense transposed convolution); the backward keeps the spikes in 1 byte.
+    dense transposed convolution); the backward keeps the spikes in 1 byte. Every path computes what the dense
+    convolution of the zero-padded spikes as floats computes, inf and NaN included: an inf or NaN in weight[o]
+    makes output channel o NaN everywhere (0 x inf = 0 x NaN = NaN, the padding's zeros included), whatever the
+    firing rate. (torch's own convolution skips the padding in some of its algorithms and not in others; the
+    dense path here pads explicitly when an operand is not finite, so that every path agrees.)
 
     Args:
-        spikes (Tensor): [N, C, H, W] uint8 spikes (any nonzero byte is a spike; no gradient flows to them) or a
-            SpikeTensor (the gradient flows back to it).
+        spikes (Tensor): [N, C, H, W] uint8 spikes, bytes 0/1 (checked in one pass; a byte above 1 raises
+            ValueError; no gradient flows to them) or a SpikeTensor (checked when made; the gradient flows back
+            to it).
         weight (Tensor): [C_out, C / groups, kh, kw] float32/float16/bfloat16.
         bias (Tensor, optional): [C_out].
         stride, padding, dilation: ints or pairs, as ``F.conv2d`` (zero padding).

@@ -124,7 +124,8 @@ class Linear(_StepModeLayer, nn.Linear):
     A :class:`spikeops.SpikeTensor` (1-byte spikes that carry a gradient) or a ``uint8`` input (1-byte spikes,
     no gradient) goes to :func:`spikeops.functional.spike_linear`, which adds the selected weight columns
     instead of multiplying. With ``spike_input=True`` float inputs are taken
-    as 0/1 spikes too (any nonzero value is a spike): the gradient still flows back to them, and the backward
+    as spikes too, 0/1 or signed -1/0/1 (any other value raises ValueError): the gradient still flows back to
+    them, and the backward
     keeps them in 1 byte instead of 4. Other float inputs use the dense ``nn.Linear``.
 
     Args:

@@ -25,6 +25,7 @@ SpikeTensor too, and gradients are not 0/1).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Optional
 
@@ -67,8 +68,11 @@ class SpikeTensor(Tensor):
     """0/1 spikes stored as ``uint8`` that autograd and torch see as a float tensor of the same shape.
 
     Args:
-        spikes (Tensor): ``uint8`` tensor whose every byte is 0 or 1 (use :func:`to_spike_tensor` to convert
-            float spikes or other bytes; this constructor does not read the data).
+        spikes (Tensor): ``uint8`` tensor whose every byte is 0 or 1. The constructor reads the bytes once (one
+            pass, and on CUDA a wait for the stream) and raises ValueError for a byte above 1: the spike kernels
+            then trust them. SpikeTensors that spikeops makes (neurons with ``spike_tensor=True``,
+            :func:`to_spike_tensor`, shape operations on SpikeTensors) skip that check. Use
+            :func:`to_spike_tensor` to turn other values into spikes.
         dtype (torch.dtype): the float dtype the tensor presents (float32, float16 or bfloat16): the dtype of
             its dense form and of the gradients that reach it. Default float32.
 
@@ -80,7 +84,8 @@ class SpikeTensor(Tensor):
     __torch_function__ = torch._C._disabled_torch_function_impl
 
     @staticmethod
-    def __new__(cls, spikes: Tensor, dtype: torch.dtype = torch.float32, requires_grad: bool = False):
+    def __new__(cls, spikes: Tensor, dtype: torch.dtype = torch.float32, requires_grad: bool = False, *,
+                _trusted: bool = False):
         if isinstance(spikes, SpikeTensor):
             raise TypeError("SpikeTensor: spikes must be a plain uint8 tensor, got a SpikeTensor")
         if not isinstance(spikes, Tensor) or spikes.dtype != torch.uint8:
@@ -88,11 +93,18 @@ class SpikeTensor(Tensor):
             raise TypeError(f"SpikeTensor: spikes must be a uint8 tensor of 0/1, got {got}")
         if dtype not in _FLOAT_DTYPES:
             raise TypeError(f"SpikeTensor: dtype must be float32, float16 or bfloat16, got {dtype}")
+        if not _trusted and spikes.numel() > 0:
+            largest = int(spikes.max())
+            if largest > 1:
+                raise ValueError(f"SpikeTensor: spikes must be bytes of 0 or 1, found a byte of {largest}; bytes "
+                                 "that are values (pixels, counts) are no spikes: encode them first, or convert "
+                                 "with spikeops.to_spike_tensor(x) (every nonzero value a spike)")
         return Tensor._make_wrapper_subclass(cls, spikes.shape, strides=spikes.stride(),
                                              storage_offset=spikes.storage_offset(), dtype=dtype,
                                              device=spikes.device, requires_grad=requires_grad)
 
-    def __init__(self, spikes: Tensor, dtype: torch.dtype = torch.float32, requires_grad: bool = False):
+    def __init__(self, spikes: Tensor, dtype: torch.dtype = torch.float32, requires_grad: bool = False, *,
+                 _trusted: bool = False):
         self.spikes = spikes
 
     def __repr__(self, *, tensor_contents=None) -> str:
@@ -116,7 +128,7 @@ class SpikeTensor(Tensor):
 
     @staticmethod
     def __tensor_unflatten__(inner, dtype, outer_size, outer_stride):
-        return SpikeTensor(inner["spikes"], dtype)
+        return SpikeTensor(inner["spikes"], dtype, _trusted=True)
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
@@ -132,7 +144,9 @@ class SpikeTensor(Tensor):
         if func in (aten.max_pool2d_with_indices.default, aten.max_pool2d.default):
             return _rewrap(_max_pool_bytes(func, args, kwargs), args, kwargs)
         if func.namespace == "spikeops" and func in _raw_spike_ops():
-            return func(*tree_map(raw, args), **tree_map(raw, kwargs))  # these kernels read 1-byte spikes
+            # These kernels read 1-byte spikes; a SpikeTensor's were checked when it was made.
+            with _trusting([a.spikes for a in tree_leaves((args, kwargs)) if isinstance(a, SpikeTensor)]):
+                return func(*tree_map(raw, args), **tree_map(raw, kwargs))
         if _writes_into_spikes(func, args, kwargs):
             raise TypeError(f"SpikeTensor: {func} would write into spikes stored as 0/1 bytes; "
                             "call .dense() first for a float copy you can modify")
@@ -160,9 +174,14 @@ def _writes_into_spikes(func, args, kwargs) -> bool:
 
 
 def _rewrap(out, args, kwargs):
-    """The uint8 results of an operation on spikes as SpikeTensors presenting its SpikeTensor argument's dtype."""
-    dtype = next(a.dtype for a in tree_leaves((args, kwargs)) if isinstance(a, SpikeTensor))
-    return tree_map(lambda t: SpikeTensor(t, dtype) if isinstance(t, Tensor) and t.dtype == torch.uint8 else t, out)
+    """The uint8 results of an operation on spikes as SpikeTensors presenting the dtype its SpikeTensor arguments
+    promote to (cat/stack of bfloat16 and float32 spikes present float32, as dense tensors would)."""
+    dtypes = [a.dtype for a in tree_leaves((args, kwargs)) if isinstance(a, SpikeTensor)]
+    dtype = dtypes[0]
+    for d in dtypes[1:]:
+        dtype = torch.promote_types(dtype, d)
+    return tree_map(lambda t: SpikeTensor(t, dtype, _trusted=True) if isinstance(t, Tensor) and t.dtype == torch.uint8
+                    else t, out)
 
 
 def _to_copy(x: SpikeTensor, kwargs: dict):
@@ -170,7 +189,7 @@ def _to_copy(x: SpikeTensor, kwargs: dict):
     dtype = kwargs.get("dtype", None) or x.dtype
     moved = aten._to_copy.default(x.spikes, **{k: v for k, v in kwargs.items() if k != "dtype"})
     if dtype in _FLOAT_DTYPES:
-        return SpikeTensor(moved, dtype)
+        return SpikeTensor(moved, dtype, _trusted=True)
     return moved if dtype == torch.uint8 else moved.to(dtype)
 
 
@@ -188,6 +207,28 @@ def _max_pool_bytes(func, args, kwargs):
 
 
 _RAW_OPS: Optional[set] = None
+
+# The byte tensors of the SpikeTensors a spike op was called with, while it runs (per thread): the op's
+# check of uint8 spikes skips them (trusted_spike_bytes).
+_trusted = threading.local()
+
+
+class _trusting:
+    def __init__(self, tensors):
+        self.tensors = tensors
+
+    def __enter__(self):
+        self.previous = getattr(_trusted, "tensors", ())
+        _trusted.tensors = self.previous + tuple(self.tensors)
+
+    def __exit__(self, *exc):
+        _trusted.tensors = self.previous
+
+
+def trusted_spike_bytes(t: Tensor) -> bool:
+    """Whether the uint8 tensor t is the storage of a SpikeTensor that the running spike op was called with
+    (its bytes were checked when it was made)."""
+    return any(t is u for u in getattr(_trusted, "tensors", ()))
 
 
 def _raw_spike_ops() -> set:
@@ -221,7 +262,7 @@ class _Dense(_StraightThrough):
 class _ToSpikes(_StraightThrough):
     @staticmethod
     def forward(x: Tensor) -> SpikeTensor:
-        return SpikeTensor((x != 0).to(torch.uint8), x.dtype)
+        return SpikeTensor((x != 0).to(torch.uint8), x.dtype, _trusted=True)
 
 
 def to_spike_tensor(x: Tensor, dtype: Optional[torch.dtype] = None) -> SpikeTensor:
@@ -244,5 +285,5 @@ def to_spike_tensor(x: Tensor, dtype: Optional[torch.dtype] = None) -> SpikeTens
         return out if dtype is None or dtype == x.dtype else out.to(dtype)
     if x.dtype in (torch.uint8, torch.bool):
         return SpikeTensor((x != 0).to(torch.uint8) if x.dtype == torch.bool or bool((x > 1).any()) else x,
-                           dtype or torch.float32)
+                           dtype or torch.float32, _trusted=True)
     raise TypeError(f"to_spike_tensor: x must be float32/float16/bfloat16, uint8 or bool, got {x.dtype}")

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "spikeops/kernel_policy.hpp"
@@ -230,6 +231,17 @@ PYBIND11_MODULE(_C, m) {
       py::arg("spikes"), py::arg("rows"), py::arg("rows_layout"), py::arg("bias"), py::arg("out"),
       py::arg("out_transposed") = false, py::arg("kernel") = SpikeGemmKernel::kAuto, py::arg("firing_rate") = -1.0,
       py::arg("stream") = 0,
+      py::call_guard<py::gil_scoped_release>());
+
+  m.def(
+      "spike_bytes",
+      [](const TensorView& values, const TensorView& bytes, std::uintptr_t stream) {
+        const SpikeValueCounts c = spike_bytes(values, bytes, reinterpret_cast<void*>(stream));
+        return std::make_tuple(c.nonzero, c.negative, c.invalid);  // converted once the GIL is held again
+      },
+      py::arg("values"), py::arg("bytes"), py::arg("stream") = 0,
+      "bytes = (values != 0) for float values; returns (nonzero, negative, invalid): the counts of nonzero values, "
+      "of -1 values and of values other than 0, 1 and -1",
       py::call_guard<py::gil_scoped_release>());
 
   m.def(

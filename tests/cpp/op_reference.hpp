@@ -152,7 +152,7 @@ inline std::vector<float> integers(size_t n, int range, std::mt19937& rng) {
 inline std::vector<uint8_t> spikes(size_t n, double rate, std::mt19937& rng) {
   std::bernoulli_distribution d(rate);
   std::vector<uint8_t> v(n);
-  for (uint8_t& x : v) x = d(rng) ? uint8_t(1 + rng() % 3) : uint8_t(0);  // any nonzero byte is one spike
+  for (uint8_t& x : v) x = d(rng) ? uint8_t(1) : uint8_t(0);
   return v;
 }
 inline std::vector<float> as_values(const std::vector<uint8_t>& s) {

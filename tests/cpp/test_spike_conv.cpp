@@ -44,7 +44,7 @@ std::vector<ConvCase> conv_cases() {
     c.OW = conv2d_output_size(c.W, c.kw, c.p.stride[1], c.p.padding[1], c.p.dilation[1]);
     const int64_t Cg = c.Cg, Og = c.Og, OH = c.OH, OW = c.OW;
     c.s.resize(c.N * c.C * c.H * c.W);
-    for (auto& v : c.s) v = (rng() % 3 == 0) ? static_cast<uint8_t>(1 + rng() % 2) : 0;  // nonzero = spike
+    for (auto& v : c.s) v = (rng() % 3 == 0) ? 1 : 0;
     c.w.resize(c.O * Cg * c.kh * c.kw);
     c.b.resize(c.O);
     c.dy.resize(c.N * c.O * OH * OW);

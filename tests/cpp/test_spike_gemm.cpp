@@ -14,7 +14,7 @@ using namespace spikeops;
 
 namespace {
 
-// One product: spikes [M, K] (any nonzero byte is a spike), integer rows [K, N] and bias [N] (exact sums), the
+// One product: spikes [M, K] of 0/1 bytes, integer rows [K, N] and bias [N] (exact sums), the
 // rows packed and transposed ([N, K]), and the expected sums with the bias.
 struct GemmCase {
   int64_t M, K, N, tiles;
@@ -36,7 +36,7 @@ std::vector<GemmCase> gemm_cases() {
     const int64_t M = c.M = mkn[0], K = c.K = mkn[1], N = c.N = mkn[2];
     const int64_t tiles = c.tiles = (N + kPackedTileN - 1) / kPackedTileN;
     c.spikes.resize(M * K);
-    for (auto& s : c.spikes) s = (rng() % 4 == 0) ? static_cast<uint8_t>(1 + rng() % 3) : 0;
+    for (auto& s : c.spikes) s = (rng() % 4 == 0) ? 1 : 0;
     c.rows.resize(K * N);
     c.bias.resize(N);
     c.packed.assign(tiles * K * kPackedTileN, -7.0f);

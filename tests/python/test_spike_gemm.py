@@ -72,17 +72,6 @@ def test_empty(kernel, shape):
     assert functional.spike_linear(s, torch.randn(0, K), kernel=kernel).shape == (M, 0)
 
 
-def test_any_nonzero_byte_is_one_spike_and_check_spikes_rejects_it():
-    s = torch.tensor([[0, 1, 2, 255]], dtype=torch.uint8)
-    w = torch.randn(3, 4)
-    torch.testing.assert_close(functional.spike_linear(s, w), F.linear((s != 0).float(), w))
-    with pytest.raises(ValueError, match="spikes must be 0 or 1"):
-        functional.spike_linear(s, w, check_spikes=True)
-    with pytest.raises(ValueError, match="spikes must be 0 or 1"):
-        functional.spike_linear(torch.tensor([[0.0, 0.5]]), torch.randn(2, 2), check_spikes=True)
-    functional.spike_linear(torch.tensor([[0, 1]], dtype=torch.uint8), torch.randn(2, 2), check_spikes=True)
-
-
 def test_non_contiguous_inputs(kernel):
     s = spikes_at((50, 30), 0.2).t()  # [30, 50], transposed view
     w = torch.randn(50, 20).t()       # [20, 50], transposed view
@@ -124,7 +113,8 @@ def test_saved_tensors_are_one_byte():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         y = functional.spike_linear(spikes, w)
     spike_sized = [t for t in saved if t.numel() == spikes.numel()]
-    assert spike_sized and all(t.dtype == torch.uint8 for t in spike_sized), [t.dtype for t in saved]
+    # 1 byte each (int8: float spikes may be signed, -1/0/1)
+    assert spike_sized and all(t.element_size() == 1 for t in spike_sized), [t.dtype for t in saved]
     y.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0, "the gradient must reach the neuron"
 
@@ -343,7 +333,6 @@ def test_narrow_outputs_over_many_rows(N, threads):
     try:
         for M, K, rate in ((300, 257, 0.3), (1000, 64, 0.5), (129, 1000, 0.05), (64, 700, 1.0)):
             s = spikes_at((M, K), rate)
-            s[s.bool()] = torch.randint(1, 256, (int(s.sum()),), dtype=torch.uint8)  # any nonzero byte: a spike
             w = torch.randint(-8, 9, (N, K)).float()
             b = torch.randint(-8, 9, (N,)).float()
             assert torch.equal(functional.spike_linear(s, w, b, kernel="events"), F.linear((s != 0).float(), w, b))
@@ -496,20 +485,6 @@ def test_spike_conv2d_strided_operands(conv_kernel):
     y.sum().backward()
     y_ref.sum().backward()
     torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
-
-
-def test_spike_conv2d_bytes_other_than_one(conv_kernel):
-    """Any nonzero byte is one spike on every path (the dense one included), forward and weight gradient."""
-    x = spikes_at((2, 3, 6, 6), 0.4) * torch.randint(1, 256, (2, 3, 6, 6), dtype=torch.uint8)
-    w = torch.randint(-4, 5, (4, 3, 3, 3)).float().requires_grad_(True)
-    y = functional.spike_conv2d(x, w, None, padding=1, kernel=conv_kernel)
-    w_ref = w.detach().double().requires_grad_(True)
-    y_ref = F.conv2d((x != 0).double(), w_ref, None, padding=1)
-    torch.testing.assert_close(y, y_ref.float(), rtol=0, atol=0)
-    g = torch.randint(-3, 4, y.shape).float()
-    y.backward(g)
-    y_ref.backward(g.double())
-    torch.testing.assert_close(w.grad, w_ref.grad.float(), rtol=0, atol=0)
 
 
 def test_spike_conv2d_no_output_channels(conv_kernel):

@@ -41,9 +41,13 @@ constexpr int64_t conv2d_packed_channels(int64_t outputs_per_group) { return (ou
 // [groups, kh, kw, C / groups, conv2d_packed_channels(O / groups)] float32. CPU tensors only.
 void pack_conv2d_weight(const TensorView& weight, const TensorView& packed, int64_t groups);
 
-// out = bias + conv2d(spikes, weight), accumulated in float32 (in an unspecified order: results agree with a
-// dense float32 convolution up to rounding, exactly when the sums are exact, e.g. integer weights). Any nonzero
-// byte counts as one spike.
+// out = bias + conv2d(spikes, weight) for spikes of 0 or 1, accumulated in float32 (in an unspecified order:
+// results agree with a dense float32 convolution up to rounding, exactly when the sums are exact, e.g. integer
+// weights). Inf and NaN give what the dense convolution of the zero-padded spikes as floats gives (0 x inf =
+// 0 x NaN = NaN, the padding's zeros included): an inf or NaN in weight[o] makes output channel o NaN wherever
+// the spikes do not select exactly the infinities. A byte above 1 is not a spike: on the CPU the call throws
+// spikeops::Error; on CUDA the bytes are not read back (that would wait for the stream), so the caller must
+// pass 0/1.
 struct SpikeConv2dArgs {
   // [N, C, H, W] uint8, contiguous; on the CPU also channels-last (torch.channels_last), and then out too
   TensorView spikes;
@@ -60,7 +64,8 @@ struct SpikeConv2dArgs {
 void spike_conv2d(const SpikeConv2dArgs& a);
 
 // grad_weight = d(sum(grad_out * conv2d(spikes, W))) / dW: for each spike and kernel tap, the output gradient
-// at the pixel the tap reaches is added to that tap's weights (no multiply).
+// at the pixel the tap reaches is added to that tap's weights (no multiply). As the dense weight gradient, an
+// inf or NaN in grad_out channel o reaches all of grad_weight[o]; spikes as for spike_conv2d.
 struct SpikeConv2dWeightGradArgs {
   TensorView spikes;       // [N, C, H, W] uint8, contiguous (on the CPU also channels-last, and then grad_out too)
   TensorView grad_out;     // [N, O, OH, OW] float32, float16 or bfloat16, contiguous

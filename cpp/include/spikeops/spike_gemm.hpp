@@ -39,9 +39,7 @@ enum class SpikeGemmKernel : int {
   // CUDA, compute capability 8.0+: dense tensor-core GEMM (WMMA, bf16 x bf16 -> float32). Spikes enter as
   // bf16 0/1 and each float32 row value as the sum of up to three bf16 terms (hi + mid + lo, 24 bits: the
   // float exactly; terms that are all zero in a tile are skipped, so bf16 weights cost one). Zero spikes are
-  // multiplied like the rest: this is the path for dense-ish spike matrices. Like a dense GEMM (and the CPU's
-  // dense dispatch) it gives NaN in column n of the 64 output rows of a tile when rows[k, n] is inf or NaN,
-  // spike or not; the event-driven kernels add only the selected values. Values below 2^-110 in magnitude
+  // multiplied like the rest: this is the path for dense-ish spike matrices. Values below 2^-110 in magnitude
   // lose bits beyond bf16's subnormal range (an error under 2^-133 each).
   kTensorCore = 3,
   // A dense GEMM on the spikes as floats. On CUDA that is kTensorCore. On the CPU the core has no BLAS, so
@@ -49,9 +47,14 @@ enum class SpikeGemmKernel : int {
   kDense = 4,
 };
 
-// out[m, n] = bias[n] + sum over k with spikes[m, k] != 0 of rows[k, n], accumulated in float32 (in an
-// unspecified order: results agree with a dense float32 GEMM up to rounding, exactly when the sums are exact,
-// e.g. integer weights). Any nonzero byte counts as one spike (the byte's value is not a multiplier).
+// out[m, n] = bias[n] + sum over k of spikes[m, k] * rows[k, n] for spikes of 0 or 1, computed by adding the
+// rows that spikes select, in float32 (in an unspecified order: results agree with a dense float32 GEMM up to
+// rounding, exactly when the sums are exact, e.g. integer weights). Every kernel computes what that dense
+// product computes for inf and NaN too (IEEE: 0 x inf = 0 x NaN = NaN): an inf or NaN anywhere in rows[:, n]
+// makes out[m, n] NaN for every m whose spikes do not select exactly the infinities (a selected inf of one
+// sign gives that inf), whatever the firing rate or kernel. A byte above 1 is not a spike: on the CPU the call
+// throws spikeops::Error naming it; on CUDA the bytes are not read back (that would wait for the stream), so
+// the caller must pass 0/1 (the Python ops check them).
 struct SpikeAccumulateArgs {
   // [M, K] uint8, contiguous; on the CPU also column-major (strides [1, M]: the transpose of a contiguous
   // [K, M] tensor), so the weight gradient reads S^T from the forward's S without a transposed copy.
@@ -71,8 +74,8 @@ struct SpikeAccumulateArgs {
   void* stream = nullptr;  // cudaStream_t for CUDA tensors
 };
 
-// Validates (shapes agree, dtypes, one device, K < 2^31) and runs the CPU or CUDA kernel.
-// Throws spikeops::Error naming the bad argument.
+// Validates (shapes agree, dtypes, one device, K < 2^31; on the CPU, bytes of 0/1) and runs the CPU or CUDA
+// kernel. Throws spikeops::Error naming the bad argument.
 void spike_accumulate(const SpikeAccumulateArgs& a);
 
 // packed = rows [K, N] in the kPacked layout ([ceil(N / 64), K, 64], zero padded). CPU tensors only.

@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-# What the spike ops read as spikes: 1 byte each, or floats whose nonzero values are spikes.
-SPIKE_DTYPES = (torch.uint8,) + FLOAT_DTYPES
+# What the spike ops read as spikes: uint8 0/1, int8 -1/0/1 (signed spikes; the backward saves float spikes so),
+# floats 0/1 or -1/0/1 (the values themselves are checked by spike_values.spike_operand).
+SPIKE_DTYPES = (torch.uint8, torch.int8) + FLOAT_DTYPES
 SPIKE_GEMM_KERNELS = ("auto", "events", "tiled", "tensor_core", "dense")
 CUDA_ONLY_KERNELS = ("tiled", "tensor_core")
 SPIKE_CONV_KERNELS = ("auto", "events", "dense")
@@ -148,8 +149,8 @@ def spike_linear(fn: str, spikes, weight, bias, kernel, leading_dims: bool = Fal
 
 
 def spike_accumulate_rows_t(fn: str, spikes, rows, out_dtype, kernel) -> None:
-    """spikes [M, K] uint8, rows [K, N] float, out_dtype a float dtype, on one device."""
-    tensor(spikes, "spikes", fn, (torch.uint8,), dim=2, layout="[M, K]")
+    """spikes [M, K] uint8 (or int8 signed spikes), rows [K, N] float, out_dtype a float dtype, on one device."""
+    tensor(spikes, "spikes", fn, (torch.uint8, torch.int8), dim=2, layout="[M, K]")
     tensor(rows, "rows", fn, FLOAT_DTYPES, dim=2, layout="[K, N]")
     if rows.shape[0] != spikes.shape[1]:
         raise ValueError(f"{fn}: rows must be [K, N] with K = spikes.shape[1] = {spikes.shape[1]}, got shape "

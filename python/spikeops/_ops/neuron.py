@@ -248,7 +248,7 @@ class _NeuronSpikeTensor(torch.autograd.Function):
     @staticmethod
     def forward(*inputs):
         outs = neuron_forward(*inputs[:12], torch.uint8, *inputs[13:])
-        return (SpikeTensor(outs[0], inputs[12]),) + tuple(outs[1:])
+        return (SpikeTensor(outs[0], inputs[12], _trusted=True),) + tuple(outs[1:])
 
     @staticmethod
     def setup_context(ctx, inputs, output):

@@ -9,10 +9,11 @@ import torch
 from torch import Tensor
 
 from .. import _C
-from ..spike_tensor import SpikeTensor
+from ..spike_tensor import SpikeTensor, _trusting
 from . import _checks
 from ._checks import SPIKE_GEMM_KERNELS
 from ._common import _DEVICE_TYPES, _stream, _view
+from .spike_values import has_nan, spike_operand
 
 # The kernel argument of the spike GEMM ops: "auto" asks the core's policy (kernel_policy.hpp); the others
 # force a kernel (tests, benchmarks, users who know their firing rates). "dense" is torch's GEMM on the spikes as
@@ -66,20 +67,20 @@ def _core_device(t: Tensor) -> "_C.Device":
     return _C.Device.cuda if t.device.type == "cuda" else _C.Device.cpu
 
 
-def _plan(spikes_u8: Tensor, n: int, weight_gradient: bool, kernel: str, op: str) -> tuple:
+def _plan(spikes_u8: Tensor, n: int, weight_gradient: bool, kernel: str, op: str, rate: float = -1.0) -> tuple:
     """(the kernel to run, the firing-rate estimate to pass to the core) for the product of spikes_u8 [M, K] (any
-    strides) with rows of n columns: the forced kernel, or for "auto" the policy's choice. The rate is estimated
-    only where the policy needs it, and never during CUDA graph capture (the estimate reads a count back to the
-    host, which capture forbids); -1.0 means unknown. On CUDA "auto" stays "auto": the core resolves it with the
-    same policy, knowing whether the GPU has tensor cores."""
+    strides) with rows of n columns: the forced kernel, or for "auto" the policy's choice. ``rate``: the firing
+    rate where the spikes' check counted it (float spikes), so that no second read-back is needed; else it is
+    estimated only where the policy needs it, and never during CUDA graph capture (the estimate reads a count
+    back to the host, which capture forbids); -1.0 means unknown. On CUDA "auto" stays "auto": the core resolves
+    it with the same policy, knowing whether the GPU has tensor cores."""
     check_kernel(kernel, spikes_u8.device, op)
     if kernel != "auto":
         return kernel, -1.0
     problem = _C.SpikeGemmProblem(spikes_u8.shape[0], spikes_u8.shape[1], n, weight_gradient,
                                   _core_device(spikes_u8))
-    rate = -1.0
     capturing = spikes_u8.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
-    if _C.spike_gemm_needs_firing_rate(problem) and not capturing:
+    if rate < 0 and _C.spike_gemm_needs_firing_rate(problem) and not capturing:
         rate = firing_rate_estimate(spikes_u8)
     if spikes_u8.device.type == "cuda":
         return "auto", rate
@@ -102,15 +103,21 @@ def _nonzero_as(t: Tensor, dtype: torch.dtype) -> Tensor:
     return out.permute(sorted(range(t.dim()), key=lambda d: order[d]))
 
 
-def _as_bytes(spikes: Tensor) -> Tensor:
-    """Spikes as 1-byte 0/1: uint8 spikes as they are, float spikes converted (any nonzero value is a spike)."""
-    return spikes if spikes.dtype == torch.uint8 else _nonzero_as(spikes, torch.uint8)
+def _saved_spikes(spikes: Tensor) -> Tensor:
+    """The spikes the backward keeps, 1 byte each: a SpikeTensor's bytes, uint8 spikes as they are, float
+    spikes (0/1 or -1/0/1, checked by the forward) as int8."""
+    if isinstance(spikes, SpikeTensor):
+        return spikes.spikes
+    return spikes if spikes.dtype == torch.uint8 else spikes.to(torch.int8)
 
 
 def _dense(spikes_u8: Tensor, rows: Tensor, bias: Optional[Tensor], out_dtype: torch.dtype,
-           out_transposed: bool = False) -> Tensor:
-    """The same product as _accumulate on the spikes as float32, by torch's GEMM: rows [K, N] (any strides)."""
+           out_transposed: bool = False, negative: Optional[Tensor] = None) -> Tensor:
+    """The same product as _accumulate on the spikes as float32, by torch's GEMM: rows [K, N] (any strides);
+    ``negative``: the bytes of -1 spikes, subtracted."""
     spikes_f = _nonzero_as(spikes_u8, torch.float32)
+    if negative is not None:
+        spikes_f -= negative
     rows = rows.float()
     a, b = (rows.t(), spikes_f.t()) if out_transposed else (spikes_f, rows)
     if bias is None:
@@ -151,9 +158,14 @@ def _weight_rows(weight: Tensor) -> tuple:
 def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], kernel: str = "auto") -> Tensor:
     """y = bias + spikes . W^T, adding the weight columns that the spikes select (no multiplies).
 
+    Computes what ``F.linear(spikes.float(), weight, bias)`` computes, on every kernel, up to float32 summation
+    order, inf and NaN included (0 x inf = 0 x NaN = NaN: an inf or NaN in weight row n makes output column n
+    NaN for every sample, whatever the firing rate; see spikeops/_ops/spike_values.py for the values taken).
+
     Args:
-        spikes (Tensor): [M, K] spikes, uint8 (1 byte each) or float32/float16/bfloat16 0/1; any nonzero value
-            counts as one spike.
+        spikes (Tensor): [M, K] spikes: uint8 bytes 0/1 (checked in one pass, unless a SpikeTensor's), or
+            float32/float16/bfloat16 0/1 or signed -1/0/1 (checked as they are converted to bytes). Any other
+            value raises ValueError; -1 spikes are subtracted (a second accumulate-only product).
         weight (Tensor): [N, K] float32/float16/bfloat16, read at every call (see _weight_rows).
         bias (Tensor, optional): [N], the weight's dtype.
         kernel (str): one of SPIKE_GEMM_KERNELS: "auto" (the core's policy from the shape and a firing-rate
@@ -164,13 +176,31 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Optional[Tensor], kernel:
         Tensor: [M, N] in the weight's dtype, accumulated in float32.
     """
     _checks.spike_linear("spikeops::spike_linear", spikes, weight, bias, kernel)
-    spikes_u8 = _as_bytes(spikes).contiguous()
+    operand = spike_operand(spikes, "spike_linear")
+    spikes_u8 = operand.positive.contiguous()
     bias_f = None if bias is None else bias.float().contiguous()
-    chosen, rate = _plan(spikes_u8, weight.shape[0], False, kernel, "spike_linear")
+    chosen, rate = _plan(spikes_u8, weight.shape[0], False, kernel, "spike_linear", operand.rate)
+    if operand.negative is not None:
+        return _signed_linear(spikes_u8, operand.negative.contiguous(), weight, bias_f, chosen, rate)
     if chosen == "dense" and spikes_u8.device.type == "cpu":
         return _dense(spikes_u8, weight.t(), bias_f, weight.dtype)  # the weight as it is: no packing, no copy
     rows, layout = _weight_rows(weight)
     return _accumulate(spikes_u8, rows, layout, bias_f, weight.shape[0], weight.dtype, chosen, rate)
+
+
+def _signed_linear(pos: Tensor, neg: Tensor, weight: Tensor, bias_f: Optional[Tensor], chosen: str,
+                   rate: float) -> Tensor:
+    """bias + acc(+1 spikes) - acc(-1 spikes) in float32. Where that holds a NaN (an inf or NaN weight, or sums
+    that overflow), the dense product on the signed spikes instead, which gives -1 x inf = -inf as IEEE does."""
+    if chosen == "dense" and pos.device.type == "cpu":
+        return _dense(pos, weight.t(), bias_f, weight.dtype, negative=neg)
+    rows, layout = _weight_rows(weight)
+    n = weight.shape[0]
+    out = _accumulate(pos, rows, layout, bias_f, n, torch.float32, chosen, rate)
+    out -= _accumulate(neg, rows, layout, None, n, torch.float32, chosen, rate)
+    if has_nan(out):
+        out = _dense(pos, weight.t(), bias_f, torch.float32, negative=neg)
+    return out.to(weight.dtype)
 
 
 @spike_linear.register_fake
@@ -185,21 +215,20 @@ def _spike_linear_setup_context(ctx, inputs, output):
     ctx.weight_dtype = weight.dtype
     ctx.has_bias = bias is not None
     # The weight gradient reads the spikes transposed; they are kept as they are, in 1 byte whatever their dtype.
-    if isinstance(spikes, SpikeTensor):
-        spikes = spikes.spikes
-    spikes_u8 = _as_bytes(spikes)
-    ctx.save_for_backward(spikes_u8, weight if ctx.needs_input_grad[0] else None)
+    ctx.save_for_backward(_saved_spikes(spikes), weight if ctx.needs_input_grad[0] else None)
 
 
 def _spike_linear_backward(ctx, grad_out):
-    spikes_u8, weight = ctx.saved_tensors
+    saved, weight = ctx.saved_tensors
     grad_spikes = grad_weight = grad_bias = None
     if ctx.needs_input_grad[0]:
         # dense: the gradient of the spikes is not sparse
         grad_spikes = (grad_out @ weight.to(grad_out.dtype)).to(ctx.spikes_dtype)
     if ctx.needs_input_grad[1]:
         # dW^T = S^T . dY: rows of dY are added where a spike occurred, the same accumulate-only kernel.
-        grad_weight = spike_accumulate_rows_t(spikes_u8.t(), grad_out.contiguous(), ctx.weight_dtype, ctx.kernel)
+        spikes_t = saved.t()
+        with _trusting([spikes_t] if saved.dtype == torch.uint8 else []):  # checked by the forward
+            grad_weight = spike_accumulate_rows_t(spikes_t, grad_out.contiguous(), ctx.weight_dtype, ctx.kernel)
     if ctx.has_bias and ctx.needs_input_grad[2]:
         grad_bias = grad_out.sum(0)
     return grad_spikes, grad_weight, grad_bias, None
@@ -213,8 +242,12 @@ torch.library.register_autograd("spikeops::spike_linear", _spike_linear_backward
 def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype, kernel: str = "auto") -> Tensor:
     """(spikes . rows)^T: out[n, m] = sum of rows[k, n] over the spikes of row m, no multiplies.
 
+    As the dense ``(spikes.float() @ rows.float()).t()`` up to float32 summation order, inf and NaN included
+    (an inf or NaN in rows[:, n] reaches all of out[n]).
+
     Args:
-        spikes (Tensor): [M, K] uint8; on the CPU a transposed view (``S.t()``) is read as it is.
+        spikes (Tensor): [M, K] uint8 0/1 (on the CPU a transposed view, ``S.t()``, is read as it is), int8 or
+            float -1/0/1 (signed spikes: two products); other values raise ValueError.
         rows (Tensor): [K, N] float32/float16/bfloat16 (converted to float32).
         out_dtype (torch.dtype): float32, float16 or bfloat16.
         kernel (str): as spike_linear's (the policy's weight-gradient thresholds for "auto").
@@ -223,7 +256,20 @@ def spike_accumulate_rows_t(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype
         Tensor: [N, M] in out_dtype: for spikes = S^T and rows = dY, the weight gradient of a linear layer.
     """
     _checks.spike_accumulate_rows_t("spikeops::spike_accumulate_rows_t", spikes, rows, out_dtype, kernel)
-    chosen, rate = _plan(spikes, rows.shape[1], True, kernel, "spike_accumulate_rows_t")
+    operand = spike_operand(spikes, "spike_accumulate_rows_t")
+    spikes = operand.positive
+    chosen, rate = _plan(spikes, rows.shape[1], True, kernel, "spike_accumulate_rows_t", operand.rate)
+    if operand.negative is None:
+        return _rows_t_product(spikes, rows, out_dtype, chosen, rate)
+    out = _rows_t_product(spikes, rows, torch.float32, chosen, rate)
+    out -= _rows_t_product(operand.negative, rows, torch.float32, chosen, rate)
+    if has_nan(out):  # as in _signed_linear
+        out = _dense(spikes, rows, None, torch.float32, out_transposed=True, negative=operand.negative)
+    return out.to(out_dtype)
+
+
+def _rows_t_product(spikes: Tensor, rows: Tensor, out_dtype: torch.dtype, chosen: str, rate: float) -> Tensor:
+    """(spikes . rows)^T for 0/1 bytes by the chosen kernel."""
     if chosen == "dense" and spikes.device.type == "cpu":
         return _dense(spikes, rows, None, out_dtype, out_transposed=True)
     # The CPU kernel lists the spikes of a transposed view without copying it (a counting sort of the spikes);
