@@ -56,6 +56,13 @@ def _in_memory_order(t: Tensor):
     return viewed, sorted(range(t.dim()), key=lambda d: order[d])
 
 
+def _as_stored(t: Tensor) -> Tensor:
+    """t's elements in memory order where t is dense in memory (a transposed view too), for reductions whose
+    result does not depend on the order: torch copies a transposed view before reducing it."""
+    viewed, _ = _in_memory_order(t)
+    return t if viewed is None else viewed
+
+
 def _split_signed(t: Tensor) -> SpikeOperand:
     """Signed spikes (float or int8 holding -1) as bytes of their +1 and their -1 spikes."""
     return SpikeOperand(torch.eq(t, 1).view(torch.uint8), torch.eq(t, -1).view(torch.uint8), -1.0)
@@ -76,14 +83,14 @@ def spike_operand(spikes: Tensor, fn: str, arg: str = "spikes") -> SpikeOperand:
         if trusted_spike_bytes(spikes):
             return SpikeOperand(spikes, None, -1.0)
         _refuse_capture(spikes, fn, arg)
-        largest = int(spikes.max())
+        largest = int(_as_stored(spikes).max())
         if largest > 1:
             raise ValueError(f"{fn}: {arg} must be spikes, bytes of 0 or 1, found a byte of {largest}; "
                              + _advice(fn))
         return SpikeOperand(spikes, None, -1.0)
     if spikes.dtype == torch.int8:
         _refuse_capture(spikes, fn, arg)
-        lo, hi = (int(v) for v in torch.aminmax(spikes))
+        lo, hi = (int(v) for v in torch.aminmax(_as_stored(spikes)))
         if lo < -1 or hi > 1:
             raise ValueError(f"{fn}: {arg} must be spikes -1, 0 or 1, found {lo if lo < -1 else hi}")
         return _split_signed(spikes) if lo < 0 else SpikeOperand(spikes.view(torch.uint8), None, -1.0)
