@@ -11,42 +11,15 @@
 #include "dense_semantics_cases.hpp"
 #include "spikeops/spike_count.hpp"
 #include "spikeops/spikeops.hpp"
+#include "cuda_test_util.hpp"
 #include "test_util.hpp"
 
 using namespace spikeops;
 using namespace dense_semantics;
+using cuda_test::DeviceArray;
+using cuda_test::on_device;
 
 namespace {
-
-// A device copy of a host vector.
-template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(const std::vector<T>& host) : size_(host.size()) {
-    EXPECT_EQ(cudaMalloc(&data_, std::max<size_t>(size_, 1) * sizeof(T)), cudaSuccess);
-    if (size_ > 0) EXPECT_EQ(cudaMemcpy(data_, host.data(), size_ * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { cudaFree(data_); }
-  std::vector<T> download() const {
-    std::vector<T> host(size_);
-    if (size_ > 0) EXPECT_EQ(cudaMemcpy(host.data(), data_, size_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return host;
-  }
-  T* data() const { return static_cast<T*>(data_); }
-
- private:
-  void* data_ = nullptr;
-  size_t size_;
-};
-
-TensorView on_device(TensorView host, void* data) {
-  host.data = data;
-  host.device = Device::kCUDA;
-  host.device_index = 0;
-  return host;
-}
 
 class DenseSemanticsCuda : public ::testing::Test {
  protected:

@@ -14,44 +14,16 @@
 #include "op_reference.hpp"
 #include "spikeops/detail/numeric.hpp"
 #include "spikeops/spikeops.hpp"
+#include "cuda_test_util.hpp"
 #include "test_util.hpp"
 
 using namespace spikeops;
+using cuda_test::DeviceArray;
+using cuda_test::on_device;
 using op_reference::ConvShape;
 using op_reference::PoolShape;
 
 namespace {
-
-// A device copy of a host vector, ending where its allocation ends (the simulator faults on a read past it).
-template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(const std::vector<T>& host) : size_(host.size()) {
-    EXPECT_EQ(cudaMalloc(&data_, std::max<size_t>(size_, 1) * sizeof(T)), cudaSuccess);
-    if (size_ > 0) EXPECT_EQ(cudaMemcpy(data_, host.data(), size_ * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { cudaFree(data_); }
-  std::vector<T> download() const {
-    std::vector<T> host(size_);
-    if (size_ > 0) EXPECT_EQ(cudaMemcpy(host.data(), data_, size_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return host;
-  }
-  T* data() const { return static_cast<T*>(data_); }
-
- private:
-  void* data_ = nullptr;
-  size_t size_;
-};
-
-// The same view on the device: the data pointer replaced.
-TensorView on_device(TensorView host, void* data) {
-  host.data = data;
-  host.device = Device::kCUDA;
-  host.device_index = 0;
-  return host;
-}
 
 class OnCuda : public ::testing::Test {
  protected:
