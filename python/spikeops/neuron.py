@@ -63,6 +63,19 @@ def _kernel_surrogate(sg) -> bool:
     if not isinstance(sg, SurrogateFunctionBase) or not sg.spiking:
         return False
     cls = type(sg)
+    if torch.compiler.is_compiling():  # traced once per graph: no cache for Dynamo to guard on
+        return _surrogate_class_has_formula(cls)
+    known = _SURROGATE_CLASSES.get(cls)
+    if known is None:
+        known = _SURROGATE_CLASSES[cls] = _surrogate_class_has_formula(cls)
+    return known
+
+
+# Surrogate class -> whether the kernels have its formula. Classes are not redefined in place, so no entry is stale.
+_SURROGATE_CLASSES: dict = {}
+
+
+def _surrogate_class_has_formula(cls: type) -> bool:
     owner = _defining_class(cls, "kind")
     if owner is None or owner.__dict__["kind"] is None or not getattr(cls, "has_kernel_formula", True):
         return False
