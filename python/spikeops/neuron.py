@@ -434,7 +434,7 @@ class ParametricLIFNode(BaseNode):
         return self.decay_input
 
     def neuronal_charge(self, x: Tensor) -> None:
-        _charge(self, x, self.w.float().sigmoid())
+        _charge(self, x, self._decay_tensor(x.device)[0])  # k as the kernel takes it, w's device checked
 
     def _decay_tensor(self, device: torch.device) -> Tensor:
         if self.w.device != device:
