@@ -200,12 +200,10 @@ def test_base_node_without_charge_raises_not_implemented():
 def test_builtin_neuronal_methods_are_the_kernels_equations():
     """LIFNode().neuronal_charge(x) etc. work as in SpikingJelly and compute what the fused kernel computes."""
     x = torch.randn(4, 5) + 0.5
-    for node in (neuron.IFNode(), neuron.LIFNode(tau=3.0, v_reset=-0.2), neuron.LIFNode(decay_input=False, v_reset=None),
-                 neuron.ParametricLIFNode(init_tau=3.0)):
-        fused = type(node)(**{k: getattr(node, k) for k in ("v_reset",)},
-                           **({"tau": node.tau, "decay_input": node.decay_input} if isinstance(node, neuron.LIFNode)
-                              else {}),
-                           **({"init_tau": 3.0} if isinstance(node, neuron.ParametricLIFNode) else {}))
+    configs = [(neuron.IFNode, {}), (neuron.LIFNode, dict(tau=3.0, v_reset=-0.2)),
+               (neuron.LIFNode, dict(decay_input=False, v_reset=None)), (neuron.ParametricLIFNode, dict(init_tau=3.0))]
+    for cls, kw in configs:
+        node, fused = cls(**kw), cls(**kw)
         for t in range(3):
             node.v_float_to_tensor(x)
             node.neuronal_charge(x)
@@ -367,3 +365,16 @@ def test_torch_compile_custom_neuron():
     g_c = torch.autograd.grad(out_c.sum(), [x, compiled_node.a0])
     for a, b in zip(g, g_c):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.cuda
+def test_custom_neuron_and_surrogate_on_cuda():
+    x = torch.randn(5, 3, 4) * 1.5 + 0.6
+    for make in (lambda: QIF(step_mode="m"), lambda: neuron.LIFNode(step_mode="m", surrogate_function=SquareSurrogate())):
+        cpu, gpu = make(), make().cuda()
+        xc, xg = x.clone().requires_grad_(True), x.cuda().requires_grad_(True)
+        out_c, out_g = cpu(xc), gpu(xg)
+        assert out_g.device.type == "cuda" and torch.equal(out_g.cpu(), out_c)
+        g_c, = torch.autograd.grad(out_c.sum(), xc)
+        g_g, = torch.autograd.grad(out_g.sum(), xg)
+        torch.testing.assert_close(g_g.cpu(), g_c, rtol=1e-5, atol=1e-6)
