@@ -370,7 +370,8 @@ def test_torch_compile_custom_neuron():
 @pytest.mark.cuda
 def test_custom_neuron_and_surrogate_on_cuda():
     x = torch.randn(5, 3, 4) * 1.5 + 0.6
-    for make in (lambda: QIF(step_mode="m"), lambda: neuron.LIFNode(step_mode="m", surrogate_function=SquareSurrogate())):
+    makers = (lambda: QIF(step_mode="m"), lambda: neuron.LIFNode(step_mode="m", surrogate_function=SquareSurrogate()))
+    for make in makers:
         cpu, gpu = make(), make().cuda()
         xc, xg = x.clone().requires_grad_(True), x.cuda().requires_grad_(True)
         out_c, out_g = cpu(xc), gpu(xg)
