@@ -1,6 +1,9 @@
 """Spiking neurons with SpikingJelly's names, arguments and defaults: IFNode, LIFNode, ParametricLIFNode.
 
 All three run in the fused C++/CUDA kernels (one pass over memory per direction for a whole sequence).
+A :class:`BaseNode` subclass that defines or overrides SpikingJelly's ``neuronal_charge``, ``neuronal_fire`` or
+``neuronal_reset``, and a built-in neuron given a surrogate the kernels have no formula for, run a PyTorch step
+loop of those methods instead (see ``docs/design/neurons.md``, "Custom neurons").
 ``step_mode='s'`` takes ``[N, *]`` and advances one step per call; ``step_mode='m'`` takes ``[T, N, *]``.
 The membrane potential ``v`` is kept on the module in float32, persists across calls and is cleared by
 ``reset()`` (or :func:`spikeops.functional.reset_net`). Calling a single-step neuron T times gives exactly
@@ -23,6 +26,7 @@ from . import _ops
 from ._ops import _checks
 from ._ops._common import _flag, _float32
 from .base import MemoryModule, check_step_mode
+from .spike_tensor import to_spike_tensor
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
 __all__ = ["BaseNode", "IFNode", "LIFNode", "ParametricLIFNode"]
@@ -31,6 +35,52 @@ _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
 _BACKENDS = ("torch", "cupy", "triton", "spikeops")
 
+# The per-step methods a fused kernel implements: a subclass that overrides any of them runs the step loop.
+_STEP_METHODS = ("v_float_to_tensor", "neuronal_charge", "neuronal_fire", "neuronal_reset", "jit_hard_reset",
+                 "jit_soft_reset")
+# A surrogate's methods that decide its spike and its derivative: a subclass of a built-in surrogate that overrides
+# one of them is not what the kernel's formula for that kind computes.
+_SURROGATE_METHODS = ("forward", "spiking_function", "backward", "derivative")
+
+
+def _defining_class(cls: type, attr: str) -> Optional[type]:
+    return next((c for c in cls.__mro__ if attr in c.__dict__), None)
+
+
+def _fused_equations(cls: type) -> bool:
+    """Whether cls runs the equations of the built-in kind it inherits (none of the step methods overridden)."""
+    owner = _defining_class(cls, "_neuron_kind")
+    if owner is None or owner.__dict__["_neuron_kind"] is None:
+        return False
+    return all(getattr(cls, m) is getattr(owner, m) for m in _STEP_METHODS)
+
+
+def _kernel_surrogate(sg) -> bool:
+    """Whether the fused kernels compute the surrogate ``sg`` exactly: a spikeops surrogate in spiking mode whose
+    class has a kernel ``kind`` and overrides none of the methods of the class that set that kind. Anything else
+    (a user's autograd.Function or module, a subclass overriding ``forward``, ``spiking=False``) makes a neuron
+    call it in a PyTorch step loop."""
+    if not isinstance(sg, SurrogateFunctionBase) or not sg.spiking:
+        return False
+    cls = type(sg)
+    if torch.compiler.is_compiling():  # traced once per graph: no cache for Dynamo to guard on
+        return _surrogate_class_has_formula(cls)
+    known = _SURROGATE_CLASSES.get(cls)
+    if known is None:
+        known = _SURROGATE_CLASSES[cls] = _surrogate_class_has_formula(cls)
+    return known
+
+
+# Surrogate class -> whether the kernels have its formula. Classes are not redefined in place, so no entry is stale.
+_SURROGATE_CLASSES: dict = {}
+
+
+def _surrogate_class_has_formula(cls: type) -> bool:
+    owner = _defining_class(cls, "kind")
+    if owner is None or owner.__dict__["kind"] is None or not getattr(cls, "has_kernel_formula", True):
+        return False
+    return all(getattr(cls, m, None) is getattr(owner, m, None) for m in _SURROGATE_METHODS)
+
 
 class BaseNode(MemoryModule):
     """Common machinery of the spiking neurons.
@@ -38,21 +88,31 @@ class BaseNode(MemoryModule):
     Args:
         v_threshold (float): firing threshold. Default 1.0.
         v_reset (float or None): hard-reset potential; None selects the soft reset (subtract v_threshold).
-        surrogate_function (SurrogateFunctionBase): surrogate gradient. Default ``surrogate.Sigmoid()``.
+        surrogate_function (callable): the spike function with its surrogate gradient. Default
+            ``surrogate.Sigmoid()``. A spikeops surrogate runs in the fused kernels; any other callable (a
+            ``torch.autograd.Function``'s ``apply``, a module, a surrogate subclass overriding ``forward``, or
+            ``spiking=False``) is called on ``v - v_threshold`` in a PyTorch step loop.
         detach_reset (bool): do not propagate gradient through the reset. Default False.
         step_mode (str): 's' or 'm'. Default 's'.
         backend (str): accepted for SpikingJelly compatibility ('torch', 'cupy', 'triton', 'spikeops'); the
             spikeops kernels run whatever it says, on CPU and CUDA.
-        store_v_seq (bool): in multi-step mode keep ``v_seq`` ([T, N, *] float32). Default False.
+        store_v_seq (bool): in multi-step mode keep ``v_seq`` ([T, N, *], V after each step). Single-step calls
+            leave ``v_seq`` as it is, as SpikingJelly does (read ``v`` after each call). Default False.
         spike_dtype (torch.dtype or None): dtype of the spikes; None (default) uses the input's dtype.
             ``torch.uint8`` writes 1-byte spikes (no gradient flows through a uint8 tensor).
         spike_tensor (bool): return the spikes as a :class:`spikeops.SpikeTensor`: written and stored in
             1 byte each, while autograd sees a float tensor (of ``spike_dtype``, default the input's dtype), so
             the surrogate gradient still reaches this neuron. ``layer.Linear``/``layer.Conv2d`` read the bytes
             directly. Default False.
+
+    Custom neurons: define ``neuronal_charge(x)`` (it sets ``self.v`` to H from ``self.v`` and ``x``), and
+    override ``neuronal_fire()`` or ``neuronal_reset(spike)`` if needed, as in SpikingJelly. Such a neuron runs
+    those methods in a PyTorch step loop (both step modes), with the same state, ``store_v_seq``,
+    ``detach_reset``, ``spike_dtype`` and ``spike_tensor`` handling as the built-in neurons.
     """
 
-    _neuron_kind = -1
+    _neuron_kind: Optional[int] = None  # the fused kernel's NeuronKind; None: the step loop
+    _fused_class = False  # set per subclass by __init_subclass__
     _memories = ("v", "v_seq")
 
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
@@ -65,9 +125,10 @@ class BaseNode(MemoryModule):
         self.v_reset = None if v_reset is None else self._finite("v_reset", v_reset)
         if surrogate_function is None:
             surrogate_function = Sigmoid()
-        if not isinstance(surrogate_function, SurrogateFunctionBase):
-            raise TypeError(f"{name}: surrogate_function must be a spikeops.surrogate function "
-                            f"(e.g. surrogate.Sigmoid()), got {type(surrogate_function).__name__}")
+        if not callable(surrogate_function):
+            raise TypeError(f"{name}: surrogate_function must be callable: a spikeops.surrogate function "
+                            f"(e.g. surrogate.Sigmoid()) or a function of v - v_threshold, got "
+                            f"{type(surrogate_function).__name__}")
         self.surrogate_function = surrogate_function
         self.detach_reset = _flag(detach_reset, f"{name}: detach_reset")
         self.step_mode = check_step_mode(step_mode, name)
@@ -110,6 +171,44 @@ class BaseNode(MemoryModule):
         # A number float32 holds: the kernels compute in float32, so 1e39 must fail here, not at the first forward.
         return _float32(value, f"{type(self).__name__}: {name}")
 
+    # ---- SpikingJelly's per-step API (the step loop runs these; the fused kernels compute the same) ----
+    def v_float_to_tensor(self, x: Tensor) -> None:
+        """Turn a float ``v`` (after ``reset()``) into a float32 tensor of x's shape; a stored tensor must match x."""
+        self.v = self._state(x)
+
+    def neuronal_charge(self, x: Tensor) -> None:
+        """Set ``self.v`` to the charged potential H from ``self.v`` (V[t-1]) and the input ``x`` (X[t])."""
+        raise NotImplementedError(f"{type(self).__name__} must define neuronal_charge(self, x), which sets self.v "
+                                  "to the charged potential H[t] from self.v (V[t-1]) and x (X[t])")
+
+    def neuronal_fire(self) -> Tensor:
+        """The spikes S[t] = surrogate_function(H[t] - v_threshold)."""
+        return self.surrogate_function(self.v - self.v_threshold)
+
+    def neuronal_reset(self, spike: Tensor) -> None:
+        """V[t] from H[t] (``self.v``) and the spikes: hard reset to ``v_reset``, or soft (subtract the threshold)."""
+        spike_d = spike.detach() if self.detach_reset else spike
+        if self.v_reset is None:
+            self.v = self.jit_soft_reset(self.v, spike_d, self.v_threshold)
+        else:
+            self.v = self.jit_hard_reset(self.v, spike_d, self.v_reset)
+
+    @staticmethod
+    def jit_hard_reset(v: Tensor, spike: Tensor, v_reset: float) -> Tensor:
+        return (1.0 - spike) * v + spike * v_reset
+
+    @staticmethod
+    def jit_soft_reset(v: Tensor, spike: Tensor, v_threshold: float) -> Tensor:
+        return v - spike * v_threshold
+
+    def _fused(self) -> bool:
+        """Whether this call runs the fused kernel (built-in equations and a surrogate the kernel computes)."""
+        return type(self)._fused_class and _kernel_surrogate(self.surrogate_function)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._fused_class = _fused_equations(cls)
+
     # ---- per-neuron-type hooks ----
     def _tau(self) -> float:
         return 2.0  # unused by IF and ParametricLIF
@@ -129,13 +228,60 @@ class BaseNode(MemoryModule):
     def single_step_forward(self, x: Tensor) -> Tensor:
         """One step: x [N, *] -> spikes [N, *]."""
         self._check_input(x, "x", min_dim=0)
+        if not self._fused():
+            return self._present(self._step(x), x.dtype)
         spike_seq = self._run(x.unsqueeze(0), store_v_seq=False)
         return spike_seq[0]
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         """T steps in one fused call: x_seq [T, N, *] -> spikes [T, N, *]."""
         self._check_input(x_seq, "x_seq", min_dim=1)
+        if not self._fused():
+            return self._loop(x_seq)
         return self._run(x_seq, store_v_seq=self.store_v_seq)
+
+    # ---- the step loop (custom neurons, custom surrogates) ----
+    def _step(self, x: Tensor) -> Tensor:
+        """SpikingJelly's single step: charge, fire, reset."""
+        self.v_float_to_tensor(x)
+        self.neuronal_charge(x)
+        spike = self.neuronal_fire()
+        self.neuronal_reset(spike)
+        return spike
+
+    def _loop(self, x_seq: Tensor) -> Tensor:
+        """SpikingJelly's multi-step forward: the single step over T (v_seq stacks V after each step)."""
+        T = x_seq.shape[0]
+        if T == 0:
+            self.v = self._state(x_seq.new_empty(x_seq.shape[1:]))
+            if self.store_v_seq:
+                self.v_seq = torch.empty(x_seq.shape, dtype=torch.float32, device=x_seq.device)
+            return self._present(x_seq.new_empty(x_seq.shape), x_seq.dtype)
+        spikes, vs = [], []
+        for t in range(T):
+            spikes.append(self._step(x_seq[t]))
+            if self.store_v_seq:
+                vs.append(self.v)
+        if self.store_v_seq:
+            self.v_seq = torch.stack(vs)
+        return self._present(torch.stack(spikes), x_seq.dtype)
+
+    def _present(self, spike: Tensor, x_dtype: torch.dtype) -> Tensor:
+        """The loop's spikes in the dtype and form the fused path returns (spike_dtype, spike_tensor)."""
+        name = type(self).__name__
+        if not isinstance(spike, Tensor):
+            raise TypeError(f"{name}: neuronal_fire (surrogate_function) must return a tensor, got "
+                            f"{type(spike).__name__}")
+        if self.spike_tensor or self.spike_dtype == torch.uint8:
+            # 1-byte spikes hold only 0 and 1: a smooth output (spiking=False, a custom neuronal_fire) would be
+            # truncated silently.
+            if bool(((spike != 0) & (spike != 1)).any()):
+                raise ValueError(f"{name}: spike_dtype=torch.uint8 and spike_tensor=True store 0/1 spikes, but "
+                                 "neuronal_fire (surrogate_function) returned other values; use a float "
+                                 "spike_dtype")
+        if self.spike_tensor:
+            return to_spike_tensor(spike.to(self.spike_dtype or x_dtype))
+        return spike.to(self.spike_dtype or x_dtype)
 
     def _check_input(self, x, arg: str, min_dim: int) -> None:
         name = type(self).__name__
@@ -194,6 +340,15 @@ def _as_steps(x_seq: Tensor, T: int, N: int) -> Tensor:
     return x.contiguous()
 
 
+def _charge(node: BaseNode, x: Tensor, k) -> None:
+    """The LIF charge with decay k (the kernels' formula): H = V + (X - (V - Vr)) k, or V - (V - Vr) k + X."""
+    vr = 0.0 if node.v_reset is None else node.v_reset
+    if node.decay_input:
+        node.v = node.v + (x - (node.v - vr)) * k
+    else:
+        node.v = node.v - (node.v - vr) * k + x
+
+
 class IFNode(BaseNode):
     """Integrate-and-fire neuron: H = V + X.
 
@@ -201,6 +356,9 @@ class IFNode(BaseNode):
     """
 
     _neuron_kind = 0
+
+    def neuronal_charge(self, x: Tensor) -> None:
+        self.v = self.v + x
 
 
 class LIFNode(BaseNode):
@@ -233,6 +391,10 @@ class LIFNode(BaseNode):
 
     def _decay_input(self) -> bool:
         return self.decay_input
+
+    def neuronal_charge(self, x: Tensor) -> None:
+        # A Python float multiplies a float32 tensor as float32: 1/tau rounded once, as the kernel takes it.
+        _charge(self, x, 1.0 / self.tau)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
@@ -270,6 +432,9 @@ class ParametricLIFNode(BaseNode):
 
     def _decay_input(self) -> bool:
         return self.decay_input
+
+    def neuronal_charge(self, x: Tensor) -> None:
+        _charge(self, x, self._decay_tensor(x.device)[0])  # k as the kernel takes it, w's device checked
 
     def _decay_tensor(self, device: torch.device) -> Tensor:
         if self.w.device != device:

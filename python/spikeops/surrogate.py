@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +47,8 @@ class SurrogateFunctionBase(nn.Module):
         spiking (bool): True (default): Heaviside forward, surrogate backward. False: the smooth primitive.
     """
 
-    kind: "_C.SurrogateKind"
+    # The kernels' formula; None for a user's subclass, which defines forward (neurons then call it in a step loop).
+    kind: "Optional[_C.SurrogateKind]" = None
     _alpha_name = "alpha"  # what the subclass's constructor calls its sharpness parameter
 
     def __init__(self, alpha: float, spiking: bool = True):
@@ -54,7 +56,7 @@ class SurrogateFunctionBase(nn.Module):
         self.alpha = _check_positive(self._alpha_name, alpha, type(self).__name__)
         self.spiking = _flag(spiking, f"{type(self).__name__}: spiking")
         # A plain int for the ops: torch.compile (Dynamo) cannot trace int() of a pybind11 enum.
-        self.kind_id = int(self.kind)
+        self.kind_id = -1 if self.kind is None else int(self.kind)
 
     @property
     def beta(self) -> float:
@@ -70,6 +72,9 @@ class SurrogateFunctionBase(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.spiking:
             return self.primitive_function(x, self.alpha)
+        if self.kind is None:
+            raise NotImplementedError(f"{type(self).__name__} must define forward(x) (a surrogate without a "
+                                      "kernel kind computes its spike function itself)")
         _checks.tensor(x, "x", type(self).__name__, _checks.FLOAT_DTYPES)
         return spike_fn(x.contiguous(), self.kind_id, self.alpha, self.beta)
 

@@ -180,10 +180,10 @@ def test_neuron_rejects_bad_spike_dtype(cls, spike_dtype):
 
 
 @pytest.mark.parametrize("cls", NODE_CLASSES, ids=NODE_IDS)
-@pytest.mark.parametrize("sg", [lambda x: (x >= 0).float(), nn.Sigmoid(), torch.sigmoid, "ATan"],
-                         ids=["lambda", "nn.Sigmoid", "torch.sigmoid", "str"])
-def test_neuron_rejects_foreign_surrogate(cls, sg):
-    with pytest.raises(TypeError, match=rf"{cls.__name__}: surrogate_function must be a spikeops.surrogate"):
+@pytest.mark.parametrize("sg", ["ATan", 1.0], ids=["str", "float"])
+def test_neuron_rejects_non_callable_surrogate(cls, sg):
+    # Any callable is a surrogate (it runs in the step loop, tests/python/test_custom_neurons.py); others are not.
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: surrogate_function must be callable"):
         cls(surrogate_function=sg)
 
 
