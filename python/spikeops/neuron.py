@@ -29,7 +29,7 @@ from .base import MemoryModule, check_step_mode
 from .spike_tensor import to_spike_tensor
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
-__all__ = ["BaseNode", "IFNode", "LIFNode", "ParametricLIFNode"]
+__all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode"]
 
 _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
@@ -96,8 +96,10 @@ class BaseNode(MemoryModule):
         step_mode (str): 's' or 'm'. Default 's'.
         backend (str): accepted for SpikingJelly compatibility ('torch', 'cupy', 'triton', 'spikeops'); the
             spikeops kernels run whatever it says, on CPU and CUDA.
-        store_v_seq (bool): in multi-step mode keep ``v_seq`` ([T, N, *], V after each step). Single-step calls
-            leave ``v_seq`` as it is, as SpikingJelly does (read ``v`` after each call). Default False.
+        store_v_seq (bool): keep ``v_seq``, V after each step, as SpikingJelly 2.0 does: a multi-step call sets
+            it to [T, N, *]; in single-step mode each call appends its V (a new sequence starts after
+            ``reset()`` or when the shape, device or dtype changes; every step copies the sequence, so this is
+            for monitoring). Default False.
         spike_dtype (torch.dtype or None): dtype of the spikes; None (default) uses the input's dtype.
             ``torch.uint8`` writes 1-byte spikes (no gradient flows through a uint8 tensor).
         spike_tensor (bool): return the spikes as a :class:`spikeops.SpikeTensor`: written and stored in
@@ -158,9 +160,11 @@ class BaseNode(MemoryModule):
         self.v_seq = None
 
     def detach(self) -> None:
-        """Cut the autograd graph through the state (truncated BPTT)."""
+        """Cut the autograd graph through the state (truncated BPTT), the stored ``v_seq`` included."""
         if isinstance(self.v, Tensor):
             self.v = self.v.detach()
+        if isinstance(self.v_seq, Tensor):
+            self.v_seq = self.v_seq.detach()
 
     def extra_repr(self) -> str:
         return (f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, "
@@ -229,9 +233,21 @@ class BaseNode(MemoryModule):
         """One step: x [N, *] -> spikes [N, *]."""
         self._check_input(x, "x", min_dim=0)
         if not self._fused():
-            return self._present(self._step(x), x.dtype)
-        spike_seq = self._run(x.unsqueeze(0), store_v_seq=False)
-        return spike_seq[0]
+            spike = self._present(self._step(x), x.dtype)
+        else:
+            spike = self._run(x.unsqueeze(0), store_v_seq=False)[0]
+        if self.store_v_seq:
+            self._append_v_seq(self.v)
+        return spike
+
+    def _append_v_seq(self, v: Tensor) -> None:
+        """Single-step store_v_seq: append V to v_seq, restarting it when the shape, device or dtype changes."""
+        step = v.unsqueeze(0)
+        seq = self.v_seq
+        if seq is None or seq.shape[1:] != step.shape[1:] or seq.device != step.device or seq.dtype != step.dtype:
+            self.v_seq = step.clone()
+        else:
+            self.v_seq = torch.cat((seq, step))
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         """T steps in one fused call: x_seq [T, N, *] -> spikes [T, N, *]."""
@@ -347,6 +363,12 @@ def _charge(node: BaseNode, x: Tensor, k) -> None:
         node.v = node.v + (x - (node.v - vr)) * k
     else:
         node.v = node.v - (node.v - vr) * k + x
+
+
+class SimpleBaseNode(BaseNode):
+    """SpikingJelly 2.0's base class for neurons written as ``neuronal_charge`` (with ``neuronal_fire`` and
+    ``neuronal_reset`` if needed) in plain PyTorch. In spikeops :class:`BaseNode` takes such subclasses too; both
+    run them in a PyTorch step loop (see :class:`BaseNode`, "Custom neurons")."""
 
 
 class IFNode(BaseNode):

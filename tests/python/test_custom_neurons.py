@@ -148,8 +148,8 @@ def test_custom_single_step_T_times_equals_multi_step(name):
 
 
 def test_store_v_seq_custom_and_builtin():
-    """Multi-step: v_seq is V after every step ([T, N, *]). Single-step leaves v_seq untouched, as SpikingJelly's
-    BaseNode.single_step_forward does (it stores v_seq in multi_step_forward only)."""
+    """Multi-step: v_seq is V after every step ([T, N, *]). Single-step appends V at each call (SpikingJelly 2.0's
+    BaseNode.single_step_forward), restarting after reset(); both give the same sequence."""
     x = torch.randn(5, 2, 3) + 0.5
     for node in (TutorialLIF(step_mode="m", store_v_seq=True), neuron.LIFNode(step_mode="m", store_v_seq=True)):
         node(x)
@@ -157,9 +157,19 @@ def test_store_v_seq_custom_and_builtin():
         assert torch.equal(node.v_seq[-1], node.v)
         node.reset()
         assert node.v_seq is None and node.v == 0.0
+        node.step_mode = "m"
+        node(x)
+        multi_v_seq = node.v_seq
+        node.reset()
         node.step_mode = "s"
-        node(x[0])
+        for t in range(x.shape[0]):
+            node(x[t])
+            assert node.v_seq.shape == (t + 1,) + x.shape[1:]
+        assert torch.equal(node.v_seq, multi_v_seq)
+        node.reset()
         assert node.v_seq is None
+        node(torch.randn(4, 3))  # after a reset: a new sequence
+        assert node.v_seq.shape == (1, 4, 3)
     empty = TutorialLIF(step_mode="m", store_v_seq=True)
     out = empty(torch.empty(0, 2, 3))
     assert out.shape == (0, 2, 3) and empty.v_seq.shape == (0, 2, 3) and empty.v.shape == (2, 3)
@@ -379,3 +389,13 @@ def test_custom_neuron_and_surrogate_on_cuda():
         g_c, = torch.autograd.grad(out_c.sum(), xc)
         g_g, = torch.autograd.grad(out_g.sum(), xg)
         torch.testing.assert_close(g_g.cpu(), g_c, rtol=1e-5, atol=1e-6)
+
+
+def test_single_step_v_seq_is_detached_with_the_state():
+    node = neuron.LIFNode(store_v_seq=True)
+    x = (torch.randn(3, 5) + 0.5).requires_grad_(True)
+    for t in range(3):
+        node(x[t])
+    assert node.v_seq.requires_grad
+    node.detach()
+    assert not node.v_seq.requires_grad and not node.v.requires_grad
