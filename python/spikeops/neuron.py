@@ -68,6 +68,11 @@ class BaseNode(MemoryModule):
         if not isinstance(surrogate_function, SurrogateFunctionBase):
             raise TypeError(f"{name}: surrogate_function must be a spikeops.surrogate function "
                             f"(e.g. surrogate.Sigmoid()), got {type(surrogate_function).__name__}")
+        if not surrogate_function.has_kernel_formula:
+            # Until neurons run such surrogates in a PyTorch step loop, say so rather than fail on a missing kind.
+            raise NotImplementedError(f"{name}: surrogate_function {type(surrogate_function).__name__} has no kernel "
+                                      "formula (its forward is not the Heaviside step); the fused neurons cannot "
+                                      "run it")
         self.surrogate_function = surrogate_function
         self.detach_reset = _flag(detach_reset, f"{name}: detach_reset")
         self.step_mode = check_step_mode(step_mode, name)
