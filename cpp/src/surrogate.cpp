@@ -23,6 +23,14 @@ const char* surrogate_name(SurrogateKind kind) {
     case SurrogateKind::kRect: return "Rect";
     case SurrogateKind::kPiecewiseLeakyReLU: return "PiecewiseLeakyReLU";
     case SurrogateKind::kFastSigmoid: return "FastSigmoid";
+    case SurrogateKind::kNonzeroSignLogAbs: return "NonzeroSignLogAbs";
+    case SurrogateKind::kS2NN: return "S2NN";
+    case SurrogateKind::kQPseudoSpike: return "QPseudoSpike";
+    case SurrogateKind::kLeakyKReLU: return "LeakyKReLU";
+    case SurrogateKind::kFakeNumericalGradient: return "FakeNumericalGradient";
+    case SurrogateKind::kLogTailedReLU: return "LogTailedReLU";
+    case SurrogateKind::kSquarewaveFourierSeries: return "SquarewaveFourierSeries";
+    case SurrogateKind::kDeterministicPass: return "DeterministicPass";
   }
   return "unknown surrogate";
 }
@@ -35,6 +43,12 @@ Surrogate default_surrogate(SurrogateKind kind) {
     case SurrogateKind::kErf: return {kind, 2.0f, 0.0f};
     case SurrogateKind::kPiecewiseLeakyReLU: return {kind, 1.0f, 0.01f};
     case SurrogateKind::kFastSigmoid: return {kind, 25.0f, 0.0f};
+    case SurrogateKind::kS2NN: return {kind, 4.0f, 1.0f};
+    case SurrogateKind::kQPseudoSpike: return {kind, 2.0f, 0.0f};
+    case SurrogateKind::kLeakyKReLU: return {kind, 0.0f, 1.0f};
+    case SurrogateKind::kFakeNumericalGradient: return {kind, 0.3f, 0.0f};
+    case SurrogateKind::kLogTailedReLU: return {kind, 0.0f, 0.0f};
+    case SurrogateKind::kSquarewaveFourierSeries: return {kind, 8.0f, 2.0f};
     default: return {kind, 1.0f, 0.0f};
   }
 }
@@ -46,15 +60,41 @@ void validate_surrogate(const Surrogate& s, const char* arg_name) {
     throw Error(name + ".kind must be a SurrogateKind in [0, " + std::to_string(kNumSurrogateKinds) + "), got " +
                 std::to_string(kind));
   }
-  // A normal float32 (not a subnormal): the derivatives divide by alpha (1/alpha, 1/(2 alpha)), which would
-  // overflow to inf for a subnormal one.
-  if (!(s.alpha >= std::numeric_limits<float>::min()) || !std::isfinite(s.alpha)) {
-    throw Error(name + ".alpha of " + surrogate_name(s.kind) +
-                " must be a finite number > 0 that float32 holds as a normal number (>= 1.2e-38), got " +
-                std::to_string(s.alpha));
+  const char* sg = surrogate_name(s.kind);
+  if (!std::isfinite(s.alpha)) {
+    throw Error(name + ".alpha of " + sg + " must be finite, got " + std::to_string(s.alpha));
   }
   if (!std::isfinite(s.beta)) {
-    throw Error(name + ".beta of " + surrogate_name(s.kind) + " must be finite, got " + std::to_string(s.beta));
+    throw Error(name + ".beta of " + sg + " must be finite, got " + std::to_string(s.beta));
+  }
+  switch (s.kind) {
+    case SurrogateKind::kLeakyKReLU:
+    case SurrogateKind::kFakeNumericalGradient:
+    case SurrogateKind::kLogTailedReLU:
+    case SurrogateKind::kDeterministicPass:
+      return;  // no division by alpha: any finite value is a valid (if odd) surrogate
+    case SurrogateKind::kQPseudoSpike:
+      // 2 / (alpha - 1): alpha = 1 divides by 0, alpha < 1 makes the base negative (NaN gradients).
+      if (!(s.alpha > 1.0f)) {
+        throw Error(name + ".alpha of QPseudoSpike must be > 1, got " + std::to_string(s.alpha));
+      }
+      return;
+    case SurrogateKind::kSquarewaveFourierSeries:
+      // n is a loop count: an integer held exactly by float32.
+      if (!(s.beta >= 1.0f && s.beta <= 16777216.0f && s.beta == std::floor(s.beta))) {
+        throw Error(name + ".beta of SquarewaveFourierSeries (its n) must be an integer in [1, 2^24], got " +
+                    std::to_string(s.beta));
+      }
+      break;
+    default:
+      break;
+  }
+  // A normal float32 (not a subnormal): the derivatives divide by alpha (1/alpha, 1/(2 alpha)), which would
+  // overflow to inf for a subnormal one.
+  if (!(s.alpha >= std::numeric_limits<float>::min())) {
+    throw Error(name + ".alpha of " + sg +
+                " must be a finite number > 0 that float32 holds as a normal number (>= 1.2e-38), got " +
+                std::to_string(s.alpha));
   }
 }
 

@@ -138,7 +138,15 @@ PYBIND11_MODULE(_C, m) {
       .value("Erf", SurrogateKind::kErf)
       .value("Rect", SurrogateKind::kRect)
       .value("PiecewiseLeakyReLU", SurrogateKind::kPiecewiseLeakyReLU)
-      .value("FastSigmoid", SurrogateKind::kFastSigmoid);
+      .value("FastSigmoid", SurrogateKind::kFastSigmoid)
+      .value("NonzeroSignLogAbs", SurrogateKind::kNonzeroSignLogAbs)
+      .value("S2NN", SurrogateKind::kS2NN)
+      .value("QPseudoSpike", SurrogateKind::kQPseudoSpike)
+      .value("LeakyKReLU", SurrogateKind::kLeakyKReLU)
+      .value("FakeNumericalGradient", SurrogateKind::kFakeNumericalGradient)
+      .value("LogTailedReLU", SurrogateKind::kLogTailedReLU)
+      .value("SquarewaveFourierSeries", SurrogateKind::kSquarewaveFourierSeries)
+      .value("DeterministicPass", SurrogateKind::kDeterministicPass);
 
   py::class_<Surrogate>(m, "Surrogate")
       .def(py::init([](SurrogateKind kind, float alpha, float beta) { return Surrogate{kind, alpha, beta}; }),

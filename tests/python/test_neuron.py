@@ -121,7 +121,12 @@ def test_every_surrogate(kind, name):
 
 @pytest.mark.parametrize("name,params", [("Sigmoid", {"alpha": 1.5}), ("ATan", {"alpha": 5.0}),
                                          ("PiecewiseLeakyReLU", {"w": 0.5, "c": 0.1}),
-                                         ("FastSigmoid", {"slope": 5.0}), ("Rect", {"alpha": 0.7})])
+                                         ("FastSigmoid", {"slope": 5.0}), ("Rect", {"alpha": 0.7}),
+                                         ("NonzeroSignLogAbs", {"alpha": 2.5}), ("S2NN", {"alpha": 2.0, "beta": 0.5}),
+                                         ("QPseudoSpike", {"alpha": 3.0}), ("LeakyKReLU", {"leak": 0.2, "k": 1.5}),
+                                         ("FakeNumericalGradient", {"alpha": 1.5}),
+                                         ("LogTailedReLU", {"alpha": 0.1}),
+                                         ("SquarewaveFourierSeries", {"n": 4, "T_period": 5.0})])
 def test_surrogate_parameters(name, params):
     compare_with_reference("LIF", (5, 40), surrogate_name=name, sg_params=params)
 

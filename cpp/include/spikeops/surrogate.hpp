@@ -1,5 +1,7 @@
 // Surrogate gradients: the spike is a Heaviside step Θ(x) = (x >= 0) forward, and σ'(x) stands in for its
 // derivative backward. Names, default parameters and formulas are SpikingJelly's, plus snnTorch's FastSigmoid.
+// Every SpikingJelly surrogate whose forward is Θ and whose derivative is closed-form is here; PoissonPass and
+// MultiLevelSpikeCount (forward not Θ) exist only in Python.
 #pragma once
 
 #include "spikeops/config.hpp"
@@ -18,8 +20,16 @@ enum class SurrogateKind : int {
   kRect = 7,                // α if |x| < 1/(2α) else 0,               α = 1
   kPiecewiseLeakyReLU = 8,  // 1/(2w) if |x| < w else c,               w = 1 (alpha), c = 0.01 (beta)
   kFastSigmoid = 9,         // 1 / (slope |x| + 1)^2 (snnTorch),       slope = 25 (alpha)
+  kNonzeroSignLogAbs = 10,  // 1 / (1/α + |x|),                        α = 1
+  kS2NN = 11,               // α σ(αx)(1 - σ(αx)) for x < 0, β / (x + 1) for x >= 0,   α = 4, β = 1
+  kQPseudoSpike = 12,       // (1 + 2|x| / (α - 1))^-α,                α = 2 (> 1)
+  kLeakyKReLU = 13,         // k for x >= 0, else leak,                leak = 0 (alpha), k = 1 (beta)
+  kFakeNumericalGradient = 14,  // min(sign(x) / x, α), sign(x) = 1 for x >= 0 else -1,   α = 0.3
+  kLogTailedReLU = 15,      // α for x <= 0, 1 for 0 < x <= 1, 1/x for x > 1,   α = 0
+  kSquarewaveFourierSeries = 16,  // (4/T) Σ_{i=1}^{n-1} cos((2i - 1) 2π x / T),  T_period = 8 (alpha), n = 2 (beta)
+  kDeterministicPass = 17,  // 1 (straight-through)
 };
-constexpr int kNumSurrogateKinds = 10;
+constexpr int kNumSurrogateKinds = 18;
 
 // X(kind) for every SurrogateKind: kernels expand it into a switch whose cases each see a constant kind.
 #define SPIKEOPS_FOR_EACH_SURROGATE_KIND(X) \
@@ -32,12 +42,21 @@ constexpr int kNumSurrogateKinds = 10;
   X(kErf)                                   \
   X(kRect)                                  \
   X(kPiecewiseLeakyReLU)                    \
-  X(kFastSigmoid)
+  X(kFastSigmoid)                           \
+  X(kNonzeroSignLogAbs)                     \
+  X(kS2NN)                                  \
+  X(kQPseudoSpike)                          \
+  X(kLeakyKReLU)                            \
+  X(kFakeNumericalGradient)                 \
+  X(kLogTailedReLU)                         \
+  X(kSquarewaveFourierSeries)               \
+  X(kDeterministicPass)
 
 const char* surrogate_name(SurrogateKind kind);
 
-// A surrogate and its parameters. `alpha` is α (w for PiecewiseLeakyReLU, slope for FastSigmoid); `beta` is
-// only used by PiecewiseLeakyReLU (its c).
+// A surrogate and its parameters. `alpha` is α (w for PiecewiseLeakyReLU, slope for FastSigmoid, leak for
+// LeakyKReLU, T_period for SquarewaveFourierSeries); `beta` is PiecewiseLeakyReLU's c, S2NN's β, LeakyKReLU's k
+// and SquarewaveFourierSeries' n (an integer held as a float); the other kinds ignore it.
 struct Surrogate {
   SurrogateKind kind = SurrogateKind::kSigmoid;
   float alpha = 4.0f;
@@ -47,8 +66,10 @@ struct Surrogate {
 // SpikingJelly's default parameters for `kind`.
 Surrogate default_surrogate(SurrogateKind kind);
 
-// Throws spikeops::Error when the kind is unknown or a parameter is out of range (alpha must be finite and a
-// normal float32 > 0, i.e. >= FLT_MIN; PiecewiseLeakyReLU's c must be finite).
+// Throws spikeops::Error when the kind is unknown or a parameter is out of range. alpha and beta must be finite;
+// where the formula divides by alpha it must also be a normal float32 > 0 (>= FLT_MIN): every kind but
+// LeakyKReLU, FakeNumericalGradient, LogTailedReLU and DeterministicPass (any finite alpha) and QPseudoSpike
+// (alpha > 1); SquarewaveFourierSeries' n (beta) must be an integer in [1, 2^24].
 void validate_surrogate(const Surrogate& s, const char* arg_name = "surrogate");
 
 // spike = Θ(x) = (x >= 0), elementwise. x: float32/float16/bfloat16; spike: same shape, any dtype

@@ -102,9 +102,16 @@ def _surrogate(kind: int, alpha: float, beta: float, fn: str = "spikeops") -> "_
     """The core's Surrogate from an op's arguments; errors name `fn` and the argument."""
     if isinstance(kind, bool) or not isinstance(kind, int) or kind not in _SURROGATE_KINDS:
         raise ValueError(f"{fn}: surrogate_kind must be one of {sorted(_SURROGATE_KINDS)}, got {kind!r}")
-    alpha = _float32(alpha, f"{fn}: alpha", positive=True)
+    alpha = _float32(alpha, f"{fn}: alpha")
     beta = _float32(beta, f"{fn}: beta")
-    return _C.Surrogate(_SURROGATE_KINDS[kind], alpha, beta)
+    surrogate = _C.Surrogate(_SURROGATE_KINDS[kind], alpha, beta)
+    # Each kind's own ranges (most need alpha > 0, QPseudoSpike alpha > 1, ...) live in the core; its message
+    # ("surrogate.alpha of QPseudoSpike must be > 1") is reworded to name the op's own argument.
+    try:
+        _C.validate_surrogate(surrogate, "surrogate")
+    except ValueError as e:
+        raise ValueError(f"{fn}: {str(e).removeprefix('surrogate.')}") from None
+    return surrogate
 
 
 def _sync_cpu_threads() -> None:
