@@ -5,25 +5,14 @@
 #include "backend.hpp"
 #include "cuda_utils.cuh"
 #include "dense_semantics.hpp"
+#include "dense_semantics_math.hpp"
 
 namespace spikeops {
 namespace cuda {
 
+using namespace dense_math;
+
 namespace {
-
-__device__ __forceinline__ bool finite(float v) { return v - v == 0.0f; }
-
-__device__ __forceinline__ int64_t at4(bool channels_last, int64_t C, int64_t H, int64_t W, int64_t n, int64_t c,
-                                       int64_t h, int64_t w) {
-  return channels_last ? ((n * H + h) * W + w) * C + c : ((n * C + c) * H + h) * W + w;
-}
-
-__device__ __forceinline__ float row_value(const float* rows, RowsLayout layout, int64_t K, int64_t N, int64_t k,
-                                           int64_t n) {
-  if (layout == RowsLayout::kPacked) return rows[((n / kPackedTileN) * K + k) * kPackedTileN + n % kPackedTileN];
-  if (layout == RowsLayout::kTransposed) return rows[n * K + k];
-  return rows[k * N + n];
-}
 
 // A zeroed byte per column in stream-ordered device memory, freed with the stream.
 class Flags {
@@ -56,8 +45,7 @@ __global__ void dense_columns_kernel(const uint8_t* spikes, int64_t M, int64_t K
   for (int64_t i = global_thread_index(); i < M * N; i += grid_thread_count()) {
     const int64_t m = i / N, n = i % N;
     if (!flags[n]) continue;
-    float sum = 0.0f;
-    for (int64_t k = 0; k < K; ++k) sum += static_cast<float>(spikes[m * K + k]) * row_value(rows, layout, K, N, k, n);
+    float sum = dense_column_value(spikes, K, 1, K, rows, layout, N, m, n);
     if (bias != nullptr) sum += bias[n];
     store_from_float(out_dtype, out, out_transposed ? n * M + m : m * N + n, sum);
   }
@@ -78,51 +66,26 @@ __global__ void flag_channels_kernel(DType dtype, const void* data, int64_t O, i
   }
 }
 
-// ldp: a kPacked weight's row length (conv2d_packed_channels, a host function).
-__global__ void dense_conv_kernel(ConvGeometry g, int64_t N, const uint8_t* spikes, DType w_dtype, const void* weight,
-                                  bool packed, int64_t ldp, DType b_dtype, const void* bias, DType out_dtype,
-                                  void* out, const uint8_t* flags) {
-  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups;
+// weight.ldp: a kPacked weight's row length (conv2d_packed_channels, a host function, so computed by the caller).
+__global__ void dense_conv_kernel(ConvGeometry g, int64_t N, const uint8_t* spikes, ConvWeight weight, DType b_dtype,
+                                  const void* bias, DType out_dtype, void* out, const uint8_t* flags) {
   const int64_t total = N * g.O * g.OH * g.OW;
   for (int64_t e = global_thread_index(); e < total; e += grid_thread_count()) {
     const int64_t ow = e % g.OW, oh = e / g.OW % g.OH, o = e / (g.OW * g.OH) % g.O, n = e / (g.OW * g.OH * g.O);
     if (!flags[o]) continue;
-    float sum = 0.0f;
-    for (int64_t ci = 0; ci < Cg; ++ci) {
-      for (int64_t i = 0; i < g.kh; ++i) {
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
-          const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-          const float s = inside ? spikes[at4(g.channels_last, g.C, g.H, g.W, n, (o / Og) * Cg + ci, ih, iw)] : 0.0f;
-          const float w = packed ? static_cast<const float*>(weight)[((((o / Og) * g.kh + i) * g.kw + j) * Cg + ci) * ldp + o % Og]
-                                 : load_as_float(w_dtype, weight, ((o * Cg + ci) * g.kh + i) * g.kw + j);
-          sum += s * w;
-        }
-      }
-    }
-    if (bias != nullptr) sum += load_as_float(b_dtype, bias, o);
+    float sum = dense_conv_value(g, spikes, weight, n, o, oh, ow);
+    if (bias != nullptr) sum += load_value(b_dtype, bias, o);
     store_from_float(out_dtype, out, at4(g.channels_last, g.O, g.OH, g.OW, n, o, oh, ow), sum);
   }
 }
 
 __global__ void dense_conv_weight_grad_kernel(ConvGeometry g, int64_t N, const uint8_t* spikes, DType dy_dtype,
                                               const void* dy, DType gw_dtype, void* grad_weight, const uint8_t* flags) {
-  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, taps = g.kh * g.kw;
+  const int64_t Cg = g.C / g.groups, taps = g.kh * g.kw;
   for (int64_t e = global_thread_index(); e < g.O * Cg * taps; e += grid_thread_count()) {
     const int64_t o = e / (Cg * taps), ci = e / taps % Cg, i = e / g.kw % g.kh, j = e % g.kw;
     if (!flags[o]) continue;
-    float sum = 0.0f;
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
-          const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-          const float s = inside ? spikes[at4(g.channels_last, g.C, g.H, g.W, n, (o / Og) * Cg + ci, ih, iw)] : 0.0f;
-          sum += s * load_as_float(dy_dtype, dy, at4(g.channels_last, g.O, g.OH, g.OW, n, o, oh, ow));
-        }
-      }
-    }
-    store_from_float(gw_dtype, grad_weight, e, sum);
+    store_from_float(gw_dtype, grad_weight, e, dense_conv_weight_grad_value(g, spikes, N, dy_dtype, dy, o, ci, i, j));
   }
 }
 
@@ -160,8 +123,8 @@ void dense_nonfinite_channels(const ConvGeometry& g, const SpikeConv2dArgs& a) {
   check_launch("flag_channels_kernel");
   const int64_t N = a.spikes.shape[0];
   dense_conv_kernel<<<grid_blocks(N * g.O * g.OH * g.OW), kThreadsPerBlock, 0, s>>>(
-      g, N, static_cast<const uint8_t*>(a.spikes.data), a.weight.dtype, a.weight.data, packed,
-      conv2d_packed_channels(Og), a.bias.dtype,
+      g, N, static_cast<const uint8_t*>(a.spikes.data),
+      ConvWeight{a.weight.dtype, a.weight.data, packed, conv2d_packed_channels(Og)}, a.bias.dtype,
       a.bias.defined() ? a.bias.data : nullptr, a.out.dtype, a.out.data, flags.get());
   check_launch("dense_conv_kernel");
 }

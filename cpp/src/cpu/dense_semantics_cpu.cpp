@@ -1,6 +1,7 @@
 // CPU side of dense_semantics.hpp: the non-finite and byte checks, and the plain dense loops that recompute
 // the outputs a non-finite operand reaches (rare: only calls whose operand holds inf or NaN run them).
 #include "dense_semantics.hpp"
+#include "dense_semantics_math.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -12,6 +13,8 @@
 
 namespace spikeops {
 namespace cpu {
+
+using namespace dense_math;
 
 namespace {
 
@@ -45,22 +48,6 @@ bool nonfinite_serial(DType dtype, const void* data, int64_t n) {
   }
 }
 
-float value_at(DType dtype, const void* data, int64_t i) {
-  switch (dtype) {
-    case DType::kFloat16: return detail::half_to_float(static_cast<const uint16_t*>(data)[i]);
-    case DType::kBFloat16: return detail::bfloat16_to_float(static_cast<const uint16_t*>(data)[i]);
-    default: return static_cast<const float*>(data)[i];
-  }
-}
-
-bool finite(float v) { return v - v == 0.0f; }
-
-
-// Index of element (n, c, h, w) of an [N, C, H, W] tensor stored NCHW or channels-last.
-int64_t at4(bool channels_last, int64_t C, int64_t H, int64_t W, int64_t n, int64_t c, int64_t h, int64_t w) {
-  return channels_last ? ((n * H + h) * W + w) * C + c : ((n * C + c) * H + h) * W + w;
-}
-
 }  // namespace
 
 uint8_t max_byte(const uint8_t* s, int64_t n) {
@@ -90,24 +77,16 @@ void dense_nonfinite_columns(const SpikeAccumulateArgs& a) {
   const float* rows = static_cast<const float*>(a.rows.data);
   if (!any_nonfinite(DType::kFloat32, rows, a.rows.numel())) return;
   const int64_t M = a.spikes.shape[0], K = a.spikes.shape[1], N = a.out.shape[a.out_transposed ? 0 : 1];
-  const auto row_value = [&](int64_t k, int64_t n) {
-    switch (a.rows_layout) {
-      case RowsLayout::kPacked: return rows[((n / kPackedTileN) * K + k) * kPackedTileN + n % kPackedTileN];
-      case RowsLayout::kTransposed: return rows[n * K + k];
-      default: return rows[k * N + n];
-    }
-  };
   const uint8_t* spikes = static_cast<const uint8_t*>(a.spikes.data);
   const int64_t sm = a.spikes.strides[0], sk = a.spikes.strides[1];
   const float* bias = static_cast<const float*>(a.bias.data);
   for (int64_t n = 0; n < N; ++n) {
     bool flagged = false;
-    for (int64_t k = 0; k < K && !flagged; ++k) flagged = !finite(row_value(k, n));
+    for (int64_t k = 0; k < K && !flagged; ++k) flagged = !finite(row_value(rows, a.rows_layout, K, N, k, n));
     if (!flagged) continue;
 #pragma omp parallel for schedule(static) if (M * K >= kMinParallel)
     for (int64_t m = 0; m < M; ++m) {
-      float sum = 0.0f;
-      for (int64_t k = 0; k < K; ++k) sum += static_cast<float>(spikes[m * sm + k * sk]) * row_value(k, n);
+      float sum = dense_column_value(spikes, sm, sk, K, rows, a.rows_layout, N, m, n);
       if (bias != nullptr) sum += bias[n];
       store_row(a.out.dtype, a.out.data, a.out_transposed ? n * M + m : m * N + n, 1, &sum);
     }
@@ -117,38 +96,21 @@ void dense_nonfinite_columns(const SpikeAccumulateArgs& a) {
 void dense_nonfinite_channels(const ConvGeometry& g, const SpikeConv2dArgs& a) {
   if (!any_nonfinite(a.weight.dtype, a.weight.data, a.weight.numel())) return;
   const int64_t N = a.spikes.shape[0], Cg = g.C / g.groups, Og = g.O / g.groups;
-  const int64_t ldp = conv2d_packed_channels(Og);
-  const auto weight = [&](int64_t o, int64_t ci, int64_t i, int64_t j) {
-    if (a.weight_layout == ConvWeightLayout::kPacked) {
-      return static_cast<const float*>(a.weight.data)[((((o / Og) * g.kh + i) * g.kw + j) * Cg + ci) * ldp + o % Og];
-    }
-    return value_at(a.weight.dtype, a.weight.data, ((o * Cg + ci) * g.kh + i) * g.kw + j);
-  };
+  const ConvWeight weight{a.weight.dtype, a.weight.data, a.weight_layout == ConvWeightLayout::kPacked,
+                          conv2d_packed_channels(Og)};
   const uint8_t* spikes = static_cast<const uint8_t*>(a.spikes.data);
   for (int64_t o = 0; o < g.O; ++o) {
     bool flagged = false;
     for (int64_t ci = 0; ci < Cg && !flagged; ++ci) {
-      for (int64_t t = 0; t < g.kh * g.kw && !flagged; ++t) flagged = !finite(weight(o, ci, t / g.kw, t % g.kw));
+      for (int64_t t = 0; t < g.kh * g.kw && !flagged; ++t) flagged = !finite(weight.at(g, o, ci, t / g.kw, t % g.kw));
     }
     if (!flagged) continue;
-    const float b = a.bias.defined() ? value_at(a.bias.dtype, a.bias.data, o) : 0.0f;
-    const int64_t c0 = (o / Og) * Cg;
+    const float b = a.bias.defined() ? load_value(a.bias.dtype, a.bias.data, o) : 0.0f;
 #pragma omp parallel for collapse(2) schedule(static) if (N * g.OH * g.OW * Cg * g.kh * g.kw >= kMinParallel)
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t oh = 0; oh < g.OH; ++oh) {
         for (int64_t ow = 0; ow < g.OW; ++ow) {
-          float sum = 0.0f;
-          for (int64_t ci = 0; ci < Cg; ++ci) {
-            for (int64_t i = 0; i < g.kh; ++i) {
-              for (int64_t j = 0; j < g.kw; ++j) {
-                const int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
-                const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-                const float s = inside ? spikes[at4(g.channels_last, g.C, g.H, g.W, n, c0 + ci, ih, iw)] : 0.0f;
-                sum += s * weight(o, ci, i, j);
-              }
-            }
-          }
-          sum += b;
+          const float sum = dense_conv_value(g, spikes, weight, n, o, oh, ow) + b;
           store_row(a.out.dtype, a.out.data, at4(g.channels_last, g.O, g.OH, g.OW, n, o, oh, ow), 1, &sum);
         }
       }
@@ -159,32 +121,21 @@ void dense_nonfinite_channels(const ConvGeometry& g, const SpikeConv2dArgs& a) {
 void dense_nonfinite_channels(const ConvGeometry& g, const SpikeConv2dWeightGradArgs& a) {
   const TensorView& dy = a.grad_out;
   if (!any_nonfinite(dy.dtype, dy.data, dy.numel())) return;
-  const int64_t N = a.spikes.shape[0], Cg = g.C / g.groups, Og = g.O / g.groups;
+  const int64_t N = a.spikes.shape[0], Cg = g.C / g.groups, taps = g.kh * g.kw;
   const uint8_t* spikes = static_cast<const uint8_t*>(a.spikes.data);
   for (int64_t o = 0; o < g.O; ++o) {
     bool flagged = false;
     for (int64_t n = 0; n < N && !flagged; ++n) {
       for (int64_t p = 0; p < g.OH * g.OW && !flagged; ++p) {
-        flagged = !finite(value_at(dy.dtype, dy.data, at4(g.channels_last, g.O, g.OH, g.OW, n, o, p / g.OW, p % g.OW)));
+        flagged = !finite(load_value(dy.dtype, dy.data, at4(g.channels_last, g.O, g.OH, g.OW, n, o, p / g.OW, p % g.OW)));
       }
     }
     if (!flagged) continue;
-    const int64_t c0 = (o / Og) * Cg;
-#pragma omp parallel for schedule(static) if (N * g.OH * g.OW * Cg * g.kh * g.kw >= kMinParallel)
-    for (int64_t w = 0; w < Cg * g.kh * g.kw; ++w) {
-      const int64_t ci = w / (g.kh * g.kw), i = w / g.kw % g.kh, j = w % g.kw;
-      float sum = 0.0f;
-      for (int64_t n = 0; n < N; ++n) {
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            const int64_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
-            const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-            const float s = inside ? spikes[at4(g.channels_last, g.C, g.H, g.W, n, c0 + ci, ih, iw)] : 0.0f;
-            sum += s * value_at(dy.dtype, dy.data, at4(g.channels_last, g.O, g.OH, g.OW, n, o, oh, ow));
-          }
-        }
-      }
-      store_row(a.grad_weight.dtype, a.grad_weight.data, o * Cg * g.kh * g.kw + w, 1, &sum);
+#pragma omp parallel for schedule(static) if (N * g.OH * g.OW * Cg * taps >= kMinParallel)
+    for (int64_t w = 0; w < Cg * taps; ++w) {
+      const float sum = dense_conv_weight_grad_value(g, spikes, N, dy.dtype, dy.data, o, w / taps, w / g.kw % g.kh,
+                                                     w % g.kw);
+      store_row(a.grad_weight.dtype, a.grad_weight.data, o * Cg * taps + w, 1, &sum);
     }
   }
 }
