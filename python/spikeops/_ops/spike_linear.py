@@ -13,7 +13,7 @@ from ..spike_tensor import SpikeTensor, _trusting
 from . import _checks
 from ._checks import SPIKE_GEMM_KERNELS
 from ._common import _DEVICE_TYPES, _stream, _view
-from .spike_values import has_nan, spike_operand
+from .spike_values import _in_memory_order, has_nan, spike_operand
 
 # The kernel argument of the spike GEMM ops: "auto" asks the core's policy (kernel_policy.hpp); the others
 # force a kernel (tests, benchmarks, users who know their firing rates). "dense" is torch's GEMM on the spikes as
@@ -95,12 +95,10 @@ def _nonzero_as(t: Tensor, dtype: torch.dtype) -> Tensor:
     contiguous."""
     # Compared in memory order and viewed back: torch's comparison into `out` is far slower on a transposed 2-D
     # view (the weight gradient's S^T) than on the same memory seen as a contiguous tensor.
-    order = sorted(range(t.dim()), key=lambda d: t.stride(d), reverse=True)
-    in_memory_order = t.permute(order)
-    if not in_memory_order.is_contiguous():
+    viewed, back = _in_memory_order(t)
+    if viewed is None:
         return torch.ne(t, 0, out=torch.empty(t.shape, dtype=dtype, device=t.device))
-    out = torch.ne(in_memory_order, 0, out=torch.empty_like(in_memory_order, dtype=dtype))
-    return out.permute(sorted(range(t.dim()), key=lambda d: order[d]))
+    return torch.ne(viewed, 0, out=torch.empty_like(viewed, dtype=dtype)).permute(back)
 
 
 def _saved_spikes(spikes: Tensor) -> Tensor:

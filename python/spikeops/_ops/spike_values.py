@@ -15,9 +15,8 @@ from torch import Tensor
 
 from .. import _C
 from ..spike_tensor import trusted_spike_bytes
+from ._checks import FLOAT_DTYPES
 from ._common import _stream, _view
-
-_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
 class SpikeOperand(NamedTuple):
@@ -94,7 +93,7 @@ def spike_operand(spikes: Tensor, fn: str, arg: str = "spikes") -> SpikeOperand:
         if lo < -1 or hi > 1:
             raise ValueError(f"{fn}: {arg} must be spikes -1, 0 or 1, found {lo if lo < -1 else hi}")
         return _split_signed(spikes) if lo < 0 else SpikeOperand(spikes.view(torch.uint8), None, -1.0)
-    if spikes.dtype not in _FLOATS:
+    if spikes.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{fn}: {arg} must be uint8 or float32/float16/bfloat16 spikes, got {spikes.dtype}")
     _refuse_capture(spikes, fn, arg)
     values, back = _in_memory_order(spikes)
