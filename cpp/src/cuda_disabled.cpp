@@ -20,7 +20,7 @@ namespace {
 bool compiled() { return false; }
 const char* architectures() { return ""; }
 void neuron_forward(const NeuronParams&, const NeuronForwardArgs&) { no_cuda("neuron_multistep_forward", "x_seq"); }
-void neuron_backward(const NeuronParams&, const NeuronBackwardArgs&) { no_cuda("neuron_multistep_backward", "h_seq"); }
+void neuron_backward(const NeuronParams&, const NeuronBackwardArgs&) { no_cuda("neuron_multistep_backward", "saved"); }
 void heaviside_forward(const TensorView&, const TensorView&, void*) { no_cuda("heaviside_forward", "x"); }
 void surrogate_backward(const Surrogate&, const TensorView&, const TensorView&, const TensorView&, void*) {
   no_cuda("surrogate_backward", "x");

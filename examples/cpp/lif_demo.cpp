@@ -17,9 +17,9 @@ int main() {
   spikeops::NeuronParams lif;  // LIF, tau = 2, v_threshold = 1, hard reset to 0
   spikeops::NeuronForwardArgs args;
   args.x_seq = spikeops::make_tensor_view(x.data(), spikeops::DType::kFloat32, {T, N});
-  args.v_init = spikeops::make_tensor_view(v_init.data(), spikeops::DType::kFloat32, {N});
+  args.state_init = spikeops::make_tensor_view(v_init.data(), spikeops::DType::kFloat32, {N});
   args.spike_seq = spikeops::make_tensor_view(spikes.data(), spikeops::DType::kUInt8, {T, N});
-  args.v_final = spikeops::make_tensor_view(v_final.data(), spikeops::DType::kFloat32, {N});
+  args.state_final = spikeops::make_tensor_view(v_final.data(), spikeops::DType::kFloat32, {N});
   try {
     spikeops::neuron_multistep_forward(lif, args);
   } catch (const std::invalid_argument& e) {

@@ -312,10 +312,11 @@ def _pool2d(path: str, m: nn.Module, shape: tuple) -> dict:
 
 
 def _neuron(path: str, m: neuron.BaseNode, tensors: Dict[str, Tensor]) -> dict:
-    if not m._fused():
+    if not (m._fused() and neuron._kernel_surrogate(m.surrogate_function)):
         # The runtime has the built-in equations and surrogate formulas only; anything else would export wrong.
-        raise _unsupported(path, m, "runs its own neuronal_charge/fire/reset or a surrogate_function without a "
-                                    "kernel formula (a PyTorch step loop), which the model file cannot describe")
+        raise _unsupported(path, m, "runs its own neuronal_charge/fire/reset (a PyTorch step loop) or a "
+                                    "surrogate_function without a kernel formula, which the model file cannot "
+                                    "describe")
     common = {"v_threshold": m.v_threshold, "v_reset": m.v_reset, "detach_reset": m.detach_reset,
               "surrogate": type(m.surrogate_function).__name__}
     if isinstance(m, neuron.ParametricLIFNode):

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _ops
-from ._ops import _checks
+from ._ops import NeuronKind, _checks
 from ._ops._common import _flag, _float32
 from .base import MemoryModule, check_step_mode
 from .spike_tensor import to_spike_tensor
@@ -114,6 +114,7 @@ class BaseNode(MemoryModule):
     """
 
     _neuron_kind: Optional[int] = None  # the fused kernel's NeuronKind; None: the step loop
+    _state_names = ("v",)  # the kernel's state variables, in its order (V first): attributes of the module
     _fused_class = False  # set per subclass by __init_subclass__
     _memories = ("v", "v_seq")
 
@@ -206,8 +207,10 @@ class BaseNode(MemoryModule):
         return v - spike * v_threshold
 
     def _fused(self) -> bool:
-        """Whether this call runs the fused kernel (built-in equations and a surrogate the kernel computes)."""
-        return type(self)._fused_class and _kernel_surrogate(self.surrogate_function)
+        """Whether this call runs the fused kernel: built-in equations, and a surrogate in spiking mode (one
+        without a kernel formula gives the backward its derivative as a [T, N] tensor; see _run)."""
+        sg = self.surrogate_function
+        return type(self)._fused_class and not (isinstance(sg, SurrogateFunctionBase) and not sg.spiking)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -220,8 +223,13 @@ class BaseNode(MemoryModule):
     def _decay_input(self) -> bool:
         return True
 
-    def _decay_tensor(self, device: torch.device) -> Optional[Tensor]:
+    def _learnable_tensor(self, device: torch.device) -> Optional[Tensor]:
+        """The model's learnable scalars as the kernel takes them ([P] float32), None when it has none."""
         return None
+
+    def _extra(self) -> list:
+        """The model's extra scalar parameters (NeuronParams::extra), in the order its C++ definition names them."""
+        return []
 
     # ---- forward ----
     def forward(self, x: Tensor) -> Tensor:
@@ -310,41 +318,84 @@ class BaseNode(MemoryModule):
             raise RuntimeError(f"{name}: {arg} is on {x.device}, but this spikeops was built without CUDA "
                                "(install it where nvcc is on the PATH, or set SPIKEOPS_CUDA=ON)")
 
-    def _state(self, like: Tensor) -> Tensor:
-        """The membrane potential as a float32 tensor of the per-step shape of `like` ([N, *])."""
+    def _state(self, like: Tensor, name: str = "v") -> Tensor:
+        """The state variable `name` (default the membrane potential) as a float32 tensor of the per-step shape
+        of `like` ([N, *])."""
         shape = like.shape
-        if isinstance(self.v, float):
-            return torch.full(shape, self.v, dtype=torch.float32, device=like.device)
-        if self.v.shape != shape:
-            raise ValueError(f"{type(self).__name__}: the stored membrane potential has shape "
-                             f"{tuple(self.v.shape)} but this input needs {tuple(shape)}; call "
+        value = getattr(self, name)
+        what = "membrane potential" if name == "v" else f"state {name}"
+        if isinstance(value, float):
+            return torch.full(shape, value, dtype=torch.float32, device=like.device)
+        if value.shape != shape:
+            raise ValueError(f"{type(self).__name__}: the stored {what} has shape "
+                             f"{tuple(value.shape)} but this input needs {tuple(shape)}; call "
                              "spikeops.functional.reset_net(net) (or node.reset()) between inputs of "
                              "different shapes")
-        if self.v.device != like.device:
-            raise ValueError(f"{type(self).__name__}: the stored membrane potential is on {self.v.device} "
+        if value.device != like.device:
+            raise ValueError(f"{type(self).__name__}: the stored {what} is on {value.device} "
                              f"but the input is on {like.device}; call spikeops.functional.reset_net(net) "
                              "after moving the network")
-        return self.v
+        return value
 
     def _run(self, x_seq: Tensor, store_v_seq: bool) -> Tensor:
         T = x_seq.shape[0]
         step_shape = x_seq.shape[1:]
         N = math.prod(step_shape)  # explicit: reshape(T, -1) is ambiguous when a size is 0
-        v = self._state(x_seq[0] if T > 0 else x_seq.new_empty(step_shape))
-        decay = self._decay_tensor(x_seq.device)
+        like = x_seq[0] if T > 0 else x_seq.new_empty(step_shape)
+        states = [self._state(like, name) for name in self._state_names]
+        state_init = states[0].reshape(N) if len(states) == 1 else torch.stack([s.reshape(N) for s in states])
+        learnable = self._learnable_tensor(x_seq.device)
         spike_dtype = self.spike_dtype or x_seq.dtype
         needs_grad = torch.is_grad_enabled() and (
-            x_seq.requires_grad or v.requires_grad or (decay is not None and decay.requires_grad))
+            x_seq.requires_grad or any(s.requires_grad for s in states)
+            or (learnable is not None and learnable.requires_grad))
         sg = self.surrogate_function
-        forward = _ops.neuron_forward_spike_tensor if self.spike_tensor else _ops.neuron_forward
-        spike_seq, v_final, _, v_seq = forward(
-            _as_steps(x_seq, T, N), v.reshape(N).contiguous(), decay, self._neuron_kind,
-            self.v_threshold, self.v_reset, self._tau(), self._decay_input(), self.detach_reset,
-            sg.kind_id, sg.alpha, sg.beta, spike_dtype, needs_grad, store_v_seq)
-        self.v = v_final.view(step_shape)
+        kernel_sg = _kernel_surrogate(sg)
+        # A surrogate the core has no formula for (a user's autograd.Function, a subclass overriding its
+        # function): the kernel fires heaviside(u), which is checked against the user's function below, and the
+        # backward takes σ'(u) from that function at the saved u.
+        surrogate_grad = None if kernel_sg or not needs_grad else self._surrogate_grad
+        kind, alpha, beta = (sg.kind_id, sg.alpha, sg.beta) if kernel_sg else (0, 4.0, 0.0)
+        spike_seq, state_final, saved, v_seq = _ops.neuron_forward_ext(
+            _as_steps(x_seq, T, N), state_init.contiguous(), learnable, self._neuron_kind,
+            self.v_threshold, self.v_reset, self._tau(), self._decay_input(), self._extra(), self.detach_reset,
+            kind, alpha, beta, spike_dtype, needs_grad or not kernel_sg, store_v_seq,
+            spike_tensor=self.spike_tensor, surrogate_grad=surrogate_grad)
+        if not kernel_sg and not self._fires_heaviside(saved):
+            return self._loop(x_seq)  # the user's function spikes otherwise: its own step loop, state untouched
+        if len(states) == 1:
+            setattr(self, self._state_names[0], state_final.view(step_shape))
+        else:
+            for i, name in enumerate(self._state_names):
+                setattr(self, name, state_final[i].view(step_shape))
         if store_v_seq:
             self.v_seq = v_seq.view(x_seq.shape)
         return spike_seq.view(x_seq.shape)
+
+    def _fires_heaviside(self, saved: Tensor) -> bool:
+        """Whether surrogate_function, a function the core does not know, spikes as heaviside(u) (u >= 0) at
+        every u of this call, as the kernel did."""
+        with torch.no_grad():
+            u = self._fire_input(saved)
+            spike = self.surrogate_function(u)
+            return isinstance(spike, Tensor) and spike.shape == u.shape and bool(
+                torch.equal(spike, (u >= 0).to(spike.dtype)))
+
+    def _fire_input(self, saved: Tensor) -> Tensor:
+        """u, the surrogate's argument, from the kernel's saved values [K, T, N] (the LIF family saves H)."""
+        return saved[0] - self.v_threshold
+
+    def _surrogate_grad(self, saved: Tensor) -> Tensor:
+        """σ'(u) [T, N] with this neuron's surrogate function (one the core has no formula for): the derivative
+        of surrogate_function at the saved u, by autograd, as the step loop would take it."""
+        with torch.enable_grad():
+            u = self._fire_input(saved).detach().requires_grad_(True)
+            spike = self.surrogate_function(u)
+            if not isinstance(spike, Tensor) or spike.shape != u.shape:
+                raise TypeError(f"{type(self).__name__}: surrogate_function must return a tensor of its input's "
+                                f"shape, got {type(spike).__name__}")
+            (grad,) = torch.autograd.grad(spike, u, torch.ones_like(spike), allow_unused=True)
+        return torch.zeros_like(u) if grad is None else grad.float().contiguous()
 
 
 def _as_steps(x_seq: Tensor, T: int, N: int) -> Tensor:
@@ -377,7 +428,7 @@ class IFNode(BaseNode):
     Args: as :class:`BaseNode`.
     """
 
-    _neuron_kind = 0
+    _neuron_kind = NeuronKind.IF
 
     def neuronal_charge(self, x: Tensor) -> None:
         self.v = self.v + x
@@ -395,7 +446,7 @@ class LIFNode(BaseNode):
         others: as :class:`BaseNode`.
     """
 
-    _neuron_kind = 1
+    _neuron_kind = NeuronKind.LIF
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate_function: Optional[SurrogateFunctionBase] = None,
@@ -431,7 +482,7 @@ class ParametricLIFNode(BaseNode):
         others: as :class:`BaseNode`.
     """
 
-    _neuron_kind = 2
+    _neuron_kind = NeuronKind.ParametricLIF
 
     def __init__(self, init_tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate_function: Optional[SurrogateFunctionBase] = None,
@@ -456,9 +507,9 @@ class ParametricLIFNode(BaseNode):
         return self.decay_input
 
     def neuronal_charge(self, x: Tensor) -> None:
-        _charge(self, x, self._decay_tensor(x.device)[0])  # k as the kernel takes it, w's device checked
+        _charge(self, x, self._learnable_tensor(x.device)[0])  # k as the kernel takes it, w's device checked
 
-    def _decay_tensor(self, device: torch.device) -> Tensor:
+    def _learnable_tensor(self, device: torch.device) -> Tensor:
         if self.w.device != device:
             raise ValueError(f"ParametricLIFNode: the parameter w is on {self.w.device} but the input is on "
                              f"{device}; move the module with .to(device)")

@@ -155,10 +155,28 @@ PYBIND11_MODULE(_C, m) {
       .def_readwrite("alpha", &Surrogate::alpha)
       .def_readwrite("beta", &Surrogate::beta);
 
-  py::enum_<NeuronKind>(m, "NeuronKind")
-      .value("IF", NeuronKind::kIF)
-      .value("LIF", NeuronKind::kLIF)
-      .value("ParametricLIF", NeuronKind::kParametricLIF);
+  {
+    py::enum_<NeuronKind> kinds(m, "NeuronKind");
+#define SPIKEOPS_NEURON_VALUE(ID, NAME) kinds.value(#NAME, NeuronKind::k##NAME);
+    SPIKEOPS_FOR_EACH_NEURON_KIND(SPIKEOPS_NEURON_VALUE)
+#undef SPIKEOPS_NEURON_VALUE
+  }
+  m.attr("MAX_NEURON_EXTRA_PARAMS") = kMaxNeuronExtraParams;
+  m.def(
+      "neuron_info",
+      [](NeuronKind kind) {
+        const NeuronInfo info = neuron_info(kind);
+        py::list extra_names;
+        for (int i = 0; i < info.extra; ++i) extra_names.append(info.extra_names[i]);
+        py::dict d;
+        d["name"] = info.name;
+        d["states"] = info.states;
+        d["saved"] = info.saved;
+        d["learnable"] = info.learnable;
+        d["extra_names"] = py::tuple(extra_names);
+        return d;
+      },
+      py::arg("kind"));
 
   py::class_<NeuronParams>(m, "NeuronParams")
       .def(py::init<>())
@@ -169,16 +187,17 @@ PYBIND11_MODULE(_C, m) {
       .def_readwrite("tau", &NeuronParams::tau)
       .def_readwrite("decay_input", &NeuronParams::decay_input)
       .def_readwrite("detach_reset", &NeuronParams::detach_reset)
-      .def_readwrite("surrogate", &NeuronParams::surrogate);
+      .def_readwrite("surrogate", &NeuronParams::surrogate)
+      .def_readwrite("extra", &NeuronParams::extra);
 
   py::class_<NeuronForwardArgs>(m, "NeuronForwardArgs")
       .def(py::init<>())
       .def_readwrite("x_seq", &NeuronForwardArgs::x_seq)
-      .def_readwrite("v_init", &NeuronForwardArgs::v_init)
-      .def_readwrite("decay", &NeuronForwardArgs::decay)
+      .def_readwrite("state_init", &NeuronForwardArgs::state_init)
+      .def_readwrite("learnable", &NeuronForwardArgs::learnable)
       .def_readwrite("spike_seq", &NeuronForwardArgs::spike_seq)
-      .def_readwrite("v_final", &NeuronForwardArgs::v_final)
-      .def_readwrite("h_seq", &NeuronForwardArgs::h_seq)
+      .def_readwrite("state_final", &NeuronForwardArgs::state_final)
+      .def_readwrite("saved", &NeuronForwardArgs::saved)
       .def_readwrite("v_seq", &NeuronForwardArgs::v_seq)
       .def_property(
           "stream", [](const NeuronForwardArgs& a) { return reinterpret_cast<std::uintptr_t>(a.stream); },
@@ -188,13 +207,14 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init<>())
       .def_readwrite("grad_spike_seq", &NeuronBackwardArgs::grad_spike_seq)
       .def_readwrite("grad_v_seq", &NeuronBackwardArgs::grad_v_seq)
-      .def_readwrite("grad_v_final", &NeuronBackwardArgs::grad_v_final)
-      .def_readwrite("h_seq", &NeuronBackwardArgs::h_seq)
-      .def_readwrite("v_init", &NeuronBackwardArgs::v_init)
-      .def_readwrite("decay", &NeuronBackwardArgs::decay)
+      .def_readwrite("grad_state_final", &NeuronBackwardArgs::grad_state_final)
+      .def_readwrite("saved", &NeuronBackwardArgs::saved)
+      .def_readwrite("state_init", &NeuronBackwardArgs::state_init)
+      .def_readwrite("learnable", &NeuronBackwardArgs::learnable)
+      .def_readwrite("surrogate_grad_seq", &NeuronBackwardArgs::surrogate_grad_seq)
       .def_readwrite("grad_x_seq", &NeuronBackwardArgs::grad_x_seq)
-      .def_readwrite("grad_v_init", &NeuronBackwardArgs::grad_v_init)
-      .def_readwrite("grad_decay", &NeuronBackwardArgs::grad_decay)
+      .def_readwrite("grad_state_init", &NeuronBackwardArgs::grad_state_init)
+      .def_readwrite("grad_learnable", &NeuronBackwardArgs::grad_learnable)
       .def_property(
           "stream", [](const NeuronBackwardArgs& a) { return reinterpret_cast<std::uintptr_t>(a.stream); },
           [](NeuronBackwardArgs& a, std::uintptr_t s) { a.stream = reinterpret_cast<void*>(s); });

@@ -381,25 +381,25 @@ void expect_neuron_matches_cpu(const NeuronVariant& v) {
     NeuronForwardArgs a;
     a.x_seq = bx.view(gpu, {T, N});
     if (v.repeated) a.x_seq.strides[0] = 0;
-    a.v_init = bv0.view(gpu, {N});
-    if (p.kind == NeuronKind::kParametricLIF) a.decay = bk.view(gpu, {1});
+    a.state_init = bv0.view(gpu, {N});
+    if (p.kind == NeuronKind::kParametricLIF) a.learnable = bk.view(gpu, {1});
     a.spike_seq = bs.view(gpu, {T, N});
-    a.v_final = bvf.view(gpu, {N});
-    a.h_seq = bh.view(gpu, {T, N});
+    a.state_final = bvf.view(gpu, {N});
+    a.saved = bh.view(gpu, {T, N});
     a.v_seq = bvs.view(gpu, {T, N});
     neuron_multistep_forward(p, a);
     NeuronBackwardArgs b;
     b.grad_spike_seq = bgs.view(gpu, {T, N});
     if (v.grads < 2) b.grad_v_seq = bgv.view(gpu, {T, N});
-    if (v.grads == 0) b.grad_v_final = bgvf.view(gpu, {N});
-    b.h_seq = bh.view(gpu, {T, N});
+    if (v.grads == 0) b.grad_state_final = bgvf.view(gpu, {N});
+    b.saved = bh.view(gpu, {T, N});
+    b.state_init = bv0.view(gpu, {N});
     if (p.kind == NeuronKind::kParametricLIF) {
-      b.v_init = bv0.view(gpu, {N});
-      b.decay = bk.view(gpu, {1});
-      b.grad_decay = bgk.view(gpu, {N});
+      b.learnable = bk.view(gpu, {1});
+      b.grad_learnable = bgk.view(gpu, {N});
     }
     b.grad_x_seq = bgx.view(gpu, {T, N});
-    b.grad_v_init = bgv0.view(gpu, {N});
+    b.grad_state_init = bgv0.view(gpu, {N});
     neuron_multistep_backward(p, b);
   }
   SCOPED_TRACE(std::string("neuron ") + neuron_name(p.kind) + " hard " + std::to_string(v.hard) + " decay_input " +

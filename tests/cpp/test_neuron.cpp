@@ -58,11 +58,11 @@ TEST(Neuron, ForwardMatchesContract) {
         for (auto& e : v0) e = normal(rng) * 0.3f;
         NeuronForwardArgs a;
         a.x_seq = make_tensor_view(x.data(), DType::kFloat32, {T, N});
-        a.v_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
-        a.decay = make_tensor_view(&k_param, DType::kFloat32, {1});
+        a.state_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
+        a.learnable = make_tensor_view(&k_param, DType::kFloat32, {1});
         a.spike_seq = make_tensor_view(spikes.data(), DType::kUInt8, {T, N});
-        a.v_final = make_tensor_view(vfin.data(), DType::kFloat32, {N});
-        a.h_seq = make_tensor_view(h.data(), DType::kFloat32, {T, N});
+        a.state_final = make_tensor_view(vfin.data(), DType::kFloat32, {N});
+        a.saved = make_tensor_view(h.data(), DType::kFloat32, {T, N});
         a.v_seq = make_tensor_view(vs.data(), DType::kFloat32, {T, N});
         neuron_multistep_forward(p, a);
 
@@ -99,20 +99,21 @@ TEST(Neuron, BackwardMatchesFiniteDifferences) {
   auto forward = [&](float* xs, float v_init) {
     NeuronForwardArgs a;
     a.x_seq = make_tensor_view(xs, DType::kFloat32, {T, N});
-    a.v_init = make_tensor_view(&v_init, DType::kFloat32, {N});
+    a.state_init = make_tensor_view(&v_init, DType::kFloat32, {N});
     a.spike_seq = make_tensor_view(s, DType::kUInt8, {T, N});
-    a.v_final = make_tensor_view(&vfin, DType::kFloat32, {N});
-    a.h_seq = make_tensor_view(h, DType::kFloat32, {T, N});
+    a.state_final = make_tensor_view(&vfin, DType::kFloat32, {N});
+    a.saved = make_tensor_view(h, DType::kFloat32, {T, N});
     neuron_multistep_forward(p, a);
     return vfin;
   };
   forward(x, v0);
   NeuronBackwardArgs b;
   b.grad_spike_seq = make_tensor_view(gspike, DType::kFloat32, {T, N});
-  b.grad_v_final = make_tensor_view(&gvfin, DType::kFloat32, {N});
-  b.h_seq = make_tensor_view(h, DType::kFloat32, {T, N});
+  b.grad_state_final = make_tensor_view(&gvfin, DType::kFloat32, {N});
+  b.saved = make_tensor_view(h, DType::kFloat32, {T, N});
+  b.state_init = make_tensor_view(&v0, DType::kFloat32, {N});
   b.grad_x_seq = make_tensor_view(gx, DType::kFloat32, {T, N});
-  b.grad_v_init = make_tensor_view(&gv0, DType::kFloat32, {N});
+  b.grad_state_init = make_tensor_view(&gv0, DType::kFloat32, {N});
   neuron_multistep_backward(p, b);
   const float eps = 1e-2f;
   for (int t = 0; t < T; ++t) {
@@ -158,11 +159,11 @@ TEST(Neuron, RepeatedInputMatchesCopies) {
           NeuronForwardArgs a;
           a.x_seq = make_tensor_view(x, dtype, {T, N});
           if (repeated) a.x_seq.strides[0] = 0;
-          a.v_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
-          a.decay = make_tensor_view(&k, DType::kFloat32, {1});
+          a.state_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
+          a.learnable = make_tensor_view(&k, DType::kFloat32, {1});
           a.spike_seq = make_tensor_view(s[repeated].data(), DType::kUInt8, {T, N});
-          a.v_final = make_tensor_view(vf[repeated].data(), DType::kFloat32, {N});
-          a.h_seq = make_tensor_view(h[repeated].data(), DType::kFloat32, {T, N});
+          a.state_final = make_tensor_view(vf[repeated].data(), DType::kFloat32, {N});
+          a.saved = make_tensor_view(h[repeated].data(), DType::kFloat32, {T, N});
           neuron_multistep_forward(p, a);
         }
         EXPECT_TRUE(s[0] == s[1] && h[0] == h[1] && vf[0] == vf[1]);
@@ -177,9 +178,9 @@ TEST(Neuron, RepeatedInputRejectsOtherStrides) {
   uint8_t s[6];
   NeuronForwardArgs a;
   a.x_seq = make_tensor_view(x, DType::kFloat32, {2, 3});
-  a.v_init = make_tensor_view(v, DType::kFloat32, {3});
+  a.state_init = make_tensor_view(v, DType::kFloat32, {3});
   a.spike_seq = make_tensor_view(s, DType::kUInt8, {2, 3});
-  a.v_final = make_tensor_view(vf, DType::kFloat32, {3});
+  a.state_final = make_tensor_view(vf, DType::kFloat32, {3});
   a.x_seq.strides[0] = 1;
   EXPECT_ERROR(neuron_multistep_forward(NeuronParams{}, a), "x_seq must be contiguous");
   a.x_seq.strides[0] = 0;
@@ -196,23 +197,23 @@ TEST(Neuron, EmptyTensorsAreValid) {
   NeuronForwardArgs a;
   float v = 0.25f, vf = 0.0f;
   a.x_seq = make_tensor_view(nullptr, DType::kFloat32, {4, 0});
-  a.v_init = make_tensor_view(nullptr, DType::kFloat32, {0});
+  a.state_init = make_tensor_view(nullptr, DType::kFloat32, {0});
   a.spike_seq = make_tensor_view(nullptr, DType::kFloat32, {4, 0});
-  a.v_final = make_tensor_view(nullptr, DType::kFloat32, {0});
+  a.state_final = make_tensor_view(nullptr, DType::kFloat32, {0});
   neuron_multistep_forward(p, a);
   a.x_seq = make_tensor_view(nullptr, DType::kFloat32, {0, 1});
-  a.v_init = make_tensor_view(&v, DType::kFloat32, {1});
+  a.state_init = make_tensor_view(&v, DType::kFloat32, {1});
   a.spike_seq = make_tensor_view(nullptr, DType::kFloat32, {0, 1});
-  a.v_final = make_tensor_view(&vf, DType::kFloat32, {1});
+  a.state_final = make_tensor_view(&vf, DType::kFloat32, {1});
   neuron_multistep_forward(p, a);
   EXPECT_EQ(vf, v);
   // Empty tensors may come with any strides (torch describes an empty [2, 0] with strides [1, 1]).
   a.x_seq = make_tensor_view(nullptr, DType::kFloat32, {2, 0});
   a.x_seq.strides[0] = 1;
   a.x_seq.strides[1] = 1;
-  a.v_init = make_tensor_view(nullptr, DType::kFloat32, {0});
+  a.state_init = make_tensor_view(nullptr, DType::kFloat32, {0});
   a.spike_seq = make_tensor_view(nullptr, DType::kFloat32, {2, 0});
-  a.v_final = make_tensor_view(nullptr, DType::kFloat32, {0});
+  a.state_final = make_tensor_view(nullptr, DType::kFloat32, {0});
   neuron_multistep_forward(p, a);
   EXPECT_TRUE(a.x_seq.is_contiguous());
 }
@@ -224,10 +225,10 @@ struct ForwardCall {
   NeuronForwardArgs a;
   ForwardCall() {
     a.x_seq = make_tensor_view(x, DType::kFloat32, {2, 3});
-    a.v_init = make_tensor_view(v, DType::kFloat32, {3});
+    a.state_init = make_tensor_view(v, DType::kFloat32, {3});
     a.spike_seq = make_tensor_view(s, DType::kUInt8, {2, 3});
-    a.v_final = make_tensor_view(vf, DType::kFloat32, {3});
-    a.h_seq = make_tensor_view(h, DType::kFloat32, {2, 3});
+    a.state_final = make_tensor_view(vf, DType::kFloat32, {3});
+    a.saved = make_tensor_view(h, DType::kFloat32, {2, 3});
   }
   ForwardCall(const ForwardCall&) = delete;
   ForwardCall& operator=(const ForwardCall&) = delete;
@@ -240,8 +241,8 @@ TEST(Neuron, ForwardRejectsBadTensors) {
   neuron_multistep_forward(p, a);  // the valid call
 
   NeuronForwardArgs bad = a;
-  bad.v_init = make_tensor_view(call.v, DType::kFloat32, {2});
-  EXPECT_ERROR(neuron_multistep_forward(p, bad), "v_init must have shape [3]");
+  bad.state_init = make_tensor_view(call.v, DType::kFloat32, {2});
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "state_init must have shape [3]");
   bad = a;
   bad.x_seq.dtype = DType::kUInt8;
   EXPECT_ERROR(neuron_multistep_forward(p, bad), "x_seq must have dtype float32/float16/bfloat16");
@@ -256,8 +257,8 @@ TEST(Neuron, ForwardRejectsBadTensors) {
   bad.x_seq.shape[0] = -1;
   EXPECT_ERROR(neuron_multistep_forward(p, bad), "x_seq has a negative size");
   bad = a;
-  bad.v_final = TensorView();
-  EXPECT_ERROR(neuron_multistep_forward(p, bad), "v_final is required");
+  bad.state_final = TensorView();
+  EXPECT_ERROR(neuron_multistep_forward(p, bad), "state_final is required");
   bad = a;
   bad.spike_seq.device = Device::kCUDA;
   EXPECT_ERROR(neuron_multistep_forward(p, bad), "spike_seq must be on the same device as x_seq");
@@ -286,28 +287,35 @@ TEST(Neuron, ForwardRejectsBadParams) {
   EXPECT_ERROR(neuron_multistep_forward(bp, a), "kind must be a SurrogateKind");
   bp = p;
   bp.kind = NeuronKind::kParametricLIF;
-  EXPECT_ERROR(neuron_multistep_forward(bp, a), "decay is required");
+  EXPECT_ERROR(neuron_multistep_forward(bp, a), "learnable is required");
 }
 
 TEST(Neuron, BackwardRejectsBadTensors) {
   const NeuronParams p;
-  float h[6] = {}, gs[6] = {}, gx[6], gv[3];
+  float h[6] = {}, gs[6] = {}, gx[6], gv[3], v0[3] = {};
   NeuronBackwardArgs b;
+  b.state_init = make_tensor_view(v0, DType::kFloat32, {3});
   b.grad_spike_seq = make_tensor_view(gs, DType::kFloat32, {2, 3});
-  b.h_seq = make_tensor_view(h, DType::kFloat32, {2, 3});
+  b.saved = make_tensor_view(h, DType::kFloat32, {2, 3});
   b.grad_x_seq = make_tensor_view(gx, DType::kFloat32, {2, 3});
-  b.grad_v_init = make_tensor_view(gv, DType::kFloat32, {3});
+  b.grad_state_init = make_tensor_view(gv, DType::kFloat32, {3});
   neuron_multistep_backward(p, b);  // the valid call
   NeuronBackwardArgs bb = b;
   bb.grad_x_seq = make_tensor_view(gx, DType::kFloat32, {3, 2});
   EXPECT_ERROR(neuron_multistep_backward(p, bb), "grad_x_seq must have shape [2, 3]");
+  bb = b;
+  bb.state_init = TensorView();
+  EXPECT_ERROR(neuron_multistep_backward(p, bb), "state_init is required");
+  bb = b;
+  bb.surrogate_grad_seq = make_tensor_view(gx, DType::kFloat32, {3, 2});
+  EXPECT_ERROR(neuron_multistep_backward(p, bb), "surrogate_grad_seq must have shape [2, 3]");
 }
 
 TEST(Neuron, CudaTensorsNeedCudaBuild) {
   if (build_info().cuda) GTEST_SKIP() << "this build has CUDA";
   ForwardCall call;
   NeuronForwardArgs gpu = call.a;
-  for (TensorView* t : {&gpu.x_seq, &gpu.v_init, &gpu.spike_seq, &gpu.v_final, &gpu.h_seq}) t->device = Device::kCUDA;
+  for (TensorView* t : {&gpu.x_seq, &gpu.state_init, &gpu.spike_seq, &gpu.state_final, &gpu.saved}) t->device = Device::kCUDA;
   EXPECT_ERROR(neuron_multistep_forward(NeuronParams{}, gpu), "built without CUDA");
 }
 

@@ -175,9 +175,9 @@ NeuronParams random_neuron(Rng& rng, double p_extreme) {
 }
 
 const std::vector<std::string> kNeuronArgs = {"v_threshold", "v_reset", "tau", "surrogate", "alpha", "beta", "kind",
-                                              "x_seq", "v_init", "decay", "spike_seq", "v_final", "h_seq", "v_seq",
-                                              "grad_spike_seq", "grad_v_seq", "grad_v_final", "grad_x_seq",
-                                              "grad_v_init", "grad_decay"};
+                                              "x_seq", "state_init", "learnable", "spike_seq", "state_final", "saved", "v_seq",
+                                              "grad_spike_seq", "grad_v_seq", "grad_state_final", "grad_x_seq",
+                                              "grad_state_init", "grad_learnable"};
 
 TEST(Properties, NeuronForwardEqualsContractOrRefuses) {
   Rng rng(101);
@@ -195,16 +195,16 @@ TEST(Properties, NeuronForwardEqualsContractOrRefuses) {
     NeuronForwardArgs a;
     a.x_seq = make_tensor_view(x.data(), x.dtype, {T, N});
     if (repeat) a.x_seq.strides[0] = 0;  // one row for every step
-    a.v_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
-    a.decay = make_tensor_view(&k_param, DType::kFloat32, {1});
+    a.state_init = make_tensor_view(v0.data(), DType::kFloat32, {1, N});
+    a.learnable = make_tensor_view(&k_param, DType::kFloat32, {1});
     a.spike_seq = u8 ? make_tensor_view(su.data(), DType::kUInt8, {T, N}) : make_tensor_view(sf.data(), sf.dtype, {T, N});
-    a.v_final = make_tensor_view(vfin.data(), DType::kFloat32, {N});
-    a.h_seq = make_tensor_view(h.data(), DType::kFloat32, {T, N});
+    a.state_final = make_tensor_view(vfin.data(), DType::kFloat32, {1, N});
+    a.saved = make_tensor_view(h.data(), DType::kFloat32, {1, T, N});
     if (chance(rng, 0.7)) a.v_seq = make_tensor_view(vs.data(), DType::kFloat32, {T, N});
     std::string broken;
     if (chance(rng, 0.25)) {
-      broken = break_one(rng, {{"x_seq", &a.x_seq}, {"v_init", &a.v_init}, {"spike_seq", &a.spike_seq},
-                               {"v_final", &a.v_final}});
+      broken = break_one(rng, {{"x_seq", &a.x_seq}, {"state_init", &a.state_init}, {"spike_seq", &a.spike_seq},
+                               {"state_final", &a.state_final}});
     }
     SCOPED_TRACE("iteration " + std::to_string(iter) + " broken " + broken);
     if (!returns("neuron_multistep_forward", kNeuronArgs, [&] { neuron_multistep_forward(p, a); })) continue;
@@ -250,26 +250,26 @@ TEST(Properties, NeuronBackwardEqualsContractOrRefuses) {
     // The forward gives h_seq (a refused forward refuses the same parameters in the backward too).
     NeuronForwardArgs f;
     f.x_seq = make_tensor_view(x.data(), DType::kFloat32, {T, N});
-    f.v_init = make_tensor_view(v0.data(), DType::kFloat32, {N});
-    f.decay = make_tensor_view(&k_param, DType::kFloat32, {1});
+    f.state_init = make_tensor_view(v0.data(), DType::kFloat32, {1, N});
+    f.learnable = make_tensor_view(&k_param, DType::kFloat32, {1});
     f.spike_seq = make_tensor_view(s.data(), DType::kUInt8, {T, N});
-    f.v_final = make_tensor_view(vfin.data(), DType::kFloat32, {N});
-    f.h_seq = make_tensor_view(h.data(), DType::kFloat32, {T, N});
+    f.state_final = make_tensor_view(vfin.data(), DType::kFloat32, {1, N});
+    f.saved = make_tensor_view(h.data(), DType::kFloat32, {1, T, N});
     const bool forward_ok = returns("neuron_multistep_forward", kNeuronArgs, [&] { neuron_multistep_forward(p, f); });
     NeuronBackwardArgs b;
     b.grad_spike_seq = make_tensor_view(gs.data(), DType::kFloat32, {T, N});
     if (with_v_seq) b.grad_v_seq = make_tensor_view(gvs.data(), DType::kFloat32, {T, N});
-    if (with_v_final) b.grad_v_final = make_tensor_view(gvf.data(), DType::kFloat32, {N});
-    b.h_seq = f.h_seq;
-    b.v_init = f.v_init;
-    b.decay = f.decay;
+    if (with_v_final) b.grad_state_final = make_tensor_view(gvf.data(), DType::kFloat32, {1, N});
+    b.saved = f.saved;
+    b.state_init = f.state_init;
+    b.learnable = f.learnable;
     b.grad_x_seq = make_tensor_view(gx.data(), DType::kFloat32, {T, N});
-    b.grad_v_init = make_tensor_view(gv0.data(), DType::kFloat32, {N});
-    if (p.kind == NeuronKind::kParametricLIF) b.grad_decay = make_tensor_view(gk.data(), DType::kFloat32, {N});
+    b.grad_state_init = make_tensor_view(gv0.data(), DType::kFloat32, {1, N});
+    if (p.kind == NeuronKind::kParametricLIF) b.grad_learnable = make_tensor_view(gk.data(), DType::kFloat32, {1, N});
     std::string broken;
     if (chance(rng, 0.25)) {
-      broken = break_one(rng, {{"grad_spike_seq", &b.grad_spike_seq}, {"h_seq", &b.h_seq},
-                               {"grad_x_seq", &b.grad_x_seq}, {"grad_v_init", &b.grad_v_init}});
+      broken = break_one(rng, {{"grad_spike_seq", &b.grad_spike_seq}, {"saved", &b.saved},
+                               {"grad_x_seq", &b.grad_x_seq}, {"grad_state_init", &b.grad_state_init}});
     }
     SCOPED_TRACE("iteration " + std::to_string(iter) + " broken " + broken);
     const bool backward_ok =
@@ -713,16 +713,16 @@ TEST(Properties, ParameterErrorsNameTheOp) {
   p.tau = 0.5;
   NeuronForwardArgs f;
   f.x_seq = make_tensor_view(x, DType::kFloat32, {2, 1});
-  f.v_init = make_tensor_view(v, DType::kFloat32, {1});
+  f.state_init = make_tensor_view(v, DType::kFloat32, {1});
   f.spike_seq = make_tensor_view(s, DType::kFloat32, {2, 1});
-  f.v_final = make_tensor_view(vfin, DType::kFloat32, {1});
-  f.h_seq = make_tensor_view(h, DType::kFloat32, {2, 1});
-  EXPECT_ERROR(neuron_multistep_forward(p, f), "neuron_multistep_forward: neuron params: tau must be");
+  f.state_final = make_tensor_view(vfin, DType::kFloat32, {1});
+  f.saved = make_tensor_view(h, DType::kFloat32, {2, 1});
+  EXPECT_ERROR(neuron_multistep_forward(p, f), "neuron_multistep_forward: neuron params: LIF tau must be");
   NeuronBackwardArgs b;
   b.grad_spike_seq = f.x_seq;
-  b.h_seq = f.x_seq;
+  b.saved = f.x_seq;
   b.grad_x_seq = make_tensor_view(gx, DType::kFloat32, {2, 1});
-  b.grad_v_init = make_tensor_view(v, DType::kFloat32, {1});
+  b.grad_state_init = make_tensor_view(v, DType::kFloat32, {1});
   p = NeuronParams();
   p.v_threshold = std::numeric_limits<float>::infinity();
   EXPECT_ERROR(neuron_multistep_backward(p, b), "neuron_multistep_backward: neuron params: v_threshold must be finite");

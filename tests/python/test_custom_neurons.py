@@ -334,16 +334,19 @@ def test_custom_input_checks():
 
 def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
     calls = []
-    fused = _ops.neuron_forward
+    fused = _ops.neuron.neuron_forward
 
     def counting(*args, **kw):
         calls.append(1)
         return fused(*args, **kw)
 
-    monkeypatch.setattr(_ops, "neuron_forward", counting)
+    monkeypatch.setattr(_ops.neuron, "neuron_forward", counting)
     x = torch.randn(3, 4)
+    # A surrogate the core has no formula for keeps the fused kernel too (its derivative goes to the backward).
     for node in (neuron.IFNode(step_mode="m"), neuron.LIFNode(step_mode="m"), neuron.ParametricLIFNode(),
-                 neuron.LIFNode(surrogate_function=surrogate.ATan())):
+                 neuron.LIFNode(surrogate_function=surrogate.ATan()),
+                 neuron.LIFNode(surrogate_function=SteeperSigmoid()),
+                 neuron.LIFNode(surrogate_function=_SquareSpike.apply)):
         calls.clear()
         node(x)
         assert calls == [1], type(node).__name__
@@ -352,7 +355,7 @@ def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
         pass
 
     for node in (SameAsLIF(step_mode="m"), TutorialLIF(step_mode="m"), QIF(step_mode="m"), RefractoryIF(),
-                 neuron.LIFNode(surrogate_function=SteeperSigmoid())):
+                 neuron.LIFNode(surrogate_function=surrogate.Sigmoid(spiking=False))):
         calls.clear()
         node(x)
         assert calls == ([1] if isinstance(node, SameAsLIF) else []), type(node).__name__

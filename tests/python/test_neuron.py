@@ -207,13 +207,13 @@ def test_static_input_expanded_over_time_is_not_copied(kind, monkeypatch):
     the spikes, state and gradients of the same input repeated in memory."""
     from spikeops import _ops
     strides = []
-    forward = _ops.neuron_forward
+    forward = _ops.neuron.neuron_forward
 
     def spy(x_seq, *args):
         strides.append(x_seq.stride())
         return forward(x_seq, *args)
 
-    monkeypatch.setattr(_ops, "neuron_forward", spy)
+    monkeypatch.setattr(_ops.neuron, "neuron_forward", spy)
     current = input_current((3, 4, 5))
     results = []
     for expand in (True, False):

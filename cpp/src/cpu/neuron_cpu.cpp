@@ -1,6 +1,7 @@
-// CPU kernels of the multi-step neurons. The whole time loop is fused: each block of kBlock neurons keeps its
-// state in L1 and walks t = 0..T-1 (forward) or T-1..0 (backward), so every tensor is streamed once per
-// direction. Blocks run in parallel with OpenMP; the inner loops over a block vectorize.
+// CPU kernels of the multi-step neurons, generic over the model (spikeops/detail/neuron_model.hpp). The whole
+// time loop is fused: each block of kBlock neurons keeps its state in L1 and walks t = 0..T-1 (forward) or
+// T-1..0 (backward), so every tensor is streamed once per direction. Blocks run in parallel with OpenMP; the
+// inner loops over a block vectorize (the model's step is inlined into them).
 #include <algorithm>
 #include <cstdint>
 
@@ -8,6 +9,7 @@
 #include "cpu/simd.hpp"
 #include "cpu/surrogate_row.hpp"
 #include "spikeops/detail/neuron_math.hpp"
+#include "spikeops/detail/neuron_models.hpp"
 #include "spikeops/neuron.hpp"
 
 namespace spikeops {
@@ -17,109 +19,129 @@ namespace {
 // Below this many neuron-steps, threads cost more than they save.
 constexpr int64_t kMinParallelWork = 1 << 15;
 
+template <typename M>
 struct ForwardBlockArgs {
-  const NeuronParams* p;
+  typename M::Consts c;
   const NeuronForwardArgs* a;
   int64_t T, N;
-  float k, vr;
   int64_t x_step;  // N, or 0 when x_seq repeats one row
 };
 
-template <ChargeKind C, bool kHardReset>
-SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs& b, int64_t n0, int n) {
-  alignas(64) float v[kBlock], x_buf[kBlock], h_buf[kBlock], s_buf[kBlock];
-  const NeuronParams& p = *b.p;
+template <typename M>
+SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs<M>& b, int64_t n0, int n) {
+  constexpr int S = M::kStates, K = M::kSaved;
+  alignas(64) float st[S][kBlock], x_buf[kBlock], s_buf[kBlock], saved_buf[K][kBlock];
   const NeuronForwardArgs& a = *b.a;
-  const float vth = p.v_threshold, v_reset = p.v_reset, k = b.k, vr = b.vr;
+  const typename M::Consts c = b.c;
   const DType spike_dtype = a.spike_seq.dtype;
-  load_row(DType::kFloat32, a.v_init.data, n0, n, v);
+  const int64_t plane = b.T * b.N;  // elements of one state (or saved value) over all steps
+  for (int j = 0; j < S; ++j) load_row(DType::kFloat32, a.state_init.data, j * b.N + n0, n, st[j]);
   for (int64_t t = 0; t < b.T; ++t) {
     const int64_t row = t * b.N + n0;
     // float32 rows are read and written in place; other dtypes go through the L1 buffers.
     const float* x = row_as_float(a.x_seq.dtype, a.x_seq.data, t * b.x_step + n0, n, x_buf);
-    float* h = a.h_seq.defined() ? static_cast<float*>(a.h_seq.data) + row : h_buf;
-    float* s = row_target(spike_dtype, a.spike_seq.data, row, s_buf);
-    for (int i = 0; i < n; ++i) {
-      const float hi = neuron_charge<C>(v[i], x[i], k, vr);
-      const float si = neuron_fire(hi, vth);
-      h[i] = hi;
-      s[i] = si;
-      v[i] = neuron_reset<kHardReset>(hi, si, vth, v_reset);
+    float* sp = row_target(spike_dtype, a.spike_seq.data, row, s_buf);
+    float* sv[K];
+    for (int k = 0; k < K; ++k) {
+      sv[k] = a.saved.defined() ? static_cast<float*>(a.saved.data) + k * plane + row : saved_buf[k];
     }
-    finish_row(spike_dtype, a.spike_seq.data, row, n, s);
-    if (a.v_seq.defined()) store_row(DType::kFloat32, a.v_seq.data, row, n, v);
+    for (int i = 0; i < n; ++i) {
+      float s[S], saved[K];
+      for (int j = 0; j < S; ++j) s[j] = st[j][i];
+      sp[i] = M::step(c, s, x[i], saved);
+      for (int j = 0; j < S; ++j) st[j][i] = s[j];
+      for (int k = 0; k < K; ++k) sv[k][i] = saved[k];
+    }
+    finish_row(spike_dtype, a.spike_seq.data, row, n, sp);
+    if (a.v_seq.defined()) store_row(DType::kFloat32, a.v_seq.data, row, n, st[0]);
   }
-  store_row(DType::kFloat32, a.v_final.data, n0, n, v);
+  for (int j = 0; j < S; ++j) store_row(DType::kFloat32, a.state_final.data, j * b.N + n0, n, st[j]);
 }
 
+template <typename M>
 struct BackwardBlockArgs {
+  typename M::Consts c;
   const NeuronParams* p;
   const NeuronBackwardArgs* a;
   int64_t T, N;
-  float k, vr;
-  float reset_through_spike;  // 0 with detach_reset (no gradient through S in the reset), else 1
+  float through_spike;  // 0 with detach_reset (no gradient through S in the reset), else 1
 };
 
-// kGradK: also accumulate dL/dk (ParametricLIF), which needs V[t-1], recomputed from H[t-1].
-template <ChargeKind C, bool kHardReset, bool kGradK>
-SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs& b, int64_t n0, int n) {
-  alignas(64) float gv[kBlock], gk[kBlock], gs_buf[kBlock], sg[kBlock], gx_buf[kBlock], v_prev[kBlock];
-  const NeuronParams& p = *b.p;
+template <typename M>
+SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n0, int n) {
+  constexpr int S = M::kStates, K = M::kSaved, P = M::kLearnable > 0 ? M::kLearnable : 1;
+  alignas(64) float g[S][kBlock], gl[P][kBlock], prev[S][kBlock], u[kBlock], sg_buf[kBlock], gs_buf[kBlock],
+      gx_buf[kBlock];
   const NeuronBackwardArgs& a = *b.a;
-  const float vth = p.v_threshold, v_reset = p.v_reset, k = b.k, vr = b.vr;
-  const float through_spike = b.reset_through_spike;
-  const float dx = neuron_charge_dx<C>(k), dv = neuron_charge_dv<C>(k);
-  const float* h_seq = static_cast<const float*>(a.h_seq.data);
+  const typename M::Consts c = b.c;
+  const float through_spike = b.through_spike;
+  const float* saved_seq = static_cast<const float*>(a.saved.data);
+  const int64_t plane = b.T * b.N;
 
-  if (a.grad_v_final.defined()) {
-    load_row(DType::kFloat32, a.grad_v_final.data, n0, n, gv);
-  } else {
-    std::fill(gv, gv + n, 0.0f);
+  for (int j = 0; j < S; ++j) {
+    if (a.grad_state_final.defined()) {
+      load_row(DType::kFloat32, a.grad_state_final.data, j * b.N + n0, n, g[j]);
+    } else {
+      std::fill(g[j], g[j] + n, 0.0f);
+    }
   }
-  std::fill(gk, gk + n, 0.0f);
+  for (int k = 0; k < M::kLearnable; ++k) std::fill(gl[k], gl[k] + n, 0.0f);
 
   for (int64_t t = b.T - 1; t >= 0; --t) {
     const int64_t row = t * b.N + n0;
-    const float* h = h_seq + row;
+    const float* sv[K];
+    for (int k = 0; k < K; ++k) sv[k] = saved_seq + k * plane + row;
     const float* gs = row_as_float(a.grad_spike_seq.dtype, a.grad_spike_seq.data, row, n, gs_buf);
     float* gx = row_target(a.grad_x_seq.dtype, a.grad_x_seq.data, row, gx_buf);
     if (a.grad_v_seq.defined()) {
       const float* gvs = static_cast<const float*>(a.grad_v_seq.data) + row;
-      for (int i = 0; i < n; ++i) gv[i] += gvs[i];
+      for (int i = 0; i < n; ++i) g[0][i] += gvs[i];
     }
-    surrogate_row(p.surrogate, h, vth, n, sg);
-    if (kGradK) {
-      // V[t-1]: the reset of H[t-1], or the initial potential at t = 0.
+    const float* sg;
+    if (a.surrogate_grad_seq.defined()) {
+      sg = static_cast<const float*>(a.surrogate_grad_seq.data) + row;
+    } else {
+      for (int i = 0; i < n; ++i) {
+        float saved[K];
+        for (int k = 0; k < K; ++k) saved[k] = sv[k][i];
+        u[i] = M::fire_input(c, saved);
+      }
+      surrogate_row(b.p->surrogate, u, 0.0f, n, sg_buf);
+      sg = sg_buf;
+    }
+    if (M::kNeedsPrev) {
+      // The state before step t: rebuilt from step t-1's saved values, or the initial state at t = 0.
       if (t > 0) {
-        const float* hp = h - b.N;
         for (int i = 0; i < n; ++i) {
-          v_prev[i] = neuron_reset<kHardReset>(hp[i], neuron_fire(hp[i], vth), vth, v_reset);
+          float saved[K], s[S];
+          for (int k = 0; k < K; ++k) saved[k] = sv[k][i - b.N];
+          M::state_after(c, saved, s);
+          for (int j = 0; j < S; ++j) prev[j][i] = s[j];
         }
       } else {
-        load_row(DType::kFloat32, a.v_init.data, n0, n, v_prev);
+        for (int j = 0; j < S; ++j) load_row(DType::kFloat32, a.state_init.data, j * b.N + n0, n, prev[j]);
       }
     }
     for (int i = 0; i < n; ++i) {
-      const float hi = h[i];
-      const float si = neuron_fire(hi, vth);
-      const float dv_dh =
-          neuron_reset_dh<kHardReset>(si) + through_spike * neuron_reset_ds<kHardReset>(hi, vth, v_reset) * sg[i];
-      const float gh = gs[i] * sg[i] + gv[i] * dv_dh;
-      gx[i] = gh * dx;
-      gv[i] = gh * dv;
-      if (kGradK) gk[i] += gh * neuron_charge_dk<C>(hi, v_prev[i], k, vr);
+      float saved[K], pv[S], gi[S], gli[P];
+      for (int k = 0; k < K; ++k) saved[k] = sv[k][i];
+      for (int j = 0; j < S; ++j) {
+        pv[j] = M::kNeedsPrev ? prev[j][i] : 0.0f;
+        gi[j] = g[j][i];
+      }
+      for (int k = 0; k < M::kLearnable; ++k) gli[k] = gl[k][i];
+      gx[i] = M::backward(c, saved, pv, sg[i], gs[i], through_spike, gi, gli);
+      for (int j = 0; j < S; ++j) g[j][i] = gi[j];
+      for (int k = 0; k < M::kLearnable; ++k) gl[k][i] = gli[k];
     }
     finish_row(a.grad_x_seq.dtype, a.grad_x_seq.data, row, n, gx);
   }
-  store_row(DType::kFloat32, a.grad_v_init.data, n0, n, gv);
-  if (kGradK) store_row(DType::kFloat32, a.grad_decay.data, n0, n, gk);
+  for (int j = 0; j < S; ++j) store_row(DType::kFloat32, a.grad_state_init.data, j * b.N + n0, n, g[j]);
+  for (int k = 0; k < M::kLearnable; ++k) store_row(DType::kFloat32, a.grad_learnable.data, k * b.N + n0, n, gl[k]);
 }
 
 template <typename BlockArgs>
-using BlockFn = void (*)(const BlockArgs&, int64_t, int);
-
-template <typename BlockArgs>
-void run_blocks(BlockFn<BlockArgs> fn, const BlockArgs& b) {
+void run_blocks(void (*fn)(const BlockArgs&, int64_t, int), const BlockArgs& b) {
   const int64_t blocks = (b.N + kBlock - 1) / kBlock;
   const bool parallel = b.T * b.N >= kMinParallelWork && blocks > 1;
 #pragma omp parallel for schedule(static) if (parallel)
@@ -129,57 +151,32 @@ void run_blocks(BlockFn<BlockArgs> fn, const BlockArgs& b) {
   }
 }
 
-float decay_of(const NeuronParams& p, const TensorView& decay) {
-  return p.kind == NeuronKind::kParametricLIF ? *static_cast<const float*>(decay.data) : host_decay(p);
-}
-
-template <bool kHard>
-BlockFn<ForwardBlockArgs> pick_forward(ChargeKind c) {
-  switch (c) {
-    case ChargeKind::kIF:
-      return forward_block<ChargeKind::kIF, kHard>;
-    case ChargeKind::kDecayInput:
-      return forward_block<ChargeKind::kDecayInput, kHard>;
-    case ChargeKind::kNoDecayInput:
-      return forward_block<ChargeKind::kNoDecayInput, kHard>;
-  }
-  return nullptr;
-}
-
-template <bool kHard, bool kGradK>
-BlockFn<BackwardBlockArgs> pick_backward(ChargeKind c) {
-  switch (c) {
-    case ChargeKind::kIF:
-      return backward_block<ChargeKind::kIF, kHard, false>;
-    case ChargeKind::kDecayInput:
-      return backward_block<ChargeKind::kDecayInput, kHard, kGradK>;
-    case ChargeKind::kNoDecayInput:
-      return backward_block<ChargeKind::kNoDecayInput, kHard, kGradK>;
-  }
-  return nullptr;
+// The model's constants with its learnable scalars (host memory on the CPU) bound.
+template <typename M>
+typename M::Consts bound_consts(const NeuronParams& p, const TensorView& learnable) {
+  typename M::Consts c = M::consts(p);
+  M::bind(c, M::kLearnable > 0 ? static_cast<const float*>(learnable.data) : nullptr);
+  return c;
 }
 
 }  // namespace
 
 void neuron_forward(const NeuronParams& p, const NeuronForwardArgs& a) {
-  ForwardBlockArgs b{&p, &a, a.x_seq.shape[0], a.x_seq.shape[1], decay_of(p, a.decay), charge_v_rest(p),
-                     input_step(a.x_seq)};
-  const ChargeKind c = charge_kind(p);
-  run_blocks(p.hard_reset ? pick_forward<true>(c) : pick_forward<false>(c), b);
+  with_neuron_model(p, [&](auto model) {
+    using M = decltype(model);
+    const ForwardBlockArgs<M> b{bound_consts<M>(p, a.learnable), &a, a.x_seq.shape[0], a.x_seq.shape[1],
+                                input_step(a.x_seq)};
+    run_blocks(forward_block<M>, b);
+  });
 }
 
 void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a) {
-  BackwardBlockArgs b{&p, &a, a.h_seq.shape[0], a.h_seq.shape[1], decay_of(p, a.decay), charge_v_rest(p),
-                      p.detach_reset ? 0.0f : 1.0f};
-  const ChargeKind c = charge_kind(p);
-  const bool grad_k = p.kind == NeuronKind::kParametricLIF;
-  BlockFn<BackwardBlockArgs> fn;
-  if (p.hard_reset) {
-    fn = grad_k ? pick_backward<true, true>(c) : pick_backward<true, false>(c);
-  } else {
-    fn = grad_k ? pick_backward<false, true>(c) : pick_backward<false, false>(c);
-  }
-  run_blocks(fn, b);
+  with_neuron_model(p, [&](auto model) {
+    using M = decltype(model);
+    const int64_t T = a.grad_x_seq.shape[0], N = a.grad_x_seq.shape[1];
+    const BackwardBlockArgs<M> b{bound_consts<M>(p, a.learnable), &p, &a, T, N, p.detach_reset ? 0.0f : 1.0f};
+    run_blocks(backward_block<M>, b);
+  });
 }
 
 }  // namespace cpu

@@ -227,10 +227,10 @@ void run_neuron(const Model::Impl& m, const Place& place, const ModelLayer& L, c
   NeuronForwardArgs args;
   args.x_seq = place.view(x, DType::kFloat32, {T, N});  // only read
   if (a.time_invariant) args.x_seq.strides[0] = 0;
-  args.v_init = place.view(v_init, DType::kFloat32, {N});
-  if (L.neuron.kind == NeuronKind::kParametricLIF) args.decay = place.view(W.decay_data, DType::kFloat32, {1});
+  args.state_init = place.view(v_init, DType::kFloat32, {N});
+  if (L.neuron.kind == NeuronKind::kParametricLIF) args.learnable = place.view(W.decay_data, DType::kFloat32, {1});
   args.spike_seq = place.view(reserve_bits(y, T * N), DType::kUInt8, {T, N});
-  args.v_final = place.view(y.v_final.reserve(std::size_t(N) * sizeof(float)), DType::kFloat32, {N});
+  args.state_final = place.view(y.v_final.reserve(std::size_t(N) * sizeof(float)), DType::kFloat32, {N});
   args.stream = place.stream;
   neuron_multistep_forward(L.neuron, args);
   report.spikes += count_nonzero(args.spike_seq, place.stream);

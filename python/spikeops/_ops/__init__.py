@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import _common, neuron, spike_conv, spike_linear, surrogate
 from ._common import CUDA_BUILT, _view
-from .neuron import neuron_backward, neuron_forward, neuron_forward_spike_tensor
+from .neuron import NeuronKind, neuron_backward, neuron_forward, neuron_forward_ext, neuron_info
 from .spike_conv import SPIKE_CONV_KERNELS, _conv_output_size, spike_conv2d, spike_conv2d_weight_grad
 from .spike_linear import (PACKED_TILE_N, SPIKE_GEMM_KERNELS, _accumulate, _nonzero_as, _pack_rows,
                            firing_rate_estimate, pack_weight, spike_accumulate_rows_t)

@@ -1,7 +1,10 @@
-"""The fused multi-step neuron ops: spikeops::neuron_forward and spikeops::neuron_backward."""
+"""The fused multi-step neuron ops: spikeops::neuron_forward and spikeops::neuron_backward, one pair for every
+neuron model (the core's NeuronKind: its states S, saved values K and learnable scalars P come from the core)."""
 
 from __future__ import annotations
 
+import enum
+import functools
 from typing import Optional
 
 import torch
@@ -13,25 +16,44 @@ from . import _checks
 from ._checks import FLOAT_DTYPES, SPIKE_DTYPES
 from ._common import _DEVICE_TYPES, _flag, _float32, _number, _stream, _surrogate, _view
 
+#: The neuron models of the core, mirrored from C++ (``spikeops::NeuronKind``): ``NeuronKind.LIF`` etc.
+NeuronKind = enum.IntEnum("NeuronKind", {name: int(value) for name, value in _C.NeuronKind.__members__.items()})
 
-_NEURON_KINDS = {0: "IF", 1: "LIF", 2: "ParametricLIF"}
+
+@functools.lru_cache(maxsize=None)
+def neuron_info(kind: int) -> dict:
+    """What the core's model `kind` keeps per neuron: name, states, saved, learnable, extra_names."""
+    return _C.neuron_info(_C.NeuronKind(int(kind)))
+
+
+def _kind(fn: str, neuron_kind) -> int:
+    if isinstance(neuron_kind, bool) or not isinstance(neuron_kind, int) or neuron_kind not in NeuronKind._value2member_map_:
+        known = ", ".join(f"{k.value} ({k.name})" for k in NeuronKind)
+        raise ValueError(f"{fn}: neuron_kind must be a spikeops NeuronKind: {known}; got {neuron_kind!r}")
+    return int(neuron_kind)
 
 
 def _neuron_params(fn: str, neuron_kind: int, v_threshold: float, v_reset: Optional[float], tau: float,
-                   decay_input: bool, detach_reset: bool, surrogate_kind: int, alpha: float,
+                   decay_input: bool, extra, detach_reset: bool, surrogate_kind: int, alpha: float,
                    beta: float) -> "_C.NeuronParams":
     """The core's NeuronParams from an op's arguments. The ops are public (torch.ops.spikeops.*), so every
     argument is checked here and errors name the op `fn` and the argument."""
-    if isinstance(neuron_kind, bool) or not isinstance(neuron_kind, int) or neuron_kind not in _NEURON_KINDS:
-        raise ValueError(f"{fn}: neuron_kind must be 0 (IF), 1 (LIF) or 2 (ParametricLIF), got {neuron_kind!r}")
+    kind = _kind(fn, neuron_kind)
+    info = neuron_info(kind)
     p = _C.NeuronParams()
-    p.kind = _C.NeuronKind(neuron_kind)
+    p.kind = _C.NeuronKind(kind)
     p.v_threshold = _float32(v_threshold, f"{fn}: v_threshold")
     p.hard_reset = v_reset is not None
     p.v_reset = 0.0 if v_reset is None else _float32(v_reset, f"{fn}: v_reset")
-    # Only the LIF reads tau (IF has no time constant, ParametricLIF takes decay).
-    p.tau = _float32(tau, f"{fn}: tau", above_one=True) if neuron_kind == 1 else _number(tau, f"{fn}: tau")
+    # Only the LIF reads tau (IF has no time constant, ParametricLIF takes its k as a learnable scalar).
+    p.tau = _float32(tau, f"{fn}: tau", above_one=True) if kind == NeuronKind.LIF else _number(tau, f"{fn}: tau")
     p.decay_input = _flag(decay_input, f"{fn}: decay_input")
+    names = info["extra_names"]
+    if not isinstance(extra, (list, tuple)) or len(extra) != len(names):
+        raise ValueError(f"{fn}: extra must be a list of {len(names)} floats for {info['name']} "
+                         f"({', '.join(names) or 'none'}), got {extra!r}")
+    p.extra = [_float32(v, f"{fn}: {info['name']} {name} (extra[{i}])") for i, (v, name) in enumerate(zip(extra, names))] \
+        + [0.0] * (_C.MAX_NEURON_EXTRA_PARAMS - len(names))
     p.detach_reset = _flag(detach_reset, f"{fn}: detach_reset")
     p.surrogate = _surrogate(surrogate_kind, alpha, beta, fn)
     return p
@@ -40,114 +62,131 @@ def _neuron_params(fn: str, neuron_kind: int, v_threshold: float, v_reset: Optio
 _F32 = (torch.float32,)
 
 
-def _check_decay(fn: str, decay, neuron_kind: int, device_of: Tensor, device_arg: str) -> None:
-    """decay: [1] float32, required by ParametricLIF (neuron_kind 2); the other neurons ignore it."""
-    if neuron_kind == 2 and decay is None:
-        raise ValueError(f"{fn}: decay is required for ParametricLIF (neuron_kind 2): a [1] float32 tensor k")
-    _checks.tensor(decay, "decay", fn, _F32 if neuron_kind == 2 else None, optional=True)
-    if decay is not None and neuron_kind == 2:
-        _checks.shape(decay, "decay", fn, (1,))
-    _checks.same_device(fn, device_arg, device_of, ("decay", decay))
+def _check_per_model(fn: str, t, arg: str, lead: int, rest: tuple, rest_text: str) -> None:
+    """A float32 [lead, *rest] tensor, or [*rest] when lead is 1 (a one-state model's [N])."""
+    _checks.tensor(t, arg, fn, _F32)
+    if not (tuple(t.shape) == (lead,) + rest or (lead == 1 and tuple(t.shape) == rest)):
+        _checks.shape(t, arg, fn, (lead,) + rest, rest_text)
 
 
-def _check_forward_tensors(fn: str, x_seq, v_init, decay, neuron_kind: int, spike_dtype, store_h_seq,
+def _check_learnable(fn: str, learnable, info: dict, device_of: Tensor, device_arg: str) -> None:
+    """learnable: [P] float32, required when the model has P > 0 learnable scalars; None otherwise."""
+    P = info["learnable"]
+    if P == 0:
+        if learnable is not None:
+            raise ValueError(f"{fn}: {info['name']} has no learnable scalars, so learnable must be None")
+        return
+    if learnable is None:
+        raise ValueError(f"{fn}: learnable is required for {info['name']}: a [{P}] float32 tensor")
+    _checks.tensor(learnable, "learnable", fn, _F32)
+    _checks.shape(learnable, "learnable", fn, (P,))
+    _checks.same_device(fn, device_arg, device_of, ("learnable", learnable))
+
+
+def _check_forward_tensors(fn: str, x_seq, state_init, learnable, info: dict, spike_dtype, store_saved,
                            store_v_seq) -> tuple:
     """The tensor and dtype arguments of neuron_forward (after _neuron_params checked the others); (T, N)."""
     _checks.tensor(x_seq, "x_seq", fn, FLOAT_DTYPES, dim=2, layout="[T, N]")
     T, N = x_seq.shape
-    _checks.tensor(v_init, "v_init", fn, _F32)
-    _checks.shape(v_init, "v_init", fn, (N,), "[N], N = x_seq.shape[1]")
-    _checks.same_device(fn, "x_seq", x_seq, ("v_init", v_init))
-    _check_decay(fn, decay, neuron_kind, x_seq, "x_seq")
+    _check_per_model(fn, state_init, "state_init", info["states"], (N,), "[S, N], N = x_seq.shape[1]")
+    _checks.same_device(fn, "x_seq", x_seq, ("state_init", state_init))
+    _check_learnable(fn, learnable, info, x_seq, "x_seq")
     _checks.dtype_arg(spike_dtype, "spike_dtype", fn, SPIKE_DTYPES)
-    _flag(store_h_seq, f"{fn}: store_h_seq")
+    _flag(store_saved, f"{fn}: store_saved")
     _flag(store_v_seq, f"{fn}: store_v_seq")
     return T, N
 
 
-def _check_backward_tensors(fn: str, grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay,
-                            neuron_kind: int, grad_x_dtype) -> tuple:
+def _check_backward_tensors(fn: str, grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable,
+                            surrogate_grad_seq, info: dict, grad_x_dtype) -> tuple:
     """The tensor and dtype arguments of neuron_backward (after _neuron_params checked the others); (T, N)."""
-    _checks.tensor(h_seq, "h_seq", fn, _F32, dim=2, layout="[T, N]")
-    T, N = h_seq.shape
+    K, S = info["saved"], info["states"]
+    _checks.tensor(saved, "saved", fn, _F32, dim=3, layout="[K, T, N]")
+    _, T, N = saved.shape
+    _checks.shape(saved, "saved", fn, (K, T, N), f"{info['name']} saves {K} value(s) per neuron-step")
     _checks.tensor(grad_spike_seq, "grad_spike_seq", fn, FLOAT_DTYPES, dim=2, layout="[T, N]")
-    _checks.shape(grad_spike_seq, "grad_spike_seq", fn, (T, N), "h_seq's")
-    _checks.tensor(grad_v_seq, "grad_v_seq", fn, _F32, optional=True)
-    if grad_v_seq is not None:
-        _checks.shape(grad_v_seq, "grad_v_seq", fn, (T, N), "h_seq's")
-    _checks.tensor(grad_v_final, "grad_v_final", fn, _F32, optional=True)
-    if grad_v_final is not None:
-        _checks.shape(grad_v_final, "grad_v_final", fn, (N,), "[N], N = h_seq.shape[1]")
-    _checks.tensor(v_init, "v_init", fn, _F32)
-    _checks.shape(v_init, "v_init", fn, (N,), "[N], N = h_seq.shape[1]")
-    _checks.same_device(fn, "h_seq", h_seq, ("grad_spike_seq", grad_spike_seq), ("grad_v_seq", grad_v_seq),
-                        ("grad_v_final", grad_v_final), ("v_init", v_init))
-    _check_decay(fn, decay, neuron_kind, h_seq, "h_seq")
+    _checks.shape(grad_spike_seq, "grad_spike_seq", fn, (T, N), "[T, N] of saved")
+    for arg, t in (("grad_v_seq", grad_v_seq), ("surrogate_grad_seq", surrogate_grad_seq)):
+        _checks.tensor(t, arg, fn, _F32, optional=True)
+        if t is not None:
+            _checks.shape(t, arg, fn, (T, N), "[T, N] of saved")
+    _check_per_model(fn, state_init, "state_init", S, (N,), "[S, N], N = saved.shape[2]")
+    if grad_state_final is not None:
+        _checks.tensor(grad_state_final, "grad_state_final", fn, _F32)
+        _checks.shape(grad_state_final, "grad_state_final", fn, tuple(state_init.shape), "state_init's")
+    _checks.same_device(fn, "saved", saved, ("grad_spike_seq", grad_spike_seq), ("grad_v_seq", grad_v_seq),
+                        ("grad_state_final", grad_state_final), ("state_init", state_init),
+                        ("surrogate_grad_seq", surrogate_grad_seq))
+    _check_learnable(fn, learnable, info, saved, "saved")
     _checks.dtype_arg(grad_x_dtype, "grad_x_dtype", fn, FLOAT_DTYPES)
     return T, N
 
 
 @torch.library.custom_op("spikeops::neuron_forward", mutates_args=(), device_types=_DEVICE_TYPES)
-def neuron_forward(x_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuron_kind: int,
-                   v_threshold: float, v_reset: Optional[float], tau: float, decay_input: bool,
+def neuron_forward(x_seq: Tensor, state_init: Tensor, learnable: Optional[Tensor], neuron_kind: int,
+                   v_threshold: float, v_reset: Optional[float], tau: float, decay_input: bool, extra: list[float],
                    detach_reset: bool, surrogate_kind: int, alpha: float, beta: float,
-                   spike_dtype: torch.dtype, store_h_seq: bool,
+                   spike_dtype: torch.dtype, store_saved: bool,
                    store_v_seq: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Fused multi-step neuron forward.
+    """Fused multi-step neuron forward, for any model (``neuron_kind``, a :data:`NeuronKind`).
 
     Args:
         x_seq (Tensor): [T, N] input current, float32/float16/bfloat16, contiguous, or strides (0, 1): the same
             row at every step (``x.expand(T, N)``), read in place.
-        v_init (Tensor): [N] float32 membrane potential before step 0.
-        decay (Tensor, optional): [1] float32 k = sigmoid(w), ParametricLIF only.
-        neuron_kind (int): 0 IF, 1 LIF, 2 ParametricLIF.
+        state_init (Tensor): [S, N] float32 state before step 0 (state 0 is V); [N] for a one-state model.
+        learnable (Tensor, optional): [P] float32 learnable scalars of the model (ParametricLIF: k = sigmoid(w)).
         v_reset (float, optional): hard-reset potential; None for the soft reset.
+        extra (list[float]): the model's extra scalar parameters (``neuron_info(kind)['extra_names']``).
         spike_dtype (torch.dtype): dtype of the spikes: float32/float16/bfloat16/uint8.
-        store_h_seq (bool): also return H (what the backward needs); False for inference.
+        store_saved (bool): also return what the backward needs; False for inference.
         store_v_seq (bool): also return V after every step.
 
     Returns:
-        spike_seq [T, N] (spike_dtype), v_final [N] float32, h_seq [T, N] float32 (or [0] when not stored),
-        v_seq [T, N] float32 (or [0] when not stored).
+        spike_seq [T, N] (spike_dtype), state_final (state_init's shape) float32, saved [K, T, N] float32 (or
+        [0] when not stored), v_seq [T, N] float32 (or [0] when not stored).
     """
     fn = "spikeops::neuron_forward"
-    params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
+    params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset,
                             surrogate_kind, alpha, beta)
-    T, N = _check_forward_tensors(fn, x_seq, v_init, decay, neuron_kind, spike_dtype, store_h_seq, store_v_seq)
-    spike_seq = torch.empty((T, N), dtype=spike_dtype, device=x_seq.device)
-    v_final = torch.empty((N,), dtype=torch.float32, device=x_seq.device)
-    h_seq = torch.empty((T, N) if store_h_seq else (0,), dtype=torch.float32, device=x_seq.device)
-    v_seq = torch.empty((T, N) if store_v_seq else (0,), dtype=torch.float32, device=x_seq.device)
+    info = neuron_info(neuron_kind)
+    T, N = _check_forward_tensors(fn, x_seq, state_init, learnable, info, spike_dtype, store_saved, store_v_seq)
+    device = x_seq.device
+    spike_seq = torch.empty((T, N), dtype=spike_dtype, device=device)
+    state_final = torch.empty(state_init.shape, dtype=torch.float32, device=device)
+    saved = torch.empty((info["saved"], T, N) if store_saved else (0,), dtype=torch.float32, device=device)
+    v_seq = torch.empty((T, N) if store_v_seq else (0,), dtype=torch.float32, device=device)
     args = _C.NeuronForwardArgs()
     args.x_seq = _view(x_seq, "x_seq")
-    args.v_init = _view(v_init, "v_init")
-    args.decay = _view(decay if neuron_kind == 2 else None, "decay")
+    args.state_init = _view(state_init, "state_init")
+    args.learnable = _view(learnable, "learnable")
     args.spike_seq = _view(spike_seq, "spike_seq")
-    args.v_final = _view(v_final, "v_final")
-    args.h_seq = _view(h_seq if store_h_seq else None, "h_seq")
+    args.state_final = _view(state_final, "state_final")
+    args.saved = _view(saved if store_saved else None, "saved")
     args.v_seq = _view(v_seq if store_v_seq else None, "v_seq")
     args.stream = _stream(x_seq)
     _C.neuron_multistep_forward(params, args)
-    return spike_seq, v_final, h_seq, v_seq
+    return spike_seq, state_final, saved, v_seq
 
 
 @neuron_forward.register_fake
-def _(x_seq, v_init, decay, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
-      surrogate_kind, alpha, beta, spike_dtype, store_h_seq, store_v_seq):
+def _(x_seq, state_init, learnable, neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset,
+      surrogate_kind, alpha, beta, spike_dtype, store_saved, store_v_seq):
     fn = "spikeops::neuron_forward"
-    _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset, surrogate_kind, alpha,
-                   beta)
-    T, N = _check_forward_tensors(fn, x_seq, v_init, decay, neuron_kind, spike_dtype, store_h_seq, store_v_seq)
+    _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset, surrogate_kind,
+                   alpha, beta)
+    info = neuron_info(neuron_kind)
+    T, N = _check_forward_tensors(fn, x_seq, state_init, learnable, info, spike_dtype, store_saved, store_v_seq)
     new = x_seq.new_empty
-    return (new((T, N), dtype=spike_dtype), new((N,), dtype=torch.float32),
-            new((T, N) if store_h_seq else (0,), dtype=torch.float32),
+    return (new((T, N), dtype=spike_dtype), new(state_init.shape, dtype=torch.float32),
+            new((info["saved"], T, N) if store_saved else (0,), dtype=torch.float32),
             new((T, N) if store_v_seq else (0,), dtype=torch.float32))
 
 
 @torch.library.custom_op("spikeops::neuron_backward", mutates_args=(), device_types=_DEVICE_TYPES)
-def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v_final: Optional[Tensor],
-                    h_seq: Tensor, v_init: Tensor, decay: Optional[Tensor], neuron_kind: int,
-                    v_threshold: float, v_reset: Optional[float], tau: float, decay_input: bool,
+def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_state_final: Optional[Tensor],
+                    saved: Tensor, state_init: Tensor, learnable: Optional[Tensor],
+                    surrogate_grad_seq: Optional[Tensor], neuron_kind: int, v_threshold: float,
+                    v_reset: Optional[float], tau: float, decay_input: bool, extra: list[float],
                     detach_reset: bool, surrogate_kind: int, alpha: float, beta: float,
                     grad_x_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     """Fused multi-step neuron backward (surrogate gradient through T steps).
@@ -155,111 +194,130 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_v
     Args:
         grad_spike_seq (Tensor): [T, N] float32/float16/bfloat16 gradient of the spikes.
         grad_v_seq (Tensor, optional): [T, N] float32 gradient of v_seq.
-        grad_v_final (Tensor, optional): [N] float32 gradient of the final membrane potential.
-        h_seq (Tensor): [T, N] float32 charged potential saved by the forward.
-        v_init (Tensor): [N] float32 initial potential (read by ParametricLIF only).
+        grad_state_final (Tensor, optional): float32 gradient of state_final (state_init's shape).
+        saved (Tensor): [K, T, N] float32, what the forward saved.
+        state_init (Tensor): [S, N] (or [N]) float32 initial state.
+        surrogate_grad_seq (Tensor, optional): [T, N] float32 σ'(u) at every step, used instead of the surrogate
+            ``surrogate_kind`` (a surrogate the core has no formula for, computed by the caller).
         grad_x_dtype (torch.dtype): dtype of grad_x_seq (the input's dtype).
 
     Returns:
-        grad_x_seq [T, N] (grad_x_dtype), grad_v_init [N] float32, grad_decay [N] float32 per-neuron
-        dL/dk summed over time (ParametricLIF; [0] otherwise).
+        grad_x_seq [T, N] (grad_x_dtype), grad_state_init (state_init's shape) float32, grad_learnable [P, N]
+        float32 per-neuron dL/d(learnable) summed over time ([0] when the model has none).
     """
     fn = "spikeops::neuron_backward"
-    params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset,
+    params = _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset,
                             surrogate_kind, alpha, beta)
-    T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay,
-                                   neuron_kind, grad_x_dtype)
-    device = h_seq.device
+    info = neuron_info(neuron_kind)
+    T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable,
+                                   surrogate_grad_seq, info, grad_x_dtype)
+    device = saved.device
+    P = info["learnable"]
     grad_x_seq = torch.empty((T, N), dtype=grad_x_dtype, device=device)
-    grad_v_init = torch.empty((N,), dtype=torch.float32, device=device)
-    grad_decay = torch.empty((N,) if neuron_kind == 2 else (0,), dtype=torch.float32, device=device)
+    grad_state_init = torch.empty(state_init.shape, dtype=torch.float32, device=device)
+    grad_learnable = torch.empty((P, N) if P else (0,), dtype=torch.float32, device=device)
     args = _C.NeuronBackwardArgs()
     args.grad_spike_seq = _view(grad_spike_seq, "grad_spike_seq")
     args.grad_v_seq = _view(grad_v_seq, "grad_v_seq")
-    args.grad_v_final = _view(grad_v_final, "grad_v_final")
-    args.h_seq = _view(h_seq, "h_seq")
-    args.v_init = _view(v_init if neuron_kind == 2 else None, "v_init")
-    args.decay = _view(decay if neuron_kind == 2 else None, "decay")
+    args.grad_state_final = _view(grad_state_final, "grad_state_final")
+    args.saved = _view(saved, "saved")
+    args.state_init = _view(state_init, "state_init")
+    args.learnable = _view(learnable, "learnable")
+    args.surrogate_grad_seq = _view(surrogate_grad_seq, "surrogate_grad_seq")
     args.grad_x_seq = _view(grad_x_seq, "grad_x_seq")
-    args.grad_v_init = _view(grad_v_init, "grad_v_init")
-    args.grad_decay = _view(grad_decay if neuron_kind == 2 else None, "grad_decay")
-    args.stream = _stream(h_seq)
+    args.grad_state_init = _view(grad_state_init, "grad_state_init")
+    args.grad_learnable = _view(grad_learnable if P else None, "grad_learnable")
+    args.stream = _stream(saved)
     _C.neuron_multistep_backward(params, args)
-    return grad_x_seq, grad_v_init, grad_decay
+    return grad_x_seq, grad_state_init, grad_learnable
 
 
 @neuron_backward.register_fake
-def _(grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay, neuron_kind, v_threshold, v_reset,
-      tau, decay_input, detach_reset, surrogate_kind, alpha, beta, grad_x_dtype):
+def _(grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable, surrogate_grad_seq,
+      neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset, surrogate_kind, alpha, beta,
+      grad_x_dtype):
     fn = "spikeops::neuron_backward"
-    _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, detach_reset, surrogate_kind, alpha,
-                   beta)
-    T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay,
-                                   neuron_kind, grad_x_dtype)
-    new = h_seq.new_empty
-    return (new((T, N), dtype=grad_x_dtype), new((N,), dtype=torch.float32),
-            new((N,) if neuron_kind == 2 else (0,), dtype=torch.float32))
+    _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset, surrogate_kind,
+                   alpha, beta)
+    info = neuron_info(neuron_kind)
+    T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable,
+                                   surrogate_grad_seq, info, grad_x_dtype)
+    new = saved.new_empty
+    P = info["learnable"]
+    return (new((T, N), dtype=grad_x_dtype), new(state_init.shape, dtype=torch.float32),
+            new((P, N) if P else (0,), dtype=torch.float32))
 
 
-_NEURON_FLAGS = ("neuron_kind", "v_threshold", "v_reset", "tau", "decay_input", "detach_reset",
+_NEURON_FLAGS = ("neuron_kind", "v_threshold", "v_reset", "tau", "decay_input", "extra", "detach_reset",
                  "surrogate_kind", "alpha", "beta")
 
 
 def _neuron_setup_context(ctx, inputs, output):
-    x_seq, v_init, decay = inputs[0], inputs[1], inputs[2]
-    # Unused outputs (H always, often v_final and v_seq) then reach the backward as None instead of zero
+    x_seq, state_init, learnable = inputs[0], inputs[1], inputs[2]
+    # Unused outputs (saved always, often state_final and v_seq) then reach the backward as None instead of zero
     # tensors that would cost an allocation and a pass over memory.
     ctx.set_materialize_grads(False)
-    ctx.flags = dict(zip(_NEURON_FLAGS, inputs[3:12]))
+    ctx.flags = dict(zip(_NEURON_FLAGS, inputs[3:13]))
     ctx.x_dtype = x_seq.dtype
-    if not inputs[13]:
-        # Without H the backward cannot run; the module asks for H whenever a gradient may be needed.
-        ctx.has_h = False
-        ctx.save_for_backward(v_init, decay)
+    ctx.surrogate_grad = None
+    if not inputs[14]:
+        # Without the saved values the backward cannot run; the module asks for them whenever a gradient may be
+        # needed.
+        ctx.has_saved = False
+        ctx.save_for_backward(state_init, learnable)
         return
-    ctx.has_h = True
-    ctx.save_for_backward(output[2], v_init, decay)
+    ctx.has_saved = True
+    ctx.save_for_backward(output[2], state_init, learnable)
 
 
-def _neuron_backward(ctx, grad_spike_seq, grad_v_final, grad_h_seq, grad_v_seq):
-    if not ctx.has_h:
-        raise RuntimeError("spikeops.neuron_forward was called with store_h_seq=False, so it cannot be "
-                           "differentiated; pass store_h_seq=True when gradients are needed")
-    h_seq, v_init, decay = ctx.saved_tensors
+def _neuron_backward(ctx, grad_spike_seq, grad_state_final, grad_saved, grad_v_seq):
+    if not ctx.has_saved:
+        raise RuntimeError("spikeops.neuron_forward was called with store_saved=False, so it cannot be "
+                           "differentiated; pass store_saved=True when gradients are needed")
+    saved, state_init, learnable = ctx.saved_tensors
     if grad_spike_seq is None or not grad_spike_seq.is_floating_point():
-        grad_spike_seq = torch.zeros_like(h_seq, dtype=ctx.x_dtype)
-    grad_x, grad_v_init, grad_decay = neuron_backward(
+        grad_spike_seq = torch.zeros(saved.shape[1:], dtype=ctx.x_dtype, device=saved.device)
+    surrogate_grad_seq = ctx.surrogate_grad(saved) if ctx.surrogate_grad is not None else None
+    grad_x, grad_state_init, grad_learnable = neuron_backward(
         grad_spike_seq.contiguous(),
         grad_v_seq.contiguous() if grad_v_seq is not None and grad_v_seq.numel() > 0 else None,
-        grad_v_final.contiguous() if grad_v_final is not None else None,
-        h_seq, v_init, decay, grad_x_dtype=ctx.x_dtype, **ctx.flags)
-    grad_k = grad_decay.sum().reshape(1).to(decay.dtype) if ctx.flags["neuron_kind"] == 2 else None
-    return (grad_x, grad_v_init, grad_k) + (None,) * 12
+        grad_state_final.contiguous() if grad_state_final is not None else None,
+        saved, state_init, learnable, surrogate_grad_seq, grad_x_dtype=ctx.x_dtype, **ctx.flags)
+    grad_l = grad_learnable.sum(1).to(learnable.dtype) if learnable is not None else None
+    return (grad_x, grad_state_init, grad_l) + (None,) * 13
 
 
 torch.library.register_autograd("spikeops::neuron_forward", _neuron_backward,
                                 setup_context=_neuron_setup_context)
 
 
-class _NeuronSpikeTensor(torch.autograd.Function):
-    """neuron_forward with its spikes written in 1 byte and returned as a SpikeTensor presenting ``spike_dtype``:
-    the same kernel, setup and backward as the op (the gradient of the spikes arrives as a float tensor)."""
+class _NeuronFunction(torch.autograd.Function):
+    """neuron_forward with what the op cannot take as arguments: its spikes written in 1 byte and returned as a
+    SpikeTensor presenting ``spike_dtype`` (``spike_tensor``), and/or a surrogate derivative the core has no
+    formula for (``surrogate_grad``: saved [K, T, N] -> σ'(u) [T, N], called by the backward). The same kernel,
+    setup and backward as the op."""
 
     @staticmethod
-    def forward(*inputs):
-        outs = neuron_forward(*inputs[:12], torch.uint8, *inputs[13:])
-        return (SpikeTensor(outs[0], inputs[12], _trusted=True),) + tuple(outs[1:])
+    def forward(spike_tensor, surrogate_grad, *inputs):
+        if spike_tensor:
+            outs = neuron_forward(*inputs[:13], torch.uint8, *inputs[14:])
+            return (SpikeTensor(outs[0], inputs[13], _trusted=True),) + tuple(outs[1:])
+        return neuron_forward(*inputs)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _neuron_setup_context(ctx, inputs, output)
+        _neuron_setup_context(ctx, inputs[2:], output)
+        ctx.surrogate_grad = inputs[1]
 
     @staticmethod
     def backward(ctx, *grads):
-        return _neuron_backward(ctx, *grads)
+        return (None, None) + _neuron_backward(ctx, *grads)
 
 
-def neuron_forward_spike_tensor(*inputs) -> tuple:
-    """neuron_forward's arguments and outputs, with the spikes a :class:`SpikeTensor` of dtype ``spike_dtype``
-    (float32/float16/bfloat16) stored in 1 byte per spike."""
-    return _NeuronSpikeTensor.apply(*inputs)
+def neuron_forward_ext(*inputs, spike_tensor: bool = False, surrogate_grad=None) -> tuple:
+    """neuron_forward's arguments and outputs; with ``spike_tensor`` the spikes are a :class:`SpikeTensor` of
+    dtype ``spike_dtype`` (float32/float16/bfloat16) stored in 1 byte per spike; with ``surrogate_grad`` the
+    backward takes σ'(u) from that function of the saved values instead of the core's surrogate."""
+    if not spike_tensor and surrogate_grad is None:
+        return neuron_forward(*inputs)
+    return _NeuronFunction.apply(spike_tensor, surrogate_grad, *inputs)

@@ -1,6 +1,6 @@
-// Internal: the per-step neuron math (charge, fire, reset and their derivatives) shared by the CPU and CUDA
-// kernels (host and device code), and the small host helpers the kernels use to read their parameters. Not part
-// of the API: see spikeops/neuron.hpp.
+// Internal: per-step math the LIF-style models share (charge, fire, reset and their derivatives), host and
+// device code, and the small helpers the kernels use to read x_seq. Not part of the API: see
+// spikeops/neuron.hpp.
 #pragma once
 
 #include <cstdint>
@@ -16,15 +16,6 @@ enum class ChargeKind : int {
   kDecayInput = 1,     // H = V + (X - (V - Vr)) * k
   kNoDecayInput = 2,   // H = V - (V - Vr) * k + X
 };
-
-// The charge a neuron uses (LIF and ParametricLIF differ only in where k comes from).
-inline ChargeKind charge_kind(const NeuronParams& p) {
-  if (p.kind == NeuronKind::kIF) return ChargeKind::kIF;
-  return p.decay_input ? ChargeKind::kDecayInput : ChargeKind::kNoDecayInput;
-}
-
-// The leak target in the charge: v_reset with a hard reset, 0 with a soft reset.
-inline float charge_v_rest(const NeuronParams& p) { return p.hard_reset ? p.v_reset : 0.0f; }
 
 template <ChargeKind C>
 SPIKEOPS_HD float neuron_charge(float v, float x, float k, float vr) {
@@ -79,15 +70,5 @@ inline int64_t input_step(const TensorView& x_seq) { return repeats_one_row(x_se
 
 // k of a LIF neuron: 1/tau rounded once to float32 (what `x * (1 / tau)` does to a float32 tensor in torch).
 inline float lif_decay(double tau) { return static_cast<float>(1.0 / tau); }
-
-// k as known on the host: 1 for IF (unused by its charge), 1/tau for LIF. A ParametricLIF's k is a tensor
-// (`decay`) that the kernels read themselves, possibly from device memory; 0 stands in here.
-inline float host_decay(const NeuronParams& p) {
-  switch (p.kind) {
-    case NeuronKind::kLIF: return lif_decay(p.tau);
-    case NeuronKind::kParametricLIF: return 0.0f;
-    default: return 1.0f;
-  }
-}
 
 }  // namespace spikeops

@@ -1,0 +1,32 @@
+// Internal: what a neuron model defines, and the generic kernels rely on (docs/adding_a_neuron.md).
+//
+// A model is a NeuronDef<kind> specialization, the model's host side:
+//   kStates, kSaved, kLearnable   state variables (V first), float32 values saved per neuron-step, learnable
+//                                 scalars (as spikeops::NeuronInfo reports them)
+//   kExtraNames, kExtra           the names of the NeuronParams::extra slots it reads, and how many
+//   validate(params)              throws spikeops::Error naming a model parameter that is out of range
+//   dispatch(params, f)           calls f(Model{}) with the step type for these parameters (a template per
+//                                 reset mode, charge variant, ..., so the kernels branch once, not per element)
+// and step types, with the same kStates/kSaved/kLearnable plus:
+//   kNeedsPrev                    whether backward() reads the state before the step
+//   Consts consts(params)         host: the step's constants
+//   bind(consts, learnable)       host/device: put the learnable scalars (device memory on CUDA) into consts
+//   step(c, s, x, saved)          one forward step: advances the state s[kStates] with input x, writes
+//                                 saved[kSaved], returns the spike (0 or 1)
+//   fire_input(c, saved)          u, the surrogate's argument: the spike was heaviside(u)
+//   state_after(c, saved, s)      the state after a step, rebuilt from that step's saved values
+//   backward(c, saved, prev, sg, gs, through_spike, g, gl)
+//                                 one backward step: sg = σ'(u), gs = dL/dS; g[kStates] holds dL/d(state after
+//                                 the step) and becomes dL/d(state before it); gl[kLearnable] accumulates
+//                                 dL/d(learnable); through_spike is 0 with detach_reset, else 1; returns dL/dX.
+// All step functions are SPIKEOPS_HD: the CPU and CUDA kernels run the same code.
+#pragma once
+
+#include "spikeops/neuron.hpp"
+
+namespace spikeops {
+
+template <NeuronKind K>
+struct NeuronDef;
+
+}  // namespace spikeops
