@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
           for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.saved, k * plane + i - a.N, sv[k]);
 #pragma unroll
           for (int e = 0; e < V; ++e) {
-            float saved[K], s[S];
+            float saved[K], s[S] = {};  // state_after may rebuild only what backward reads
 #pragma unroll
             for (int k = 0; k < K; ++k) saved[k] = sv[k][e];
             M::state_after(c, saved, s);

@@ -26,7 +26,11 @@ namespace spikeops {
 #define SPIKEOPS_FOR_EACH_NEURON_KIND(X) \
   X(0, IF)                               \
   X(1, LIF)                              \
-  X(2, ParametricLIF)
+  X(2, ParametricLIF)                    \
+  X(3, QIF)                              \
+  X(4, EIF)                              \
+  X(5, Izhikevich)                       \
+  X(6, ALIF)
 
 enum class NeuronKind : int {
 #define SPIKEOPS_NEURON_ENUM(ID, NAME) k##NAME = ID,

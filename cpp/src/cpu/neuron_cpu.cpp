@@ -113,7 +113,7 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n
       // The state before step t: rebuilt from step t-1's saved values, or the initial state at t = 0.
       if (t > 0) {
         for (int i = 0; i < n; ++i) {
-          float saved[K], s[S];
+          float saved[K], s[S] = {};  // state_after may rebuild only what backward reads
           for (int k = 0; k < K; ++k) saved[k] = sv[k][i - b.N];
           M::state_after(c, saved, s);
           for (int j = 0; j < S; ++j) prev[j][i] = s[j];

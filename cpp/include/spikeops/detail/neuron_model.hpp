@@ -14,7 +14,8 @@
 //   step(c, s, x, saved)          one forward step: advances the state s[kStates] with input x, writes
 //                                 saved[kSaved], returns the spike (0 or 1)
 //   fire_input(c, saved)          u, the surrogate's argument: the spike was heaviside(u)
-//   state_after(c, saved, s)      the state after a step, rebuilt from that step's saved values
+//   state_after(c, saved, s)      the state after a step, rebuilt from that step's saved values (only the
+//                                 variables backward() reads; needed only when kNeedsPrev)
 //   backward(c, saved, prev, sg, gs, through_spike, g, gl)
 //                                 one backward step: sg = σ'(u), gs = dL/dS; g[kStates] holds dL/d(state after
 //                                 the step) and becomes dL/d(state before it); gl[kLearnable] accumulates

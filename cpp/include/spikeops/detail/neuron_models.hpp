@@ -4,7 +4,9 @@
 #include <string>
 
 #include "spikeops/detail/neuron_model.hpp"
+#include "spikeops/detail/neurons/alif.hpp"
 #include "spikeops/detail/neurons/lif_family.hpp"
+#include "spikeops/detail/neurons/nonlinear_if.hpp"
 #include "spikeops/error.hpp"
 
 namespace spikeops {
