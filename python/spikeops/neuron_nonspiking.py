@@ -2,8 +2,9 @@
 the membrane potential instead of spikes).
 
 As SpikingJelly's ``NonSpikingBaseNode`` they are multi-step only (``[T, N, *]`` in), start every call from
-V = 0 (no state is kept between calls) and decode the potentials over T as ``decode`` says. The potential is
-computed in float32 and returned in the input's dtype.
+V = 0 (no state is kept between calls) and decode the potentials over T as ``decode`` says. The potentials are
+computed and decoded in float32 and returned in the input's dtype (SpikingJelly computes in the input's dtype:
+the same for float32, more exact for float16/bfloat16).
 """
 
 from __future__ import annotations
@@ -78,18 +79,21 @@ class NonSpikingBaseNode(MemoryModule):
         v_seq = []
         for t in range(T):
             self.neuronal_charge(x_seq[t].float())
-            v_seq.append(self.v.to(x_seq.dtype))
+            v_seq.append(self.v)
         if self.decode is None:
-            return v_seq
+            return [v.to(x_seq.dtype) for v in v_seq]
+        return self._decoded(v_seq).to(x_seq.dtype)
+
+    def _decoded(self, v_seq: List[Tensor]) -> Tensor:
+        if self.decode == "last_mem":
+            return v_seq[-1]
         v_stack = torch.stack(v_seq)
         if self.decode == "max-mem":
             return v_stack.max(0).values
         if self.decode == "max-abs-mem":
             max_mem, min_mem = v_stack.max(0).values, v_stack.min(0).values
             return max_mem * (max_mem.abs() > min_mem.abs()) + min_mem * (max_mem.abs() <= min_mem.abs())
-        if self.decode == "mean-mem":
-            return v_stack.mean(0)
-        return v_seq[-1]
+        return v_stack.mean(0)
 
     def extra_repr(self) -> str:
         return f"decode={self.decode!r}"

@@ -423,10 +423,11 @@ def norse_lsnn_feed_forward_reference(input_seq: Tensor, v: Tensor, i: Tensor, b
 
 def nonspiking_reference(x_seq: Tensor, tau: Optional[float] = None, decode: Optional[str] = None):
     """NonSpikingIF (tau None): V = V + X; NonSpikingLIF: V = V + (X - V) / tau; V starts at 0; then SpikingJelly's
-    decode of the T potentials (None: the list)."""
-    v = torch.zeros_like(x_seq[0], dtype=torch.float32)
+    decode of the T potentials (None: the list). Computed in float32, or float64 for a float64 input (gradcheck)."""
+    x_seq = x_seq if x_seq.dtype == torch.float64 else x_seq.float()
+    v = torch.zeros_like(x_seq[0])
     vs = []
-    for x in x_seq.float():
+    for x in x_seq:
         v = v + x if tau is None else v + (x - v) / tau
         vs.append(v)
     if decode is None:
