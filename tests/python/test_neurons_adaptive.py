@@ -207,3 +207,16 @@ def test_defaults_and_order():
 def test_constructor_errors(kw, exc, match):
     with pytest.raises(exc, match=match):
         neuron.ALIFNode(**kw)
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu():
+    x = _input((6, 3, 4), seed=13)
+    cpu, gpu = neuron.ALIFNode(**PARAMS[1], step_mode="m"), neuron.ALIFNode(**PARAMS[1], step_mode="m").cuda()
+    xc, xg = x.clone().requires_grad_(True), x.cuda().requires_grad_(True)
+    out_c, out_g = cpu(xc), gpu(xg)
+    assert out_g.device.type == "cuda" and gpu.a.device.type == "cuda" and torch.equal(out_g.cpu(), out_c)
+    torch.testing.assert_close(gpu.a.cpu(), cpu.a, rtol=1e-6, atol=1e-6)
+    g_c, = torch.autograd.grad(out_c.sum() + cpu.v.sum(), xc)
+    g_g, = torch.autograd.grad(out_g.sum() + gpu.v.sum(), xg)
+    torch.testing.assert_close(g_g.cpu(), g_c, rtol=1e-5, atol=1e-6)

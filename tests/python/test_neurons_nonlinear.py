@@ -267,3 +267,20 @@ def test_input_errors():
         neuron.QIFNode(step_mode="m")(torch.ones(3, 2, dtype=torch.int64))
     with pytest.raises(ValueError, match="IzhikevichNode: in multi-step mode x_seq must be"):
         neuron.IzhikevichNode(step_mode="m")(torch.tensor(1.0))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_cuda_matches_cpu(name):
+    cls, _, param_sets, extra_states = MODELS[name]
+    x = _input((6, 3, 4), seed=10)
+    cpu, gpu = cls(**param_sets[0], step_mode="m"), cls(**param_sets[0], step_mode="m").cuda()
+    xc, xg = x.clone().requires_grad_(True), x.cuda().requires_grad_(True)
+    out_c, out_g = cpu(xc), gpu(xg)
+    assert out_g.device.type == "cuda" and torch.equal(out_g.cpu(), out_c)
+    torch.testing.assert_close(gpu.v.cpu(), cpu.v, rtol=1e-6, atol=1e-6)
+    for s in extra_states:
+        assert getattr(gpu, s).device.type == "cuda"
+    g_c, = torch.autograd.grad(out_c.sum() + cpu.v.sum(), xc)
+    g_g, = torch.autograd.grad(out_g.sum() + gpu.v.sum(), xg)
+    torch.testing.assert_close(g_g.cpu(), g_c, rtol=1e-5, atol=1e-6)

@@ -138,3 +138,12 @@ def test_defaults_are_spikingjellys():
     assert node.tau == 2.0 and node.decode is None and list(node.parameters()) == []
     assert neuron.NonSpikingLIFNode(3.0, "mean-mem").decode == "mean-mem"
     assert neuron.NonSpikingIFNode("last_mem").decode == "last_mem"
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu():
+    x = _input((6, 3, 4), seed=8)
+    out_c = neuron.NonSpikingLIFNode(decode="max-abs-mem")(x)
+    out_g = neuron.NonSpikingLIFNode(decode="max-abs-mem")(x.cuda())
+    assert out_g.device.type == "cuda"
+    torch.testing.assert_close(out_g.cpu(), out_c, rtol=1e-6, atol=1e-6)
