@@ -30,7 +30,7 @@ from .spike_tensor import to_spike_tensor
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
 __all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode", "QIFNode", "EIFNode",
-           "IzhikevichNode", "NonSpikingIFNode", "NonSpikingLIFNode", "ALIFNode"]
+           "IzhikevichNode", "NonSpikingBaseNode", "NonSpikingIFNode", "NonSpikingLIFNode", "ALIFNode"]
 
 _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
@@ -471,5 +471,5 @@ class ParametricLIFNode(BaseNode):
 
 # SpikingJelly 2.0's further models (step loop), imported last: they subclass BaseNode.
 from .neuron_nonlinear import QIFNode, EIFNode, IzhikevichNode  # noqa: E402,F401
-from .neuron_nonspiking import NonSpikingIFNode, NonSpikingLIFNode  # noqa: E402,F401
+from .neuron_nonspiking import NonSpikingBaseNode, NonSpikingIFNode, NonSpikingLIFNode  # noqa: E402,F401
 from .neuron_adaptive import ALIFNode  # noqa: E402,F401
