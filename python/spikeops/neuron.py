@@ -29,7 +29,8 @@ from .base import MemoryModule, check_step_mode
 from .spike_tensor import to_spike_tensor
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
-__all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode"]
+__all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode", "QIFNode", "EIFNode",
+           "IzhikevichNode", "NonSpikingBaseNode", "NonSpikingIFNode", "NonSpikingLIFNode", "ALIFNode"]
 
 _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
@@ -518,3 +519,8 @@ class ParametricLIFNode(BaseNode):
     def extra_repr(self) -> str:
         return f"tau={1.0 / torch.sigmoid(self.w.detach()).item():.4f}, decay_input={self.decay_input}, " + \
             super().extra_repr()
+
+# SpikingJelly 2.0's further models (step loop), imported last: they subclass BaseNode.
+from .neuron_nonlinear import QIFNode, EIFNode, IzhikevichNode  # noqa: E402,F401
+from .neuron_nonspiking import NonSpikingBaseNode, NonSpikingIFNode, NonSpikingLIFNode  # noqa: E402,F401
+from .neuron_adaptive import ALIFNode  # noqa: E402,F401

@@ -298,3 +298,147 @@ def run_model_file(graph: dict, tensors: Dict[str, Tensor], x: Tensor, seed: Opt
                 x_seq = y.view((T, N) + tuple(y.shape[1:]))
             assert list(x_seq.shape[2:]) == layer["output_shape"], (layer["name"], tuple(x_seq.shape))
     return x_seq.sum(0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SpikingJelly 2.0's nonlinear, adaptive and non-spiking neurons, and the LSNN (ALIF), step by step in float32.
+# The charge of QIF, EIF and Izhikevich is written in SpikingJelly 2.0.0's operation order (spikingjelly/_ops/
+# {qif,eif,izhikevich}/cpu.py: a division by tau), so the forward is bit-exact with it.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fire_and_reset(h: Tensor, threshold, v_reset: Optional[float], detach_reset: bool, surrogate: str,
+                    params: Optional[dict]):
+    """S = Θ(h - threshold) with the surrogate; V = S Vr + (1 - S) h, or h - S threshold with v_reset=None."""
+    params = SURROGATES[surrogate][0] if params is None else params
+    s = spike(h - threshold, surrogate, params)
+    s_r = s.detach() if detach_reset else s
+    v = h - s_r * threshold if v_reset is None else s_r * v_reset + (1.0 - s_r) * h
+    return s, v
+
+
+def _stack(seq, like: Tensor) -> Tensor:
+    return torch.stack(seq) if seq else like.new_empty((0,) + tuple(like.shape))
+
+
+def qif_reference(x_seq: Tensor, v0: Optional[Tensor] = None, *, tau=2.0, v_c=0.8, a0=1.0, v_threshold=1.0,
+                  v_rest=0.0, v_reset: Optional[float] = -0.1, detach_reset=False, surrogate="Sigmoid",
+                  params=None):
+    """QIF: H = V + (X + a0 (V - v_rest)(V - v_c)) / tau. Returns (spikes [T, *], v_seq [T, *], v [*])."""
+    x_seq = x_seq.float()
+    v = torch.full_like(x_seq[0] if len(x_seq) else x_seq.new_empty(x_seq.shape[1:]),
+                        0.0 if v_reset is None else v_reset) if v0 is None else v0
+    spikes, vs = [], []
+    for x in x_seq:
+        h = v + (x + a0 * (v - v_rest) * (v - v_c)) / tau
+        s, v = _fire_and_reset(h, v_threshold, v_reset, detach_reset, surrogate, params)
+        spikes.append(s)
+        vs.append(v)
+    return _stack(spikes, v), _stack(vs, v), v
+
+
+def eif_reference(x_seq: Tensor, v0: Optional[Tensor] = None, *, tau=2.0, delta_T=1.0, theta_rh=0.8,
+                  v_threshold=1.0, v_rest=0.0, v_reset: Optional[float] = -0.1, detach_reset=False,
+                  surrogate="Sigmoid", params=None):
+    """EIF: H = V + (X + v_rest - V + delta_T exp((V - theta_rh) / delta_T)) / tau. Returns as qif_reference."""
+    x_seq = x_seq.float()
+    v = torch.full_like(x_seq[0] if len(x_seq) else x_seq.new_empty(x_seq.shape[1:]),
+                        0.0 if v_reset is None else v_reset) if v0 is None else v0
+    spikes, vs = [], []
+    for x in x_seq:
+        h = v + (x + v_rest - v + delta_T * torch.exp((v - theta_rh) / delta_T)) / tau
+        s, v = _fire_and_reset(h, v_threshold, v_reset, detach_reset, surrogate, params)
+        spikes.append(s)
+        vs.append(v)
+    return _stack(spikes, v), _stack(vs, v), v
+
+
+def izhikevich_reference(x_seq: Tensor, v0: Optional[Tensor] = None, w0: Optional[Tensor] = None, *, tau=2.0,
+                         v_c=0.8, a0=1.0, v_threshold=1.0, v_reset: Optional[float] = 0.0, v_rest=-0.1,
+                         w_rest=0.0, tau_w=2.0, a=0.0, b=0.0, detach_reset=False, surrogate="Sigmoid",
+                         params=None):
+    """Izhikevich: H = V + (X + a0 (V - v_rest)(V - v_c) - W) / tau; S = Θ(H - v_threshold);
+    W' = W + (a (H - v_rest) - W) / tau_w + b S (S not detached); V' the reset of H.
+    Returns (spikes, v_seq, v, w_seq, w)."""
+    x_seq = x_seq.float()
+    like = x_seq[0] if len(x_seq) else x_seq.new_empty(x_seq.shape[1:])
+    v = torch.full_like(like, 0.0 if v_reset is None else v_reset) if v0 is None else v0
+    w = torch.full_like(like, w_rest) if w0 is None else w0
+    spikes, vs, ws = [], [], []
+    for x in x_seq:
+        h = v + (x + a0 * (v - v_rest) * (v - v_c) - w) / tau
+        s, v = _fire_and_reset(h, v_threshold, v_reset, detach_reset, surrogate, params)
+        w = w + (a * (h - v_rest) - w) / tau_w + b * s
+        spikes.append(s)
+        vs.append(v)
+        ws.append(w)
+    return _stack(spikes, v), _stack(vs, v), v, _stack(ws, w), w
+
+
+def alif_reference(x_seq: Tensor, v0: Optional[Tensor] = None, a0: Optional[Tensor] = None, *, tau=2.0,
+                   tau_adapt=200.0, beta=0.01, decay_input=True, v_threshold=1.0, v_reset: Optional[float] = 0.0,
+                   detach_reset=False, surrogate="Sigmoid", params=None):
+    """Adaptive-threshold LIF (Bellec et al. 2018, Norse's order): H the LIF charge (1/tau a float32
+    multiplier, as LIFNode), A' = A (1 - 1/tau_adapt), B = v_threshold + beta A', S = Θ(H - B), A = A' + S,
+    V = the reset of H (soft: H - S B). Returns (spikes, v_seq, v, a_seq, a)."""
+    x_seq = x_seq.float()
+    like = x_seq[0] if len(x_seq) else x_seq.new_empty(x_seq.shape[1:])
+    vr = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(like, vr) if v0 is None else v0
+    a = torch.zeros_like(like) if a0 is None else a0
+    k, rho = 1.0 / tau, 1.0 - 1.0 / tau_adapt
+    spikes, vs, as_ = [], [], []
+    for x in x_seq:
+        h = v + (x - (v - vr)) * k if decay_input else v - (v - vr) * k + x
+        a = a * rho
+        b = v_threshold + beta * a
+        s, v = _fire_and_reset(h, b, v_reset, detach_reset, surrogate, params)
+        a = a + s
+        spikes.append(s)
+        vs.append(v)
+        as_.append(a)
+    return _stack(spikes, v), _stack(vs, v), v, _stack(as_, a), a
+
+
+def norse_lsnn_feed_forward_reference(input_seq: Tensor, v: Tensor, i: Tensor, b: Tensor, *, tau_mem_inv: float,
+                                      tau_syn_inv: float, tau_adapt_inv: float, v_leak: float, v_th: float,
+                                      v_reset: float, beta: float, dt: float):
+    """Norse 1.1.0's ``lsnn_feed_forward_step`` over a sequence (norse/torch/functional/lsnn.py), forward only:
+        v_d = v + dt tau_mem_inv ((v_leak - v) + i);  i_d = i - dt tau_syn_inv i;  b_d = b + dt tau_adapt_inv (v_th - b)
+        z = Θ(v_d - b_d) (Norse's heaviside: 1 where > 0);  v = (1 - z) v_d + z v_reset;  b = b_d + z beta;
+        i = i_d + input.
+    Returns the spikes [T, *] and the final (v, i, b)."""
+    spikes = []
+    for x in input_seq:
+        v_d = v + dt * tau_mem_inv * ((v_leak - v) + i)
+        i_d = i + (-dt * tau_syn_inv * i)
+        b_d = b + dt * tau_adapt_inv * (v_th - b)
+        z = (v_d - b_d > 0).to(v_d.dtype)
+        v = (1 - z) * v_d + z * v_reset
+        b = b_d + z * beta
+        i = i_d + x
+        spikes.append(z)
+    return torch.stack(spikes), (v, i, b)
+
+
+def nonspiking_reference(x_seq: Tensor, tau: Optional[float] = None, decode: Optional[str] = None):
+    """NonSpikingIF (tau None): V = V + X; NonSpikingLIF: V = V + (X - V) / tau; V starts at 0; then SpikingJelly's
+    decode of the T potentials (None: the list). Computed in float32, or float64 for a float64 input (gradcheck)."""
+    x_seq = x_seq if x_seq.dtype == torch.float64 else x_seq.float()
+    v = torch.zeros_like(x_seq[0])
+    vs = []
+    for x in x_seq:
+        v = v + x if tau is None else v + (x - v) / tau
+        vs.append(v)
+    if decode is None:
+        return vs
+    st = torch.stack(vs)
+    if decode == "max-mem":
+        return st.max(0).values
+    if decode == "max-abs-mem":
+        hi, lo = st.max(0).values, st.min(0).values
+        return torch.where(hi.abs() > lo.abs(), hi, lo)
+    if decode == "mean-mem":
+        return st.mean(0)
+    assert decode == "last_mem"
+    return vs[-1]
