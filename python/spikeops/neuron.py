@@ -29,7 +29,8 @@ from .base import MemoryModule, check_step_mode
 from .spike_tensor import to_spike_tensor
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
-__all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode"]
+__all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode",
+           "KLIFNode", "CUBALIFNode", "LIAFNode", "ComplementaryLIFNode", "GatedLIFNode"]
 
 _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
@@ -467,3 +468,6 @@ class ParametricLIFNode(BaseNode):
     def extra_repr(self) -> str:
         return f"tau={1.0 / torch.sigmoid(self.w.detach()).item():.4f}, decay_input={self.decay_input}, " + \
             super().extra_repr()
+
+
+from .neuron_lif_variants import CUBALIFNode, ComplementaryLIFNode, GatedLIFNode, KLIFNode, LIAFNode  # noqa: E402,F401
