@@ -542,3 +542,35 @@ def test_exports_from_neuron():
     for name in ("KLIFNode", "CUBALIFNode", "LIAFNode", "ComplementaryLIFNode", "GatedLIFNode"):
         assert getattr(neuron, name).__name__ == name
         assert name in neuron.__all__
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ALL)
+def test_cuda_equals_cpu(name, device="cuda"):
+    """The step loops are PyTorch ops: on CUDA the same spikes and states. Only +, -, *, / and relu (correctly
+    rounded on both devices) for KLIF, CUBA, LIAF: equal; CLIF and GLIF take sigmoid, whose CUDA float32 may
+    differ by an ulp: within tolerance, and a spike may flip only where u is that close to 0."""
+    x = _x(T=6, shape=(4, 3, 50))
+    results = []
+    for dev in ("cpu", device):
+        node = _make(name, "m")
+        if results:
+            node.load_state_dict(results[0][3])
+        node = node.to(dev)
+        xd = x.to(dev).requires_grad_(True)
+        out = node(xd)
+        states = [getattr(node, s) for s in STATES[name]]
+        (out.float().sum() + sum(s.sum() for s in states)).backward()
+        results.append(([out.detach().cpu()] + [s.detach().cpu() for s in states], xd.grad.cpu(),
+                        [p.grad.cpu() for p in node.parameters()], {k: v.cpu() for k, v in node.state_dict().items()}))
+    (cpu_vals, cpu_gx, cpu_gp, _), (cuda_vals, cuda_gx, cuda_gp, _) = results
+    if name in ("KLIF", "CUBA", "LIAF"):
+        for a, b in zip(cpu_vals, cuda_vals):
+            assert torch.equal(a, b)
+    else:
+        assert (cpu_vals[0] != cuda_vals[0]).float().mean() < 1e-3
+        for a, b in zip(cpu_vals[1:], cuda_vals[1:]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(cpu_gx, cuda_gx, rtol=1e-4, atol=1e-4)
+    for a, b in zip(cpu_gp, cuda_gp):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
