@@ -574,3 +574,33 @@ def test_cuda_equals_cpu(name, device="cuda"):
     torch.testing.assert_close(cpu_gx, cuda_gx, rtol=1e-4, atol=1e-4)
     for a, b in zip(cpu_gp, cuda_gp):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_gc_container_reruns_from_every_state(name):
+    """layer.GCContainer runs the block again in the backward from memory_state(): every state (c, m, u
+    included) must be in _memories, or the second of two calls gets other gradients than without it."""
+    from spikeops import layer
+    x = _x(T=6, shape=(2, 3, 4))
+    grads = []
+    for gc in (False, True):
+        node = _make(name, "m")
+        if grads:
+            node.load_state_dict(grads[0][1])
+        block = layer.GCContainer(node) if gc else node
+        xs = [x.clone().requires_grad_(True), (x * 0.7).requires_grad_(True)]
+        out = block(xs[0])
+        out2 = block(xs[1])  # starts from the state the first call left
+        (out.float().sum() + out2.float().sum()).backward()
+        grads.append(([xi.grad for xi in xs], node.state_dict()))
+    for a, b in zip(grads[0][0], grads[1][0]):
+        torch.testing.assert_close(a, b, **EXACT)
+
+
+def test_export_refuses_the_step_loop_models(tmp_path):
+    import spikeops
+    from spikeops import layer
+    for node in (_make(n, "m") for n in ALL):
+        net = torch.nn.Sequential(layer.Linear(4, 3, step_mode="m"), node)
+        with pytest.raises(ValueError, match="spikeops.export: layer '1'"):
+            spikeops.export(net, tmp_path / "m.spk", torch.rand(2, 4), T=6)
