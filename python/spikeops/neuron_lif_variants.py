@@ -451,8 +451,6 @@ class GatedLIFNode(MemoryModule):
 
     def forward(self, x_seq: Tensor) -> Tensor:
         """x_seq [T, N, *] (channel-wise: [T, N, C, *]) -> spikes [T, N, *]."""
-        if self.step_mode != "m":  # only reachable by bypassing the setter
-            raise ValueError(f"{type(self).__name__}: step_mode must be 'm', got {self.step_mode!r}")
         self._check_input(x_seq)
         d = x_seq.dim() - 1
         alpha, beta, gamma = self._gate(self.alpha, d), self._gate(self.beta, d), self._gate(self.gamma, d)
@@ -475,6 +473,7 @@ class GatedLIFNode(MemoryModule):
             spikes.append(spike)
         self.v = v
         self.u = v
+        # BaseNode's spike_dtype / spike_tensor handling reads only those two attributes and the class name.
         return BaseNode._present(self, torch.stack(spikes), x_seq.dtype)
 
 
