@@ -30,7 +30,8 @@ from .spike_tensor import to_spike_tensor
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
 __all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode", "QIFNode", "EIFNode",
-           "IzhikevichNode", "NonSpikingBaseNode", "NonSpikingIFNode", "NonSpikingLIFNode", "ALIFNode"]
+           "IzhikevichNode", "NonSpikingBaseNode", "NonSpikingIFNode", "NonSpikingLIFNode", "ALIFNode",
+           "KLIFNode", "CUBALIFNode", "LIAFNode", "ComplementaryLIFNode", "GatedLIFNode"]
 
 _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
@@ -524,3 +525,4 @@ class ParametricLIFNode(BaseNode):
 from .neuron_nonlinear import QIFNode, EIFNode, IzhikevichNode  # noqa: E402,F401
 from .neuron_nonspiking import NonSpikingBaseNode, NonSpikingIFNode, NonSpikingLIFNode  # noqa: E402,F401
 from .neuron_adaptive import ALIFNode  # noqa: E402,F401
+from .neuron_lif_variants import CUBALIFNode, ComplementaryLIFNode, GatedLIFNode, KLIFNode, LIAFNode  # noqa: E402,F401

@@ -442,3 +442,136 @@ def nonspiking_reference(x_seq: Tensor, tau: Optional[float] = None, decode: Opt
         return st.mean(0)
     assert decode == "last_mem"
     return vs[-1]
+
+
+# SpikingJelly 2.0's LIF variants (neuron/lif_variants.py), multi-step, state in float32. Written from the
+# papers' equations in SpikingJelly's operation order; `surrogate` names a SURROGATES entry (Θ forward, its σ'
+# backward). Each returns the outputs [T, *], the state after every step [T, *] and the final states.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _reset(h: Tensor, s: Tensor, v_threshold, v_reset: Optional[float], detach_reset: bool) -> Tensor:
+    s = s.detach() if detach_reset else s
+    if v_reset is None:
+        return h - s * v_threshold
+    return s * v_reset + (1.0 - s) * h
+
+
+def _lif_charge_div(v: Tensor, x: Tensor, tau: float, decay_input: bool, v_reset: Optional[float]) -> Tensor:
+    vr = 0.0 if v_reset is None else v_reset
+    return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
+
+
+def _stack(xs, like: Tensor) -> Tensor:
+    return torch.stack(xs) if xs else like.new_empty(like.shape)
+
+
+def klif_reference(x_seq: Tensor, k: Tensor, *, tau: float = 2.0, decay_input: bool = True,
+                   scale_reset: bool = False, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
+                   detach_reset: bool = False, surrogate: str = "Sigmoid", params: Optional[dict] = None,
+                   v_init: Optional[Tensor] = None):
+    """KLIF: H = LIF charge (dividing by tau); F = relu(k H); S = Θ(F - v_threshold); reset of F, or of F / k
+    with threshold v_threshold / k (scale_reset). Returns (spikes, v_seq, v_final)."""
+    params = SURROGATES[surrogate][0] if params is None else params
+    x_seq = x_seq.float()
+    v = torch.full_like(x_seq[0], 0.0 if v_reset is None else v_reset) if v_init is None else v_init
+    spikes, vs = [], []
+    for x in x_seq:
+        f = torch.relu(k * _lif_charge_div(v, x, tau, decay_input, v_reset))
+        s = spike(f - v_threshold, surrogate, params)
+        if scale_reset:
+            v = _reset(f / k, s, v_threshold / k, v_reset, detach_reset)
+        else:
+            v = _reset(f, s, v_threshold, v_reset, detach_reset)
+        spikes.append(s)
+        vs.append(v)
+    return _stack(spikes, x_seq), _stack(vs, x_seq), v
+
+
+def cuba_lif_reference(x_seq: Tensor, *, c_decay: float = 0.5, v_decay: float = 0.75, v_threshold: float = 0.5,
+                       v_reset: Optional[float] = 0.0, detach_reset: bool = False, surrogate: str = "Rect",
+                       params: Optional[dict] = None, v_init: Optional[Tensor] = None,
+                       c_init: Optional[Tensor] = None):
+    """Current-based LIF: C = C c_decay + X; H = V v_decay + C; S = Θ(H - v_threshold); hard or soft reset.
+    Returns (spikes, v_seq, v_final, c_final)."""
+    params = SURROGATES[surrogate][0] if params is None else params
+    x_seq = x_seq.float()
+    v = torch.full_like(x_seq[0], 0.0 if v_reset is None else v_reset) if v_init is None else v_init
+    c = torch.zeros_like(x_seq[0]) if c_init is None else c_init
+    spikes, vs = [], []
+    for x in x_seq:
+        c = c * c_decay + x
+        h = v * v_decay + c
+        s = spike(h - v_threshold, surrogate, params)
+        v = _reset(h, s, v_threshold, v_reset, detach_reset)
+        spikes.append(s)
+        vs.append(v)
+    return _stack(spikes, x_seq), _stack(vs, x_seq), v, c
+
+
+def liaf_reference(x_seq: Tensor, act, threshold_related: bool, *, tau: float = 2.0, decay_input: bool = True,
+                   v_threshold: float = 1.0, v_reset: Optional[float] = 0.0, detach_reset: bool = False,
+                   surrogate: str = "Sigmoid", params: Optional[dict] = None, v_init: Optional[Tensor] = None):
+    """LIAF: the LIF charge with 1/tau as a float32 multiplier (spikeops' LIFNode, which LIAFNode extends);
+    Y = act(H - v_threshold) or act(H); the spike S = Θ(H - v_threshold) only resets. Returns (y, v_seq, v_final)."""
+    params = SURROGATES[surrogate][0] if params is None else params
+    x_seq = x_seq.float()
+    vr = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(x_seq[0], vr) if v_init is None else v_init
+    k = torch.tensor(1.0 / tau, dtype=torch.float32)
+    ys, vs = [], []
+    for x in x_seq:
+        h = v + (x - (v - vr)) * k if decay_input else v - (v - vr) * k + x
+        ys.append(act(h - v_threshold if threshold_related else h))
+        s = spike(h - v_threshold, surrogate, params)
+        v = _reset(h, s, v_threshold, v_reset, detach_reset)
+        vs.append(v)
+    return _stack(ys, x_seq), _stack(vs, x_seq), v
+
+
+def clif_reference(x_seq: Tensor, *, tau: float = 2.0, v_threshold: float = 1.0, surrogate: str = "Rect",
+                   params: Optional[dict] = None, v_init: Optional[Tensor] = None, m_init: Optional[Tensor] = None):
+    """Complementary LIF: H = V - V / tau + X; S = Θ(H - v_threshold); M = M sigmoid(H / tau) + S;
+    V = H - S (v_threshold + sigmoid(M)). Returns (spikes, v_seq, m_seq, v_final, m_final)."""
+    params = SURROGATES[surrogate][0] if params is None else params
+    x_seq = x_seq.float()
+    v = torch.zeros_like(x_seq[0]) if v_init is None else v_init
+    m = torch.zeros_like(x_seq[0]) if m_init is None else m_init
+    spikes, vs, ms = [], [], []
+    for x in x_seq:
+        h = v - (v - 0.0) / tau + x
+        s = spike(h - v_threshold, surrogate, params)
+        m = m * torch.sigmoid(h / tau) + s
+        v = h - s * (v_threshold + torch.sigmoid(m))
+        spikes.append(s)
+        vs.append(v)
+        ms.append(m)
+    return _stack(spikes, x_seq), _stack(vs, x_seq), _stack(ms, x_seq), v, m
+
+
+def gated_lif_reference(x_seq: Tensor, p: Dict[str, Tensor], *, channel_wise: bool, surrogate: str = "Sigmoid",
+                        params: Optional[dict] = None, v_init: Optional[Tensor] = None):
+    """GLIF (Yao et al. 2022) with raw parameters p (alpha, beta, gamma, tau, v_threshold, linear_decay,
+    v_subreset: shape () or (C,); conduct: (T, ...)), each used through its sigmoid; channel-wise parameters act
+    on dimension 1 of a step [N, C, *]. The previous spike starts at 0. Returns (spikes, v_seq, v_final)."""
+    params = SURROGATES[surrogate][0] if params is None else params
+    x_seq = x_seq.float()
+
+    def gate(t: Tensor) -> Tensor:
+        g = torch.sigmoid(t)
+        return g.reshape(-1, *([1] * (x_seq.dim() - 3))) if channel_wise else g
+
+    a, b, g = gate(p["alpha"]), gate(p["beta"]), gate(p["gamma"])
+    tau, vth, ld, vsr = gate(p["tau"]), gate(p["v_threshold"]), gate(p["linear_decay"]), gate(p["v_subreset"])
+    v = torch.zeros_like(x_seq[0]) if v_init is None else v_init
+    s = torch.zeros_like(x_seq[0])
+    spikes, vs = [], []
+    for t, x in enumerate(x_seq):
+        current = x * (1 - b * (1 - gate(p["conduct"][t])))
+        h = ((1 - a * (1 - tau)) * v - (1 - a) * ld) + current
+        h = h - (1 - a * (1 - tau)) * v * g * s - (1 - g) * vsr * s
+        s = spike(h - vth, surrogate, params)
+        v = h
+        spikes.append(s)
+        vs.append(v)
+    return _stack(spikes, x_seq), _stack(vs, x_seq), v
