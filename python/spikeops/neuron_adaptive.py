@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ._neuron_state import ExtraStateNode
+from ._ops import NeuronKind
 from ._ops._common import _flag, _float32
 from .neuron import _charge
 from .surrogate import SurrogateFunctionBase
@@ -52,6 +53,8 @@ class ALIFNode(ExtraStateNode):
 
     _memories = ("v", "a", "v_seq")
     _extra_states = ("a",)
+    _neuron_kind = NeuronKind.ALIF
+    _state_names = ("v", "a")
 
     def __init__(self, tau: float = 2.0, tau_adapt: float = 200.0, beta: float = 0.01, decay_input: bool = True,
                  v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
@@ -72,6 +75,18 @@ class ALIFNode(ExtraStateNode):
 
     def _extra_init(self, name: str) -> float:
         return 0.0
+
+    def _tau(self) -> float:
+        return self.tau
+
+    def _decay_input(self) -> bool:
+        return self.decay_input
+
+    def _extra(self) -> list:
+        return [self.adapt_decay, self.beta]
+
+    def _fire_input(self, saved: Tensor) -> Tensor:
+        return saved[0] - saved[1]  # H - B: the kernel saves H and the step's threshold B
 
     @property
     def adapt_decay(self) -> float:

@@ -1,8 +1,8 @@
 """SpikingJelly 2.0's nonlinear integrate-and-fire neurons: QIFNode, EIFNode and IzhikevichNode.
 
-They run SpikingJelly's per-step methods (``neuronal_charge``, ``neuronal_fire``, ``neuronal_reset``) in
-:class:`~spikeops.neuron.BaseNode`'s PyTorch step loop, in both step modes, with its state, ``store_v_seq``,
-``detach_reset``, ``spike_dtype`` and ``spike_tensor`` handling. The charge is written in SpikingJelly 2.0.0's
+They run in the fused C++/CUDA kernels (cpp/include/spikeops/detail/neurons/nonlinear_if.hpp); their
+``neuronal_charge``/``neuronal_fire``/``neuronal_reset`` are SpikingJelly's per-step API, which a subclass
+overriding one of them runs in :class:`~spikeops.neuron.BaseNode`'s PyTorch step loop instead. The charge is written in SpikingJelly 2.0.0's
 operation order (a division by tau, as it does), so float32 results equal its CPU ones. The state is float32
 whatever the input dtype.
 """
@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ._neuron_state import ExtraStateNode
 from ._ops._common import _float32
+from ._ops import NeuronKind
 from .neuron import BaseNode
 from .surrogate import SurrogateFunctionBase
 
@@ -70,6 +71,14 @@ class QIFNode(BaseNode):
         _check_reset_order(self, v_rest)
         self.tau, self.v_c, self.a0, self.v_rest = tau, v_c, a0, v_rest
 
+    _neuron_kind = NeuronKind.QIF
+
+    def _tau(self) -> float:
+        return self.tau
+
+    def _extra(self) -> list:
+        return [self.v_c, self.a0, self.v_rest]
+
     def neuronal_charge(self, x: Tensor) -> None:
         v = self.v
         self.v = v + (x.float() + self.a0 * (v - self.v_rest) * (v - self.v_c)) / self.tau
@@ -113,6 +122,14 @@ class EIFNode(BaseNode):
         _check_reset_order(self, v_rest)
         self.tau, self.delta_T, self.theta_rh, self.v_rest = tau, delta_T, theta_rh, v_rest
 
+    _neuron_kind = NeuronKind.EIF
+
+    def _tau(self) -> float:
+        return self.tau
+
+    def _extra(self) -> list:
+        return [self.delta_T, self.theta_rh, self.v_rest]
+
     def neuronal_charge(self, x: Tensor) -> None:
         v = self.v
         self.v = v + (x.float() + self.v_rest - v + self.delta_T * torch.exp((v - self.theta_rh) / self.delta_T)) \
@@ -150,6 +167,8 @@ class IzhikevichNode(ExtraStateNode):
 
     _memories = ("v", "w", "v_seq")
     _extra_states = ("w",)
+    _neuron_kind = NeuronKind.Izhikevich
+    _state_names = ("v", "w")
 
     def __init__(self, tau: float = 2.0, v_c: float = 0.8, a0: float = 1.0, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, v_rest: float = -0.1, w_rest: float = 0.0, tau_w: float = 2.0,
@@ -173,6 +192,12 @@ class IzhikevichNode(ExtraStateNode):
 
     def _extra_init(self, name: str) -> float:
         return self.w_rest
+
+    def _tau(self) -> float:
+        return self.tau
+
+    def _extra(self) -> list:
+        return [self.v_c, self.a0, self.v_rest, self.tau_w, self.a, self.b]
 
     def neuronal_charge(self, x: Tensor) -> None:
         v = self.v

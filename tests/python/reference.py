@@ -462,7 +462,7 @@ def _lif_charge_div(v: Tensor, x: Tensor, tau: float, decay_input: bool, v_reset
     return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
 
 
-def _stack(xs, like: Tensor) -> Tensor:
+def _stack_or_empty(xs, like: Tensor) -> Tensor:
     return torch.stack(xs) if xs else like.new_empty(like.shape)
 
 
@@ -485,7 +485,7 @@ def klif_reference(x_seq: Tensor, k: Tensor, *, tau: float = 2.0, decay_input: b
             v = _reset(f, s, v_threshold, v_reset, detach_reset)
         spikes.append(s)
         vs.append(v)
-    return _stack(spikes, x_seq), _stack(vs, x_seq), v
+    return _stack_or_empty(spikes, x_seq), _stack_or_empty(vs, x_seq), v
 
 
 def cuba_lif_reference(x_seq: Tensor, *, c_decay: float = 0.5, v_decay: float = 0.75, v_threshold: float = 0.5,
@@ -506,7 +506,7 @@ def cuba_lif_reference(x_seq: Tensor, *, c_decay: float = 0.5, v_decay: float = 
         v = _reset(h, s, v_threshold, v_reset, detach_reset)
         spikes.append(s)
         vs.append(v)
-    return _stack(spikes, x_seq), _stack(vs, x_seq), v, c
+    return _stack_or_empty(spikes, x_seq), _stack_or_empty(vs, x_seq), v, c
 
 
 def liaf_reference(x_seq: Tensor, act, threshold_related: bool, *, tau: float = 2.0, decay_input: bool = True,
@@ -526,7 +526,7 @@ def liaf_reference(x_seq: Tensor, act, threshold_related: bool, *, tau: float = 
         s = spike(h - v_threshold, surrogate, params)
         v = _reset(h, s, v_threshold, v_reset, detach_reset)
         vs.append(v)
-    return _stack(ys, x_seq), _stack(vs, x_seq), v
+    return _stack_or_empty(ys, x_seq), _stack_or_empty(vs, x_seq), v
 
 
 def clif_reference(x_seq: Tensor, *, tau: float = 2.0, v_threshold: float = 1.0, surrogate: str = "Rect",
@@ -546,7 +546,7 @@ def clif_reference(x_seq: Tensor, *, tau: float = 2.0, v_threshold: float = 1.0,
         spikes.append(s)
         vs.append(v)
         ms.append(m)
-    return _stack(spikes, x_seq), _stack(vs, x_seq), _stack(ms, x_seq), v, m
+    return _stack_or_empty(spikes, x_seq), _stack_or_empty(vs, x_seq), _stack_or_empty(ms, x_seq), v, m
 
 
 def gated_lif_reference(x_seq: Tensor, p: Dict[str, Tensor], *, channel_wise: bool, surrogate: str = "Sigmoid",
@@ -574,4 +574,4 @@ def gated_lif_reference(x_seq: Tensor, p: Dict[str, Tensor], *, channel_wise: bo
         v = h
         spikes.append(s)
         vs.append(v)
-    return _stack(spikes, x_seq), _stack(vs, x_seq), v
+    return _stack_or_empty(spikes, x_seq), _stack_or_empty(vs, x_seq), v

@@ -346,7 +346,9 @@ def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
     for node in (neuron.IFNode(step_mode="m"), neuron.LIFNode(step_mode="m"), neuron.ParametricLIFNode(),
                  neuron.LIFNode(surrogate_function=surrogate.ATan()),
                  neuron.LIFNode(surrogate_function=SteeperSigmoid()),
-                 neuron.LIFNode(surrogate_function=_SquareSpike.apply)):
+                 neuron.LIFNode(surrogate_function=_SquareSpike.apply),
+                 neuron.QIFNode(step_mode="m"), neuron.EIFNode(step_mode="m"), neuron.IzhikevichNode(step_mode="m"),
+                 neuron.ALIFNode(step_mode="m")):
         calls.clear()
         node(x)
         assert calls == [1], type(node).__name__
