@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ._ops import _checks
 from ._ops._common import _flag, _float32
 from .base import MemoryModule, check_step_mode
+from ._ops import NeuronKind
 from .neuron import BaseNode, LIFNode
 from .surrogate import Rect, Sigmoid, SurrogateFunctionBase
 
@@ -91,6 +92,24 @@ class KLIFNode(BaseNode):
         self.decay_input = _flag(decay_input, f"{name}: decay_input")
         self.k = nn.Parameter(torch.as_tensor(1.0))
 
+    _neuron_kind = NeuronKind.KLIF
+
+    def _tau(self) -> float:
+        return self.tau
+
+    def _decay_input(self) -> bool:
+        return self.decay_input
+
+    def _extra(self) -> list:
+        return [1.0 if self.scale_reset else 0.0]
+
+    def _learnable_tensor(self, device: torch.device) -> Tensor:
+        _check_param_device(self, self.k, "k", device)
+        return self.k.float().reshape(1)
+
+    def _fire_input(self, saved: Tensor) -> Tensor:
+        return torch.relu(self.k.detach().float() * saved[0]) - self.v_threshold  # F - v_threshold from H
+
     def neuronal_charge(self, x: Tensor) -> None:
         _check_param_device(self, self.k, "k", x.device)
         h = _lif_charge_div(self.v, x, self.tau, self.decay_input, self.v_reset)
@@ -150,6 +169,12 @@ class CUBALIFNode(BaseNode):
         self.c_decay = c_decay
         self.v_decay = v_decay
         self.c: Union[float, Tensor] = 0.0
+
+    _neuron_kind = NeuronKind.CUBALIF
+    _state_names = ("v", "c")
+
+    def _extra(self) -> list:
+        return [self.c_decay, self.v_decay]
 
     def reset(self) -> None:
         super().reset()
@@ -256,6 +281,15 @@ class ComplementaryLIFNode(BaseNode):
         self.tau = tau
         self.m: Union[float, Tensor] = 0.0
         self.store_state_seqs = store_state_seqs
+
+    _neuron_kind = NeuronKind.ComplementaryLIF
+    _state_names = ("v", "m")
+
+    def _tau(self) -> float:
+        return self.tau
+
+    def _fused(self) -> bool:
+        return not self.store_state_seqs and super()._fused()  # state_seqs is recorded by the step loop
 
     @property
     def store_state_seqs(self) -> bool:

@@ -348,7 +348,8 @@ def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
                  neuron.LIFNode(surrogate_function=SteeperSigmoid()),
                  neuron.LIFNode(surrogate_function=_SquareSpike.apply),
                  neuron.QIFNode(step_mode="m"), neuron.EIFNode(step_mode="m"), neuron.IzhikevichNode(step_mode="m"),
-                 neuron.ALIFNode(step_mode="m")):
+                 neuron.ALIFNode(step_mode="m"), neuron.KLIFNode(step_mode="m"), neuron.CUBALIFNode(step_mode="m"),
+                 neuron.ComplementaryLIFNode(step_mode="m")):
         calls.clear()
         node(x)
         assert calls == [1], type(node).__name__
@@ -357,7 +358,8 @@ def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
         pass
 
     for node in (SameAsLIF(step_mode="m"), TutorialLIF(step_mode="m"), QIF(step_mode="m"), RefractoryIF(),
-                 neuron.LIFNode(surrogate_function=surrogate.Sigmoid(spiking=False))):
+                 neuron.LIFNode(surrogate_function=surrogate.Sigmoid(spiking=False)),
+                 neuron.ComplementaryLIFNode(step_mode="m", store_state_seqs=True)):
         calls.clear()
         node(x)
         assert calls == ([1] if isinstance(node, SameAsLIF) else []), type(node).__name__

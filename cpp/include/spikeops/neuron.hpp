@@ -30,7 +30,10 @@ namespace spikeops {
   X(3, QIF)                              \
   X(4, EIF)                              \
   X(5, Izhikevich)                       \
-  X(6, ALIF)
+  X(6, ALIF)                             \
+  X(7, KLIF)                             \
+  X(8, CUBALIF)                          \
+  X(9, ComplementaryLIF)
 
 enum class NeuronKind : int {
 #define SPIKEOPS_NEURON_ENUM(ID, NAME) k##NAME = ID,

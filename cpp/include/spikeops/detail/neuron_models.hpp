@@ -6,6 +6,7 @@
 #include "spikeops/detail/neuron_model.hpp"
 #include "spikeops/detail/neurons/alif.hpp"
 #include "spikeops/detail/neurons/lif_family.hpp"
+#include "spikeops/detail/neurons/lif_variants.hpp"
 #include "spikeops/detail/neurons/nonlinear_if.hpp"
 #include "spikeops/error.hpp"
 
