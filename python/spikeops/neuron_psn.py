@@ -14,6 +14,7 @@ the spikes come back in ``spike_dtype`` (default: the input's dtype) or as a :cl
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional
 
 import torch
@@ -34,9 +35,9 @@ _SPIKE_DTYPES = _checks.FLOAT_DTYPES + (torch.uint8,)
 
 
 def _positive_int(value, arg: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{owner}: {arg} must be an int >= 1, got {value!r}")
-    return value
+    return int(value)
 
 
 class _ParallelNeuron(nn.Module):
@@ -122,8 +123,8 @@ class PSN(_ParallelNeuron, StepModule):
         super().__init__()
         self.T = _positive_int(T, "T", "PSN")
         self._init_spiking(surrogate_function, spike_dtype, spike_tensor)
-        self.weight = nn.Parameter(torch.zeros([T, T]))
-        self.bias = nn.Parameter(torch.zeros([T, 1]))
+        self.weight = nn.Parameter(torch.zeros([self.T, self.T]))
+        self.bias = nn.Parameter(torch.zeros([self.T, 1]))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         nn.init.constant_(self.bias, -1.0)
 
@@ -173,8 +174,8 @@ class MaskedPSN(_ParallelNeuron, MemoryModule):
     def __init__(self, k: int, T: int, lambda_init: float = 0.0, surrogate_function=None, step_mode: str = "s",
                  spike_dtype: Optional[torch.dtype] = None, spike_tensor: bool = False):
         super().__init__()
-        self.k = _positive_int(k, "k", "MaskedPSN")
-        self.T = _positive_int(T, "T", "MaskedPSN")
+        self.k = k = _positive_int(k, "k", "MaskedPSN")
+        self.T = T = _positive_int(T, "T", "MaskedPSN")
         self.step_mode = check_step_mode(step_mode, "MaskedPSN")
         self._init_spiking(surrogate_function, spike_dtype, spike_tensor)
         self.register_buffer("_lambda_", torch.as_tensor(_float32(lambda_init, "MaskedPSN: lambda_init")))
@@ -273,7 +274,7 @@ class SlidingPSN(_ParallelNeuron, MemoryModule):
     def __init__(self, k: int, exp_init: bool = True, surrogate_function=None, step_mode: str = "s",
                  backend: str = "gemm", spike_dtype: Optional[torch.dtype] = None, spike_tensor: bool = False):
         super().__init__()
-        self.k = _positive_int(k, "k", "SlidingPSN")
+        self.k = k = _positive_int(k, "k", "SlidingPSN")
         self.step_mode = check_step_mode(step_mode, "SlidingPSN")
         _checks.choice(backend, "backend", "SlidingPSN", self.supported_backends)
         self.backend = backend

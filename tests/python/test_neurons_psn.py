@@ -399,6 +399,9 @@ def test_constructor_errors():
             neuron.SlidingPSN(k=bad)
     with pytest.raises(ValueError, match=r"MaskedPSN: T must be an int >= 1"):
         neuron.MaskedPSN(k=2, T=0)
+    import numpy as np  # integer types other than int are sizes too, as in SpikingJelly
+    assert neuron.PSN(np.int64(3)).T == 3 and neuron.MaskedPSN(np.int32(2), np.int64(3)).mask0.shape == (3, 3)
+    assert neuron.SlidingPSN(np.int16(2)).weight.shape == (2,)
     with pytest.raises(ValueError, match="MaskedPSN: lambda_init must be finite"):
         neuron.MaskedPSN(k=2, T=3, lambda_init=float("nan"))
     with pytest.raises(TypeError, match="MaskedPSN: lambda_ must be a number"):
