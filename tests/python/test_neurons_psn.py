@@ -472,3 +472,11 @@ def test_cuda_matches_cpu(cls):
     g_c, = torch.autograd.grad(out_c.sum(), xc)
     g_g, = torch.autograd.grad(out_g.sum(), xg)
     torch.testing.assert_close(g_g.cpu(), g_c, rtol=1e-4, atol=1e-5)
+
+
+def test_export_refuses_psn_family(tmp_path):
+    """The model file describes recurrences the runtime's neuron layer runs; a PSN is not one: refused by name."""
+    for node in (neuron.PSN(3), neuron.MaskedPSN(2, 3, step_mode="m"), neuron.SlidingPSN(2, step_mode="m")):
+        net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), node)
+        with pytest.raises(ValueError, match=rf"layer '2' \(.*{type(node).__name__}\) is not supported"):
+            spikeops.export(net, tmp_path / "m.spk", torch.randn(1, 2, 2), T=3)
