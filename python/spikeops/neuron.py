@@ -29,7 +29,8 @@ from .base import MemoryModule, check_step_mode
 from .spike_tensor import to_spike_tensor
 from .surrogate import Sigmoid, SurrogateFunctionBase
 
-__all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode", "PSN", "MaskedPSN", "SlidingPSN"]
+__all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode",
+           "PSN", "MaskedPSN", "SlidingPSN"]
 
 _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
@@ -468,4 +469,4 @@ class ParametricLIFNode(BaseNode):
         return f"tau={1.0 / torch.sigmoid(self.w.detach()).item():.4f}, decay_input={self.decay_input}, " + \
             super().extra_repr()
 
-from .neuron_psn import PSN, MaskedPSN, SlidingPSN  # noqa: E402,F401  (the PSN family: GEMM over T, not a recurrence)
+from .neuron_psn import PSN, MaskedPSN, SlidingPSN  # noqa: E402,F401  (a GEMM over T, not a recurrence)

@@ -430,7 +430,8 @@ def test_input_errors(cls):
     with pytest.raises(ValueError, match=rf"{cls}: x_seq must be \[T, N, \*\]"):
         node(torch.tensor(1.0))
     if cls != "SlidingPSN":
-        with pytest.raises(ValueError, match=rf"{cls}: x_seq must be \[T, N, \*\] with T = 3, got shape \(4, 2\)"):
+        with pytest.raises(ValueError, match=rf"{cls}: x_seq must be \[T, N, \*\] with T = 3, got shape "
+                                             r"\(4, 2\)"):
             node(torch.ones(4, 2))
     if cls != "PSN":
         node.step_mode = "s"
