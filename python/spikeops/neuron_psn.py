@@ -263,7 +263,8 @@ class SlidingPSN(_ParallelNeuron, MemoryModule):
         surrogate_function (callable): as :class:`PSN`. Default ``surrogate.ATan()``.
         step_mode (str): 's' ([N, *], one step per call, any number of steps) or 'm' ([T, N, *]). Default 's'.
         backend (str): multi-step computation, 'gemm' (default) or 'conv' (SpikingJelly 2.0 has no such argument
-            and always uses the GEMM; older versions had both).
+            and always uses the GEMM; older versions had both). The convolution, one channel over N sequences, is
+            much slower than the GEMM on the CPU (bench/psn.py); it is kept for code written for those versions.
         spike_dtype, spike_tensor: as :class:`PSN`.
 
     Parameters: weight [k], bias a scalar (-1). State (single-step mode): ``queue``, the last k inputs flattened.
