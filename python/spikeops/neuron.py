@@ -31,7 +31,8 @@ from .surrogate import Sigmoid, SurrogateFunctionBase
 
 __all__ = ["BaseNode", "SimpleBaseNode", "IFNode", "LIFNode", "ParametricLIFNode", "QIFNode", "EIFNode",
            "IzhikevichNode", "NonSpikingBaseNode", "NonSpikingIFNode", "NonSpikingLIFNode", "ALIFNode",
-           "KLIFNode", "CUBALIFNode", "LIAFNode", "ComplementaryLIFNode", "GatedLIFNode"]
+           "KLIFNode", "CUBALIFNode", "LIAFNode", "ComplementaryLIFNode", "GatedLIFNode",
+           "PSN", "MaskedPSN", "SlidingPSN"]
 
 _FLOAT_DTYPES = _checks.FLOAT_DTYPES
 _SPIKE_DTYPES = _FLOAT_DTYPES + (torch.uint8,)
@@ -521,8 +522,9 @@ class ParametricLIFNode(BaseNode):
         return f"tau={1.0 / torch.sigmoid(self.w.detach()).item():.4f}, decay_input={self.decay_input}, " + \
             super().extra_repr()
 
-# SpikingJelly 2.0's further models (step loop), imported last: they subclass BaseNode.
+# SpikingJelly 2.0's further models, imported last: they subclass BaseNode.
 from .neuron_nonlinear import QIFNode, EIFNode, IzhikevichNode  # noqa: E402,F401
 from .neuron_nonspiking import NonSpikingBaseNode, NonSpikingIFNode, NonSpikingLIFNode  # noqa: E402,F401
 from .neuron_adaptive import ALIFNode  # noqa: E402,F401
 from .neuron_lif_variants import CUBALIFNode, ComplementaryLIFNode, GatedLIFNode, KLIFNode, LIAFNode  # noqa: E402,F401
+from .neuron_psn import PSN, MaskedPSN, SlidingPSN  # noqa: E402,F401  (a GEMM over T, not a recurrence)

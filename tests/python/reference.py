@@ -575,3 +575,57 @@ def gated_lif_reference(x_seq: Tensor, p: Dict[str, Tensor], *, channel_wise: bo
         spikes.append(s)
         vs.append(v)
     return _stack_or_empty(spikes, x_seq), _stack_or_empty(vs, x_seq), v
+
+
+# The PSN family (Fang et al., 2023; SpikingJelly 2.0's PSN, MaskedPSN, SlidingPSN): a mixing over time, then Θ
+# ---------------------------------------------------------------------------------------------------------
+
+
+def psn_charge(x_seq: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """H[t, n] = Σ_j weight[t, j] X[j, n] + bias[t], written as sums over j, in float64.
+
+    Args:
+        x_seq: [T, *] inputs; weight [T, T]; bias [T, 1] (PSN, MaskedPSN) or a scalar (SlidingPSN).
+
+    Returns:
+        H [T, N] float64 (N the product of x_seq's other sizes), differentiable in x_seq, weight and bias.
+    """
+    T = x_seq.shape[0]
+    x = x_seq.double().reshape(T, math.prod(x_seq.shape[1:]))
+    w, b = weight.double(), bias.double().reshape(-1, 1)
+    rows = [sum((w[t, j] * x[j] for j in range(T)), torch.zeros_like(x[0])) + b[min(t, b.shape[0] - 1)]
+            for t in range(T)]
+    return torch.stack(rows) if rows else x.new_zeros(x.shape)
+
+
+def masked_psn_weight(weight: Tensor, k: int, lambda_: float) -> Tensor:
+    """weight ⊙ M_k(λ): M_k[i][j] = 1 for j <= i <= j + k - 1 else 0, M_k(λ) = λ M_k + (1 - λ) J; λ >= 1 is M_k."""
+    T = weight.shape[0]
+    lam = min(float(lambda_), 1.0)
+    m = torch.tensor([[1.0 if j <= i <= j + k - 1 else 0.0 for j in range(T)] for i in range(T)],
+                     dtype=torch.float64)
+    return weight.double() * (lam * m + (1.0 - lam) * torch.ones_like(m))
+
+
+def sliding_psn_charge(x_seq: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """H[t] = Σ_{i=0}^{k-1} weight[i] X[t - k + 1 + i] + bias (steps before 0 contribute nothing), float64 [T, N]."""
+    T, k = x_seq.shape[0], weight.shape[0]
+    x = x_seq.double().reshape(T, math.prod(x_seq.shape[1:]))
+    w = weight.double()
+    rows = []
+    for t in range(T):
+        h = torch.zeros_like(x[0]) + bias.double()
+        for i in range(k):
+            if t - k + 1 + i >= 0:
+                h = h + w[i] * x[t - k + 1 + i]
+        rows.append(h)
+    return torch.stack(rows) if rows else x.new_zeros(x.shape)
+
+
+def psn_fire(h: Tensor, surrogate) -> Tensor:
+    """S = Θ(H) with the surrogate's derivative: ``surrogate`` is a (name, params) pair of SURROGATES, or a callable
+    (a user's surrogate, called on H as the neuron calls it)."""
+    if callable(surrogate):
+        return surrogate(h)
+    name, params = surrogate
+    return spike(h, name, params)
