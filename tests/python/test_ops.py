@@ -123,9 +123,10 @@ def test_backward_without_saved_is_a_clear_error():
 # ---- gradcheck on the smooth parts ----
 #
 # The spike output is a step function whose gradient is the surrogate by design, so it is not gradchecked.
-# With detach_reset=True the membrane potentials v_seq and v_final are piecewise-linear functions of x, v_init
-# and (ParametricLIF) the decay, smooth wherever no spike flips. The kernels compute in float32, so the check
-# runs in float64 through a float32 cast, with eps well inside the distance of every H to the threshold.
+# With detach_reset=True the membrane potentials v_seq and state_final are piecewise-linear functions of x,
+# state_init and (ParametricLIF) the learnable decay, smooth wherever no spike flips. The kernels compute in
+# float32, so the check runs in float64 through a float32 cast, with eps well inside the distance of every H to
+# the threshold.
 
 @pytest.mark.parametrize("kind", [IF, LIF, PLIF])
 @pytest.mark.parametrize("v_reset", [0.0, None])
