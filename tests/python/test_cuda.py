@@ -92,9 +92,14 @@ def test_opcheck_cuda():
     v = torch.zeros(37, device="cuda", requires_grad=True)
     decay = torch.tensor([0.4], device="cuda", requires_grad=True)
     for kind, d in ((0, None), (1, None), (2, decay)):
-        torch.library.opcheck(ops.neuron_forward, (x, v, d, kind, 1.0, 0.0, 2.0, True, False,
-                                                   int(_C.SurrogateKind.Sigmoid), 4.0, 0.0, torch.float32,
-                                                   True, True))
+        flags = (kind, 1.0, 0.0, 2.0, True, [], False, int(_C.SurrogateKind.Sigmoid), 4.0, 0.0)
+        torch.library.opcheck(ops.neuron_forward, (x, v, d, *flags, torch.float32, True, True))
+        _, _, saved, _ = ops.neuron_forward(x.detach(), v.detach(), None if d is None else d.detach(), *flags,
+                                            torch.float32, True, False)
+        for sg_seq in (None, torch.rand(5, 37, device="cuda")):
+            torch.library.opcheck(ops.neuron_backward, (torch.randn(5, 37, device="cuda"), None, None, saved,
+                                                        v.detach(), None if d is None else d.detach(), sg_seq,
+                                                        *flags, torch.float32))
     torch.library.opcheck(ops.spike_fn, (x, int(_C.SurrogateKind.ATan), 2.0, 0.0))
 
 
@@ -351,3 +356,11 @@ def test_runtime_cuda_csnn_equals_python(tmp_path):
     assert expected.sum() > 0
     torch.testing.assert_close(scores, expected, rtol=0, atol=0)
     assert torch.equal(predictions, expected.argmax(1))
+
+
+def test_neuron_backward_refuses_surrogate_grad_seq_on_another_device():
+    saved = torch.randn(1, 3, 4, device="cuda")
+    with pytest.raises(ValueError, match=r"spikeops::neuron_backward: .*surrogate_grad_seq"):
+        ops.neuron_backward(torch.ones(3, 4, device="cuda"), None, None, saved, torch.zeros(4, device="cuda"), None,
+                            torch.ones(3, 4), 1, 1.0, 0.0, 2.0, True, [], False, int(_C.SurrogateKind.Sigmoid), 4.0,
+                            0.0, torch.float32)

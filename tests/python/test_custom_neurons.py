@@ -260,7 +260,11 @@ class SteeperSigmoid(surrogate.Sigmoid):
                          ids=["autograd.Function.apply", "SurrogateFunctionBase subclass", "Sigmoid subclass"])
 @pytest.mark.parametrize("cls", ["LIF", "PLIF"])
 @pytest.mark.parametrize("step_mode", ["s", "m"])
-def test_custom_surrogate_on_builtin_neuron(make_sg, cls, step_mode):
+def test_custom_surrogate_on_builtin_neuron(make_sg, cls, step_mode, monkeypatch):
+    """A surrogate the core has no formula for, whose forward is heaviside: the fused op runs (once per call) and
+    its backward takes the surrogate's derivative as surrogate_grad_seq, giving exactly the gradients of the same
+    neuron written as a plain PyTorch loop."""
+    forward_calls, surrogate_grads = spy_neuron_ops(monkeypatch)
     sg = make_sg()
     kw = dict(surrogate_function=sg, step_mode=step_mode, v_reset=None)
     node = neuron.LIFNode(tau=2.0, **kw) if cls == "LIF" else neuron.ParametricLIFNode(init_tau=2.0, **kw)
@@ -268,6 +272,7 @@ def test_custom_surrogate_on_builtin_neuron(make_sg, cls, step_mode):
         neuron.ParametricLIFNode(init_tau=2.0, step_mode="m", v_reset=None)
     x = (torch.randn(6, 8) * 1.5 + 0.6).requires_grad_(True)
     out = node(x) if step_mode == "m" else torch.stack([node(x[t]) for t in range(6)])
+    assert len(forward_calls) == (1 if step_mode == "m" else 6)  # the fused op, not the step loop
     # plain PyTorch: the kernels' charge with the custom surrogate
     k = (lambda: node.w.sigmoid()) if cls == "PLIF" else (lambda: 1.0 / 2.0)
     x_ref = x.detach().clone().requires_grad_(True)
@@ -275,12 +280,83 @@ def test_custom_surrogate_on_builtin_neuron(make_sg, cls, step_mode):
     assert torch.equal(out, s_ref)
     params = list(node.parameters())
     g, *g_params = torch.autograd.grad(out.sum() + node.v.sum(), [x] + params)
+    # Every fused backward took the custom derivative as surrogate_grad_seq.
+    assert len(surrogate_grads) == len(forward_calls) and all(t is not None for t in surrogate_grads)
     g_ref, *g_params_ref = torch.autograd.grad(s_ref.sum() + v_ref.sum(), [x_ref] + params)
     for a, b in zip([g] + g_params, [g_ref] + g_params_ref):
         torch.testing.assert_close(a, b, **GRAD_TOL)
     # and the built-in Sigmoid gives another gradient: the custom one was not replaced by a kernel formula
     g_builtin, = torch.autograd.grad(builtin(x).sum() + builtin.v.sum(), x)
     assert not torch.allclose(g, g_builtin)
+
+
+def spy_neuron_ops(monkeypatch):
+    """Record the fused forward's calls and the surrogate_grad_seq of every fused backward."""
+    forward_calls, surrogate_grads = [], []
+    forward, backward = _ops.neuron.neuron_forward, _ops.neuron.neuron_backward
+
+    def spy_forward(*args, **kw):
+        forward_calls.append(1)
+        return forward(*args, **kw)
+
+    def spy_backward(*args, **kw):
+        surrogate_grads.append(args[6])  # surrogate_grad_seq
+        return backward(*args, **kw)
+
+    monkeypatch.setattr(_ops.neuron, "neuron_forward", spy_forward)
+    monkeypatch.setattr(_ops.neuron, "neuron_backward", spy_backward)
+    return forward_calls, surrogate_grads
+
+
+class _StrictSpike(torch.autograd.Function):
+    """Fires at u > 0, not u >= 0: heaviside everywhere but at u == 0 exactly."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).to(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad / (1.0 + x * x) ** 2
+
+
+class _EarlySpike(torch.autograd.Function):
+    """Fires a quarter below the threshold."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x >= -0.25).to(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad * torch.sigmoid(x) * (1 - torch.sigmoid(x))
+
+
+@pytest.mark.parametrize("sg, x", [
+    (_EarlySpike.apply, torch.tensor([[0.9, 1.8, 0.2], [0.1, 0.3, 1.6], [0.8, 2.0, 0.7], [1.5, 0.4, 0.3]])),
+    # x = 2 from V = 0 gives H = 1 = v_threshold (exact in float32): heaviside fires there, u > 0 does not.
+    (_StrictSpike.apply, torch.tensor([[2.0, 0.5, 2.0], [2.0, 1.0, 0.0], [0.5, 2.0, 3.0], [1.0, 0.5, 2.0]])),
+], ids=["fires-early", "strict-at-threshold"])
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_custom_surrogate_that_is_not_heaviside_runs_the_step_loop(sg, x, step_mode):
+    """A custom surrogate whose forward is not heaviside(u): the neuron gives that function's own spikes, state
+    and gradients (the plain PyTorch loop's), not the kernel's heaviside spikes."""
+    node = neuron.LIFNode(tau=2.0, surrogate_function=sg, step_mode=step_mode)
+    x = x.clone().requires_grad_(True)
+    out = node(x) if step_mode == "m" else torch.stack([node(x[t]) for t in range(x.shape[0])])
+    x_ref = x.detach().clone().requires_grad_(True)
+    s_ref, _, v_ref = plain_loop(x_ref, node, lambda v, xt, n: v + (xt - v) * 0.5)
+    heaviside = neuron.LIFNode(tau=2.0, step_mode="m")(x.detach())
+    assert not torch.equal(s_ref, heaviside)  # the case tells the two apart
+    assert torch.equal(out, s_ref)
+    assert torch.equal(node.v, v_ref)
+    g, = torch.autograd.grad((out * torch.arange(1.0, 4.0)).sum() + node.v.sum(), x)
+    g_ref, = torch.autograd.grad((s_ref * torch.arange(1.0, 4.0)).sum() + v_ref.sum(), x_ref)
+    torch.testing.assert_close(g, g_ref, **GRAD_TOL)
 
 
 def test_spiking_false_surrogate_runs_its_primitive():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeops import functional, layer, neuron, surrogate
+from spikeops import _ops, functional, layer, neuron, surrogate
 
 ops = torch.ops.spikeops
 
@@ -268,44 +268,57 @@ def test_multi_step_layer_rejects_input_without_time_dimension(module):
 # Raw ops
 # ---------------------------------------------------------------------------------------------------------
 
-def neuron_forward(x_seq, v_init=None, decay=None, neuron_kind=1, v_threshold=1.0, v_reset=0.0, tau=2.0,
-                   decay_input=True, detach_reset=False, surrogate_kind=SIGMOID, alpha=4.0, beta=0.0,
-                   spike_dtype=torch.float32, store_h_seq=True, store_v_seq=False):
-    if v_init is None:
-        v_init = torch.zeros(x_seq.shape[1])
-    return ops.neuron_forward(x_seq, v_init, decay, neuron_kind, v_threshold, v_reset, tau, decay_input,
-                              detach_reset, surrogate_kind, alpha, beta, spike_dtype, store_h_seq, store_v_seq)
+# One past the core's last model (more models are added over time, so no fixed number).
+UNKNOWN_KIND = max(_ops.NeuronKind) + 1
 
 
-def neuron_backward(grad_spike_seq, h_seq, grad_v_seq=None, grad_v_final=None, v_init=None, decay=None,
-                    neuron_kind=1, v_threshold=1.0, v_reset=0.0, tau=2.0, decay_input=True, detach_reset=False,
-                    surrogate_kind=SIGMOID, alpha=4.0, beta=0.0, grad_x_dtype=torch.float32):
-    if v_init is None:
-        v_init = torch.zeros(h_seq.shape[1])
-    return ops.neuron_backward(grad_spike_seq, grad_v_seq, grad_v_final, h_seq, v_init, decay, neuron_kind,
-                               v_threshold, v_reset, tau, decay_input, detach_reset, surrogate_kind, alpha, beta,
-                               grad_x_dtype)
+def neuron_forward(x_seq, state_init=None, learnable=None, neuron_kind=1, v_threshold=1.0, v_reset=0.0, tau=2.0,
+                   decay_input=True, extra=(), detach_reset=False, surrogate_kind=SIGMOID, alpha=4.0, beta=0.0,
+                   spike_dtype=torch.float32, store_saved=True, store_v_seq=False):
+    if state_init is None:
+        state_init = torch.zeros(x_seq.shape[1])
+    return ops.neuron_forward(x_seq, state_init, learnable, neuron_kind, v_threshold, v_reset, tau, decay_input,
+                              list(extra), detach_reset, surrogate_kind, alpha, beta, spike_dtype, store_saved,
+                              store_v_seq)
+
+
+def neuron_backward(grad_spike_seq, saved, grad_v_seq=None, grad_state_final=None, state_init=None,
+                    learnable=None, surrogate_grad_seq=None, neuron_kind=1, v_threshold=1.0, v_reset=0.0, tau=2.0,
+                    decay_input=True, extra=(), detach_reset=False, surrogate_kind=SIGMOID, alpha=4.0, beta=0.0,
+                    grad_x_dtype=torch.float32):
+    if state_init is None:
+        state_init = torch.zeros(saved.shape[-1])
+    return ops.neuron_backward(grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable,
+                               surrogate_grad_seq, neuron_kind, v_threshold, v_reset, tau, decay_input, list(extra),
+                               detach_reset, surrogate_kind, alpha, beta, grad_x_dtype)
 
 
 def test_raw_neuron_forward_accepts_the_well_formed_call():
     # The baseline the error tests below perturb one argument of.
-    spikes, v_final, h_seq, v_seq = neuron_forward(torch.full((3, 4), 1.5))
-    assert spikes.shape == h_seq.shape == (3, 4)
-    assert v_final.shape == (4,) and v_seq.shape == (0,)
+    spikes, state_final, saved, v_seq = neuron_forward(torch.full((3, 4), 1.5))
+    assert spikes.shape == (3, 4) and saved.shape == (1, 3, 4)  # LIF saves K = 1 value (H) per neuron-step
+    assert state_final.shape == (4,) and v_seq.shape == (0,)
     assert spikes.sum() > 0
+    # A one-state model's state may also be given as [S, N] = [1, N]: the same result, in that shape.
+    spikes_2d, state_final_2d, saved_2d, _ = neuron_forward(torch.full((3, 4), 1.5), state_init=torch.zeros(1, 4))
+    assert state_final_2d.shape == (1, 4)
+    assert torch.equal(spikes_2d, spikes) and torch.equal(state_final_2d[0], state_final)
+    assert torch.equal(saved_2d, saved)
 
 
-@pytest.mark.parametrize("v_init", [torch.zeros(5), torch.zeros(3), torch.zeros(1, 4), torch.zeros(())],
-                         ids=["N+1", "N-1", "2-D", "0-D"])
-def test_raw_neuron_forward_rejects_v_init_of_wrong_shape(v_init):
-    with pytest.raises(ValueError, match=r"spikeops::neuron_forward: v_init must have shape \[4\]"):
-        neuron_forward(torch.randn(3, 4), v_init=v_init)
+@pytest.mark.parametrize("state_init", [torch.zeros(5), torch.zeros(3), torch.zeros(2, 4), torch.zeros(1, 5),
+                                        torch.zeros(4, 1), torch.zeros(1, 1, 4), torch.zeros(())],
+                         ids=["N+1", "N-1", "S=2", "1xN+1", "Nx1", "3-D", "0-D"])
+def test_raw_neuron_forward_rejects_state_init_of_wrong_shape(state_init):
+    # LIF has S = 1 state: [1, N] or [N].
+    with pytest.raises(ValueError, match=r"spikeops::neuron_forward: state_init must have shape \[1, 4\]"):
+        neuron_forward(torch.randn(3, 4), state_init=state_init)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
-def test_raw_neuron_forward_rejects_v_init_of_wrong_dtype(dtype):
-    with pytest.raises(TypeError, match=r"spikeops::neuron_forward: v_init must have dtype float32, got"):
-        neuron_forward(torch.randn(3, 4), v_init=torch.zeros(4, dtype=dtype))
+def test_raw_neuron_forward_rejects_state_init_of_wrong_dtype(dtype):
+    with pytest.raises(TypeError, match=r"spikeops::neuron_forward: state_init must have dtype float32, got"):
+        neuron_forward(torch.randn(3, 4), state_init=torch.zeros(4, dtype=dtype))
 
 
 def test_raw_neuron_forward_rejects_non_contiguous_x_seq():
@@ -338,8 +351,8 @@ def test_raw_neuron_forward_unsupported_dtype_names_the_argument(case):
 @pytest.mark.parametrize("shape", [(2, 3, 4), (4,)], ids=["3-D", "1-D"])
 def test_raw_neuron_forward_wrong_ndim_names_x_seq(shape):
     with pytest.raises(ValueError, match="x_seq"):
-        ops.neuron_forward(torch.randn(shape), torch.zeros(4), None, 1, 1.0, 0.0, 2.0, True, False, SIGMOID, 4.0,
-                           0.0, torch.float32, True, False)
+        ops.neuron_forward(torch.randn(shape), torch.zeros(4), None, 1, 1.0, 0.0, 2.0, True, [], False, SIGMOID,
+                           4.0, 0.0, torch.float32, True, False)
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.5, -1.0, math.nan, math.inf])
@@ -355,14 +368,33 @@ def test_raw_neuron_forward_ignores_tau_for_if():
     assert torch.equal(spikes_bad_tau, spikes)
 
 
-def test_raw_neuron_forward_parametric_lif_needs_decay():
-    with pytest.raises(ValueError, match=r"spikeops::neuron_forward: decay is required"):
-        neuron_forward(torch.randn(3, 4), neuron_kind=2, decay=None)
-    with pytest.raises(ValueError, match=r"decay must have shape \[1\], got \[2\]"):
-        neuron_forward(torch.randn(3, 4), neuron_kind=2, decay=torch.full((2,), 0.5))
-    with pytest.raises(TypeError, match=r"decay must have dtype float32"):
-        neuron_forward(torch.randn(3, 4), neuron_kind=2, decay=torch.full((1,), 0.5, dtype=torch.float16))
-    assert neuron_forward(torch.randn(3, 4), neuron_kind=2, decay=torch.full((1,), 0.5))[0].shape == (3, 4)
+def test_raw_neuron_forward_parametric_lif_needs_learnable():
+    with pytest.raises(ValueError, match=r"spikeops::neuron_forward: learnable is required for ParametricLIF"):
+        neuron_forward(torch.randn(3, 4), neuron_kind=2, learnable=None)
+    with pytest.raises(ValueError, match=r"learnable must have shape \[1\], got \[2\]"):
+        neuron_forward(torch.randn(3, 4), neuron_kind=2, learnable=torch.full((2,), 0.5))
+    with pytest.raises(TypeError, match=r"learnable must have dtype float32"):
+        neuron_forward(torch.randn(3, 4), neuron_kind=2, learnable=torch.full((1,), 0.5, dtype=torch.float16))
+    assert neuron_forward(torch.randn(3, 4), neuron_kind=2, learnable=torch.full((1,), 0.5))[0].shape == (3, 4)
+
+
+@pytest.mark.parametrize("neuron_kind, name", [(0, "IF"), (1, "LIF")])
+def test_raw_neuron_forward_refuses_learnable_for_a_model_without_one(neuron_kind, name):
+    with pytest.raises(ValueError, match=rf"spikeops::neuron_forward: {name} has no learnable scalars, so "
+                                         r"learnable must be None"):
+        neuron_forward(torch.randn(3, 4), neuron_kind=neuron_kind, learnable=torch.full((1,), 0.5))
+
+
+@pytest.mark.parametrize("neuron_kind", [0, 1, 2])
+@pytest.mark.parametrize("extra", [[1.0], [0.0, 0.0]], ids=["1", "2"])
+def test_raw_neuron_ops_refuse_extra_of_the_wrong_length(neuron_kind, extra):
+    # IF, LIF and ParametricLIF take no extra parameters.
+    learnable = torch.full((1,), 0.5) if neuron_kind == 2 else None
+    with pytest.raises(ValueError, match=r"spikeops::neuron_forward: extra must be a list of 0 floats"):
+        neuron_forward(torch.randn(3, 4), neuron_kind=neuron_kind, learnable=learnable, extra=extra)
+    with pytest.raises(ValueError, match=r"spikeops::neuron_backward: extra must be a list of 0 floats"):
+        neuron_backward(torch.ones(3, 4), torch.randn(1, 3, 4), neuron_kind=neuron_kind, learnable=learnable,
+                        extra=extra)
 
 
 @pytest.mark.parametrize("kw, name", [
@@ -381,16 +413,16 @@ def test_raw_neuron_forward_parametric_lif_needs_decay():
     (dict(alpha=1e-40), "alpha"),  # a float32 subnormal: 1/(2 alpha) overflows
     (dict(surrogate_kind=PLRELU, beta=math.nan), "beta"),
     (dict(surrogate_kind=PLRELU, beta=math.inf), "beta"),
-    (dict(neuron_kind=3), "neuron_kind"),
+    (dict(neuron_kind=UNKNOWN_KIND), "neuron_kind"),
     (dict(neuron_kind=-1), "neuron_kind"),
     (dict(surrogate_kind=99), "surrogate_kind must be one of"),
 ], ids=lambda v: str(v) if isinstance(v, str) else None)
-@pytest.mark.parametrize("store_h_seq", [True, False])
-def test_raw_neuron_forward_rejects_bad_hyper_parameters(kw, name, store_h_seq):
-    # Checked even for inference (store_h_seq=False), where the surrogate is never evaluated; the op is public
+@pytest.mark.parametrize("store_saved", [True, False])
+def test_raw_neuron_forward_rejects_bad_hyper_parameters(kw, name, store_saved):
+    # Checked even for inference (store_saved=False), where the surrogate is never evaluated; the op is public
     # (torch.ops.spikeops.neuron_forward), so the message names it and the argument.
     with pytest.raises(ValueError, match=rf"spikeops::neuron_forward: {name}"):
-        neuron_forward(torch.randn(3, 4), store_h_seq=store_h_seq, **kw)
+        neuron_forward(torch.randn(3, 4), store_saved=store_saved, **kw)
 
 
 def test_raw_neuron_forward_soft_reset_ignores_v_reset_value():
@@ -399,9 +431,17 @@ def test_raw_neuron_forward_soft_reset_ignores_v_reset_value():
 
 
 def test_raw_neuron_backward_accepts_the_well_formed_call():
-    grad_x, grad_v_init, grad_decay = neuron_backward(torch.ones(3, 4), torch.randn(3, 4))
-    assert grad_x.shape == (3, 4) and grad_v_init.shape == (4,) and grad_decay.shape == (0,)
+    grad_x, grad_state_init, grad_learnable = neuron_backward(torch.ones(3, 4), torch.randn(1, 3, 4))
+    assert grad_x.shape == (3, 4) and grad_state_init.shape == (4,) and grad_learnable.shape == (0,)
     assert torch.isfinite(grad_x).all()
+    # ParametricLIF: one learnable scalar, its gradient per neuron [P, N].
+    grads = neuron_backward(torch.ones(3, 4), torch.randn(1, 3, 4), neuron_kind=2, learnable=torch.full((1,), 0.5))
+    assert grads[2].shape == (1, 4) and torch.isfinite(grads[2]).all()
+    # state_init as [S, N] = [1, N]: grad_state_init in that shape, the same values.
+    grads_2d = neuron_backward(torch.ones(3, 4), torch.randn(1, 3, 4).fill_(0.3), state_init=torch.zeros(1, 4))
+    grads_1d = neuron_backward(torch.ones(3, 4), torch.randn(1, 3, 4).fill_(0.3), state_init=torch.zeros(4))
+    assert grads_2d[1].shape == (1, 4) and torch.equal(grads_2d[1][0], grads_1d[1])
+    assert torch.equal(grads_2d[0], grads_1d[0])
 
 
 @pytest.mark.parametrize("kw, name", [
@@ -409,13 +449,20 @@ def test_raw_neuron_backward_accepts_the_well_formed_call():
     (dict(grad_spike_seq=torch.ones(2, 4)), r"grad_spike_seq must have shape \[3, 4\], got \[2, 4\]"),
     (dict(grad_spike_seq=torch.ones(12)), r"grad_spike_seq must be a 2-D tensor"),
     (dict(grad_v_seq=torch.ones(2, 4)), r"grad_v_seq must have shape \[3, 4\]"),
-    (dict(grad_v_final=torch.ones(5)), r"grad_v_final must have shape \[4\]"),
+    (dict(grad_state_final=torch.ones(5)), r"grad_state_final must have shape \[4\]"),
+    (dict(saved=torch.ones(2, 3, 4)), r"saved must have shape \[1, 3, 4\], got \[2, 3, 4\]"),
+    (dict(saved=torch.ones(3, 4)), r"saved must be a 3-D tensor"),
+    (dict(state_init=torch.zeros(2, 4)), r"state_init must have shape \[1, 4\]"),
+    (dict(learnable=torch.full((1,), 0.5)), r"LIF has no learnable scalars, so learnable must be None"),
+    (dict(surrogate_grad_seq=torch.ones(3, 5)), r"surrogate_grad_seq must have shape \[3, 4\], got \[3, 5\]"),
+    (dict(surrogate_grad_seq=torch.ones(4, 3)), r"surrogate_grad_seq must have shape \[3, 4\], got \[4, 3\]"),
+    (dict(surrogate_grad_seq=torch.ones(12)), r"surrogate_grad_seq must have shape \[3, 4\], got \[12\]"),
     (dict(tau=0.5), r"tau must be a finite number > 1"),
     (dict(alpha=math.nan), r"alpha"),
-    (dict(neuron_kind=2, decay=None), r"decay is required"),
+    (dict(neuron_kind=2, learnable=None), r"learnable is required"),
 ], ids=lambda v: v.split(" ")[0] if isinstance(v, str) else None)
 def test_raw_neuron_backward_rejects_bad_arguments(kw, name):
-    args = dict(grad_spike_seq=torch.ones(3, 4), h_seq=torch.randn(3, 4))
+    args = dict(grad_spike_seq=torch.ones(3, 4), saved=torch.randn(1, 3, 4))
     args.update(kw)
     with pytest.raises(ValueError, match=name):
         neuron_backward(**args)
@@ -423,20 +470,23 @@ def test_raw_neuron_backward_rejects_bad_arguments(kw, name):
 
 @pytest.mark.parametrize("kw, name", [
     (dict(grad_spike_seq=torch.ones(3, 4, dtype=torch.float64)), r"grad_spike_seq must have dtype"),
-    (dict(grad_v_final=torch.ones(4, dtype=torch.float16)), r"grad_v_final must have dtype float32"),
-    (dict(h_seq=torch.ones(3, 4, dtype=torch.float16)), r"h_seq must have dtype float32"),
+    (dict(grad_state_final=torch.ones(4, dtype=torch.float16)), r"grad_state_final must have dtype float32"),
+    (dict(saved=torch.ones(1, 3, 4, dtype=torch.float16)), r"saved must have dtype float32"),
+    (dict(state_init=torch.zeros(4, dtype=torch.float64)), r"state_init must have dtype float32"),
+    (dict(surrogate_grad_seq=torch.ones(3, 4, dtype=torch.float16)), r"surrogate_grad_seq must have dtype float32"),
+    (dict(surrogate_grad_seq=torch.ones(3, 4, dtype=torch.int32)), r"surrogate_grad_seq must have dtype float32"),
 ], ids=lambda v: v.split(" ")[0] if isinstance(v, str) else None)
 def test_raw_neuron_backward_rejects_bad_dtypes(kw, name):
-    args = dict(grad_spike_seq=torch.ones(3, 4), h_seq=torch.randn(3, 4))
+    args = dict(grad_spike_seq=torch.ones(3, 4), saved=torch.randn(1, 3, 4))
     args.update(kw)
     with pytest.raises(TypeError, match=rf"spikeops::neuron_backward: {name}"):
         neuron_backward(**args)
 
 
-def test_raw_neuron_forward_without_h_cannot_be_differentiated():
+def test_raw_neuron_forward_without_saved_cannot_be_differentiated():
     x = torch.randn(3, 4, requires_grad=True)
-    spikes = neuron_forward(x, store_h_seq=False)[0]
-    with pytest.raises(RuntimeError, match="store_h_seq=True"):
+    spikes = neuron_forward(x, store_saved=False)[0]
+    with pytest.raises(RuntimeError, match="store_saved=True"):
         spikes.sum().backward()
 
 
@@ -552,12 +602,13 @@ def test_zero_steps_from_reset_give_initial_potential(v_reset, expected):
 @pytest.mark.parametrize("shape", [(3, 0), (0, 5)])
 def test_raw_neuron_ops_on_empty_input(shape):
     T, N = shape
-    v_init = torch.full((N,), 0.25)
-    spikes, v_final, h_seq, v_seq = neuron_forward(torch.randn(shape), v_init=v_init, store_v_seq=True)
-    assert spikes.shape == h_seq.shape == v_seq.shape == shape
-    assert torch.equal(v_final, v_init)
-    grad_x, grad_v_init, _ = neuron_backward(torch.ones(shape), h_seq, grad_v_final=torch.ones(N))
-    assert grad_x.shape == shape and grad_v_init.shape == (N,)
+    state_init = torch.full((N,), 0.25)
+    spikes, state_final, saved, v_seq = neuron_forward(torch.randn(shape), state_init=state_init, store_v_seq=True)
+    assert spikes.shape == v_seq.shape == shape and saved.shape == (1,) + shape
+    assert torch.equal(state_final, state_init)
+    grad_x, grad_state_init, _ = neuron_backward(torch.ones(shape), saved, grad_state_final=torch.ones(N),
+                                                 surrogate_grad_seq=torch.ones(shape))
+    assert grad_x.shape == shape and grad_state_init.shape == (N,)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -658,8 +709,8 @@ def test_registered_neuron_op_names_argument_of_wrong_type(kw, name):
 
 
 @pytest.mark.parametrize("kw, name", [(dict(v_threshold=1e39), "v_threshold"), (dict(alpha=1e-40), "alpha"),
-                                      (dict(neuron_kind=5), "neuron_kind"), (dict(tau=0.5), "tau")],
+                                      (dict(neuron_kind=UNKNOWN_KIND), "neuron_kind"), (dict(tau=0.5), "tau")],
                          ids=["v_threshold", "alpha", "neuron_kind", "tau"])
 def test_registered_neuron_backward_names_itself(kw, name):
     with pytest.raises(ValueError, match=rf"spikeops::neuron_backward: {name}"):
-        neuron_backward(torch.ones(3, 4), torch.randn(3, 4), **kw)
+        neuron_backward(torch.ones(3, 4), torch.randn(1, 3, 4), **kw)

@@ -14,22 +14,30 @@ PLRELU = int(_C.SurrogateKind.PiecewiseLeakyReLU)
 
 
 def neuron_args(kind, T=5, N=19, dtype=torch.float32, v_reset=0.0, decay_input=True, detach_reset=False,
-                spike_dtype=None, store_h=True, store_v=False, requires_grad=True, surrogate=SIGMOID,
-                alpha=4.0, beta=0.0):
+                spike_dtype=None, store_saved=True, store_v=False, requires_grad=True, surrogate=SIGMOID,
+                alpha=4.0, beta=0.0, state_2d=False):
+    """neuron_forward's arguments: (x_seq, state_init, learnable, *flags) with flags from neuron_kind on."""
     x = (torch.randn(T, N) * 1.5 + 0.6).to(dtype).requires_grad_(requires_grad)
-    v = (torch.randn(N) * 0.3).requires_grad_(requires_grad)
-    decay = torch.tensor([0.4], requires_grad=requires_grad) if kind == PLIF else None
-    return (x, v, decay, kind, 1.0, v_reset, 2.0, decay_input, detach_reset, surrogate, alpha, beta,
-            spike_dtype or dtype, store_h, store_v)
+    v = (torch.randn(1, N) if state_2d else torch.randn(N)) * 0.3
+    v.requires_grad_(requires_grad)
+    learnable = torch.tensor([0.4], requires_grad=requires_grad) if kind == PLIF else None
+    return (x, v, learnable, kind, 1.0, v_reset, 2.0, decay_input, [], detach_reset, surrogate, alpha, beta,
+            spike_dtype or dtype, store_saved, store_v)
+
+
+def backward_flags(flags):
+    """neuron_backward's arguments from neuron_kind to beta, out of neuron_args' flags."""
+    return flags[:10]
 
 
 NEURON_CASES = [
     dict(kind=IF), dict(kind=LIF), dict(kind=PLIF),
     dict(kind=LIF, v_reset=None, store_v=True), dict(kind=PLIF, decay_input=False, detach_reset=True),
     dict(kind=LIF, dtype=torch.float16), dict(kind=IF, dtype=torch.bfloat16, surrogate=ATAN, alpha=2.0),
-    dict(kind=LIF, spike_dtype=torch.uint8, requires_grad=False, store_h=False),
+    dict(kind=LIF, spike_dtype=torch.uint8, requires_grad=False, store_saved=False),
     dict(kind=LIF, surrogate=PLRELU, alpha=1.0, beta=0.01, store_v=True),
     dict(kind=LIF, N=0), dict(kind=IF, T=0),
+    dict(kind=LIF, state_2d=True, store_v=True), dict(kind=PLIF, state_2d=True),  # state_init [S, N], S = 1
 ]
 
 
@@ -44,14 +52,14 @@ def test_neuron_forward_reads_a_repeated_row_in_place(kind, dtype):
     """x_seq = row.expand(T, N) (strides (0, 1)) gives what the row copied T times gives, outputs and gradients
     (the row's gradient is the sum over the steps); opcheck with such an input."""
     row = (torch.randn(1, 37) * 1.5 + 0.6).to(dtype)
-    _, v, decay, *flags = neuron_args(kind, T=6, N=37, dtype=dtype, store_v=True)
+    _, v, learnable, *flags = neuron_args(kind, T=6, N=37, dtype=dtype, store_v=True)
     results = []
     for repeated in (True, False):
         r = row.clone().requires_grad_(True)
         x = r.expand(6, 37) if repeated else r.repeat(6, 1)
         assert (x.stride(0) == 0) == repeated
         v_i = v.detach().clone().requires_grad_(True)
-        outs = ops.neuron_forward(x, v_i, decay, *flags)
+        outs = ops.neuron_forward(x, v_i, learnable, *flags)
         (outs[0].float().sum() + (outs[1] * 0.5).sum() + outs[3].sum()).backward()
         results.append((outs, r.grad, v_i.grad))
     (outs_e, gr_e, gv_e), (outs_c, gr_c, gv_c) = results
@@ -59,19 +67,42 @@ def test_neuron_forward_reads_a_repeated_row_in_place(kind, dtype):
         assert torch.equal(a, b)
     torch.testing.assert_close(gr_e, gr_c)
     assert torch.equal(gv_e, gv_c)
-    torch.library.opcheck(ops.neuron_forward, (row.expand(6, 37).requires_grad_(False), v.detach(), decay, *flags))
+    torch.library.opcheck(ops.neuron_forward, (row.expand(6, 37).requires_grad_(False), v.detach(), learnable,
+                                               *flags))
 
 
 @pytest.mark.parametrize("kind", [IF, LIF, PLIF])
 @pytest.mark.parametrize("with_v_grads", [False, True])
-def test_opcheck_neuron_backward(kind, with_v_grads):
-    x, v, decay, *flags = neuron_args(kind, requires_grad=False)
-    _, _, h_seq, _ = ops.neuron_forward(x, v, decay, *flags)
+@pytest.mark.parametrize("with_surrogate_grad", [False, True])
+@pytest.mark.parametrize("state_2d", [False, True])
+def test_opcheck_neuron_backward(kind, with_v_grads, with_surrogate_grad, state_2d):
+    x, v, learnable, *flags = neuron_args(kind, requires_grad=False, state_2d=state_2d)
+    _, _, saved, _ = ops.neuron_forward(x, v, learnable, *flags)
+    assert saved.shape == (1,) + x.shape
     grad_s = torch.randn_like(x)
     grad_v_seq = torch.randn_like(x) if with_v_grads else None
-    grad_v_final = torch.randn_like(v) if with_v_grads else None
-    torch.library.opcheck(ops.neuron_backward, (grad_s, grad_v_seq, grad_v_final, h_seq, v, decay, *flags[:9],
-                                                torch.float32))
+    grad_state_final = torch.randn_like(v) if with_v_grads else None
+    surrogate_grad_seq = torch.rand_like(x) if with_surrogate_grad else None
+    torch.library.opcheck(ops.neuron_backward, (grad_s, grad_v_seq, grad_state_final, saved, v, learnable,
+                                                surrogate_grad_seq, *backward_flags(flags), torch.float32))
+
+
+@pytest.mark.parametrize("kind", [IF, LIF, PLIF])
+def test_neuron_backward_surrogate_grad_seq_replaces_the_kernel_surrogate(kind):
+    """surrogate_grad_seq = the kernel's own σ'(u) at the saved H gives the gradients of the kernel's surrogate;
+    another σ' changes them (the argument is read, not ignored)."""
+    x, v, learnable, *flags = neuron_args(kind, requires_grad=False)
+    _, _, saved, _ = ops.neuron_forward(x, v, learnable, *flags)
+    grad_s = torch.randn_like(x)
+    args = (grad_s, None, None, saved, v, learnable)
+    want = ops.neuron_backward(*args, None, *backward_flags(flags), torch.float32)
+    u = (saved[0] - 1.0).requires_grad_(True)  # v_threshold 1.0, sigmoid surrogate with alpha 4.0
+    sg = 4.0 * torch.sigmoid(4.0 * u) * (1.0 - torch.sigmoid(4.0 * u))
+    got = ops.neuron_backward(*args, sg.detach().contiguous(), *backward_flags(flags), torch.float32)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)  # σ' rounds differently in torch and the kernel
+    other = ops.neuron_backward(*args, torch.full_like(x, 0.25), *backward_flags(flags), torch.float32)
+    assert not torch.allclose(other[0], want[0])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
@@ -82,19 +113,20 @@ def test_opcheck_spike_fn_and_surrogate_backward(dtype):
     torch.library.opcheck(ops.surrogate_backward, (g, x.detach(), PLRELU, 1.0, 0.01))
 
 
-def test_backward_without_saved_h_is_a_clear_error():
-    x, v, decay, *flags = neuron_args(LIF, store_h=False)
-    spikes, *_ = ops.neuron_forward(x, v, decay, *flags)
-    with pytest.raises(RuntimeError, match="store_h_seq"):
+def test_backward_without_saved_is_a_clear_error():
+    x, v, learnable, *flags = neuron_args(LIF, store_saved=False)
+    spikes, *_ = ops.neuron_forward(x, v, learnable, *flags)
+    with pytest.raises(RuntimeError, match="store_saved"):
         spikes.sum().backward()
 
 
 # ---- gradcheck on the smooth parts ----
 #
 # The spike output is a step function whose gradient is the surrogate by design, so it is not gradchecked.
-# With detach_reset=True the membrane potentials v_seq and v_final are piecewise-linear functions of x, v_init
-# and (ParametricLIF) the decay, smooth wherever no spike flips. The kernels compute in float32, so the check
-# runs in float64 through a float32 cast, with eps well inside the distance of every H to the threshold.
+# With detach_reset=True the membrane potentials v_seq and state_final are piecewise-linear functions of x,
+# state_init and (ParametricLIF) the learnable decay, smooth wherever no spike flips. The kernels compute in
+# float32, so the check runs in float64 through a float32 cast, with eps well inside the distance of every H to
+# the threshold.
 
 @pytest.mark.parametrize("kind", [IF, LIF, PLIF])
 @pytest.mark.parametrize("v_reset", [0.0, None])
@@ -106,16 +138,16 @@ def test_gradcheck_membrane_potential(kind, v_reset, decay_input):
     x = (torch.randn(T, N, dtype=torch.float64) * 1.5 + 0.6).requires_grad_(True)
     v0 = (torch.randn(N, dtype=torch.float64) * 0.3).requires_grad_(True)
     decay = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
-    flags = (kind, 1.0, v_reset, 2.0, decay_input, True, SIGMOID, 4.0, 0.0, torch.float32, True, True)
+    flags = (kind, 1.0, v_reset, 2.0, decay_input, [], True, SIGMOID, 4.0, 0.0, torch.float32, True, True)
 
     def membrane(x, v0, decay):
         d = decay.float() if kind == PLIF else None
         spikes, v_final, _, v_seq = ops.neuron_forward(x.float(), v0.float(), d, *flags)
         return v_seq.double(), v_final.double()
 
-    _, _, h_seq, _ = ops.neuron_forward(x.detach().float(), v0.detach().float(), decay.detach().float(),
-                                        *flags)
-    margin = (h_seq - 1.0).abs().min().item()
+    d = decay.detach().float() if kind == PLIF else None
+    _, _, saved, _ = ops.neuron_forward(x.detach().float(), v0.detach().float(), d, *flags)
+    margin = (saved[0] - 1.0).abs().min().item()  # saved[0]: H
     assert margin > 1e-4, "pick another seed: an H lies on the threshold"
     eps = min(1e-3, margin / 8)
     inputs = (x, v0, decay) if kind == PLIF else (x, v0, decay.detach())

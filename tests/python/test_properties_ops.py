@@ -189,8 +189,8 @@ def test_spike_conv2d_weight_grad_matches_torch_or_names_the_argument(n, cin_g, 
 # Neurons
 # ---------------------------------------------------------------------------------------------------------
 
-NEURON_ARGS = ["x_seq", "v_init", "decay", "neuron_kind", "v_threshold", "v_reset", "tau", "surrogate_kind", "alpha",
-               "beta", "spike_dtype"]
+# One past the core's last model (models are added over time, so no fixed number).
+UNKNOWN_KIND = max(int(k) for k in _C.NeuronKind.__members__.values()) + 1
 # Inputs on a grid of 1/8 and power-of-two time constants: exact in float32, so the spikes compare exactly.
 GRID = st.integers(-16, 16).map(lambda i: i / 8)
 
@@ -198,54 +198,72 @@ GRID = st.integers(-16, 16).map(lambda i: i / 8)
 @given(T=st.integers(0, 4), N=st.integers(0, 5), kind=st.sampled_from([0, 1, 2]), x_dtype=st.sampled_from(FLOATS),
        spike_dtype=st.sampled_from(FLOATS + (torch.uint8,)), v_threshold=GRID, v_reset=st.one_of(st.none(), GRID),
        tau=st.sampled_from([2.0, 4.0, 8.0]), decay=st.sampled_from([0.5, 0.25]), decay_input=st.booleans(),
-       seed=st.integers(0, 2**16))
+       state_2d=st.booleans(), seed=st.integers(0, 2**16))
 def test_neuron_forward_matches_reference(T, N, kind, x_dtype, spike_dtype, v_threshold, v_reset, tau, decay,
-                                          decay_input, seed):
+                                          decay_input, state_2d, seed):
     g = torch.Generator().manual_seed(seed)
     x_seq = (torch.randint(-16, 17, (T, N), generator=g) / 8).to(x_dtype)
     v_init = torch.randint(-8, 9, (N,), generator=g) / 8
-    decay_t = torch.tensor([decay]) if kind == 2 else None
-    spikes, v_final, _, v_seq = ops.neuron_forward(x_seq, v_init, decay_t, kind, v_threshold, v_reset, tau,
-                                                   decay_input, False, 0, 4.0, 0.0, spike_dtype, False, True)
+    learnable = torch.tensor([decay]) if kind == 2 else None  # ParametricLIF's k = sigmoid(w)
+    state_init = v_init[None] if state_2d else v_init  # a one-state model takes [1, N] or [N]
+    spikes, state_final, _, v_seq = ops.neuron_forward(x_seq, state_init, learnable, kind, v_threshold, v_reset,
+                                                       tau, decay_input, [], False, 0, 4.0, 0.0, spike_dtype, False,
+                                                       True)
     ref_spikes, ref_v_seq, ref_v_final = reference.neuron_multistep(
         x_seq, ["IF", "LIF", "PLIF"][kind], v_threshold=v_threshold, v_reset=v_reset, tau=tau,
-        decay_input=decay_input, v_init=v_init, decay=decay_t)
+        decay_input=decay_input, v_init=v_init, decay=learnable)
     assert spikes.dtype == spike_dtype and torch.equal(spikes.float(), ref_spikes)
     torch.testing.assert_close(v_seq, ref_v_seq)
-    torch.testing.assert_close(v_final, ref_v_final)
+    assert state_final.shape == state_init.shape
+    torch.testing.assert_close(state_final.reshape(N), ref_v_final)
 
 
 # One argument at a time is drawn from a range with bad values in it; the others are valid.
 NEURON_BAD = {
-    "neuron_kind": st.integers(-2, 4),
+    "neuron_kind": st.one_of(st.integers(-2, 2), st.integers(UNKNOWN_KIND, UNKNOWN_KIND + 2)),
     "v_threshold": EXTREME_FLOATS,
     "v_reset": st.one_of(st.none(), EXTREME_FLOATS),
     "tau": EXTREME_FLOATS,
     "surrogate_kind": st.integers(-1, 11),
     "alpha": EXTREME_FLOATS,
     "beta": EXTREME_FLOATS,
-    "decay": st.sampled_from(["none", "[2]", "float64", "meta"]),
+    # "none" / "[1]": refused for ParametricLIF / for IF and LIF, which have no learnable scalar.
+    "learnable": st.sampled_from(["none", "[1]", "[2]", "[1, 1]", "float64", "meta"]),
+    "extra": st.lists(st.floats(-2, 2), min_size=1, max_size=3),
     "x_seq": st.sampled_from([torch.float64, torch.int32, torch.uint8, torch.bool, "3-D", "meta"]),
-    "v_init": st.sampled_from(["[N+1]", "float16", "meta"]),
+    "state_init": st.sampled_from(["[N+1]", "[1, N+1]", "[2, N]", "[N, 1]", "float16", "meta"]),
+    "saved": st.sampled_from(["[2, T, N]", "[T, N]", "float16", "meta"]),  # backward only
+    "surrogate_grad_seq": st.sampled_from(["[T+1, N]", "[N, T]", "[1, T, N]", "float16", "float64", "meta"]),
     "spike_dtype": st.sampled_from([torch.float64, torch.int64, torch.bool]),
 }
 
 
 def neuron_args(T, N, kind, bad, value) -> dict:
-    args = dict(x_seq=torch.linspace(-2, 2, T * N).reshape(T, N), v_init=torch.zeros(N),
-                decay=torch.tensor([0.5]) if kind == 2 else None, neuron_kind=kind, v_threshold=1.0, v_reset=0.0,
-                tau=2.0, decay_input=True, detach_reset=False, surrogate_kind=0, alpha=4.0, beta=0.0,
-                spike_dtype=torch.float32)
-    if bad == "decay":
-        args["decay"] = {"none": None, "[2]": torch.full((2,), 0.5),
-                         "float64": torch.tensor([0.5], dtype=torch.float64),
-                         "meta": torch.tensor([0.5], device="meta")}[value]
+    args = dict(x_seq=torch.linspace(-2, 2, T * N).reshape(T, N), state_init=torch.zeros(N),
+                learnable=torch.tensor([0.5]) if kind == 2 else None, neuron_kind=kind, v_threshold=1.0,
+                v_reset=0.0, tau=2.0, decay_input=True, extra=[], detach_reset=False, surrogate_kind=0, alpha=4.0,
+                beta=0.0, spike_dtype=torch.float32, saved=torch.zeros(1, T, N), surrogate_grad_seq=None)
+    if bad == "learnable":
+        args["learnable"] = {"none": None, "[1]": torch.full((1,), 0.5), "[2]": torch.full((2,), 0.5),
+                             "[1, 1]": torch.full((1, 1), 0.5), "float64": torch.tensor([0.5], dtype=torch.float64),
+                             "meta": torch.tensor([0.5], device="meta")}[value]
     elif bad == "x_seq":
         x = args["x_seq"]
         args["x_seq"] = x[None] if value == "3-D" else x.to("meta") if value == "meta" else x.to(value)
-    elif bad == "v_init":
-        args["v_init"] = {"[N+1]": torch.zeros(N + 1), "float16": torch.zeros(N, dtype=torch.float16),
-                          "meta": torch.zeros(N, device="meta")}[value]
+    elif bad == "state_init":
+        args["state_init"] = {"[N+1]": torch.zeros(N + 1), "[1, N+1]": torch.zeros(1, N + 1),
+                              "[2, N]": torch.zeros(2, N), "[N, 1]": torch.zeros(N, 1),
+                              "float16": torch.zeros(N, dtype=torch.float16),
+                              "meta": torch.zeros(N, device="meta")}[value]
+    elif bad == "saved":
+        args["saved"] = {"[2, T, N]": torch.zeros(2, T, N), "[T, N]": torch.zeros(T, N),
+                         "float16": torch.zeros(1, T, N, dtype=torch.float16),
+                         "meta": torch.zeros(1, T, N, device="meta")}[value]
+    elif bad == "surrogate_grad_seq":
+        args["surrogate_grad_seq"] = {"[T+1, N]": torch.ones(T + 1, N), "[N, T]": torch.ones(N, T),
+                                      "[1, T, N]": torch.ones(1, T, N), "float16": torch.ones(T, N).half(),
+                                      "float64": torch.ones(T, N).double(),
+                                      "meta": torch.ones(T, N, device="meta")}[value]
     elif bad is not None:
         args[bad] = value
     return args
@@ -256,23 +274,34 @@ def neuron_args(T, N, kind, bad, value) -> dict:
 def test_neuron_ops_accept_or_name_the_argument(data, T, N, kind, bad, backward):
     value = None if bad is None else data.draw(NEURON_BAD[bad], label=bad)
     a = neuron_args(T, N, kind, bad, value)
-    flags = [a[k] for k in ("neuron_kind", "v_threshold", "v_reset", "tau", "decay_input", "detach_reset",
-                            "surrogate_kind", "alpha", "beta")]
+    flags = [a[k] for k in ("neuron_kind", "v_threshold", "v_reset", "tau", "decay_input", "extra",
+                            "detach_reset", "surrogate_kind", "alpha", "beta")]
     op = "neuron_backward" if backward else "neuron_forward"
+    # The drawn values that must be refused whatever else was drawn (the other ranges mix good and bad values).
+    valid_learnable = "[1]" if kind == 2 else "none"
+    same_shape = (bad, value) in (("state_init", "[N, 1]"), ("surrogate_grad_seq", "[N, T]"))  # [1, 1], T = N
+    must_refuse = not (same_shape and (N == 1 if bad == "state_init" else T == N)) and (
+        bad in ("extra", "state_init") or (bad == "learnable" and value != valid_learnable)
+        or (bad in ("saved", "surrogate_grad_seq") and backward))
     try:
         if backward:  # x_seq stands for grad_spike_seq, spike_dtype for grad_x_dtype
-            h_seq = torch.zeros(T, N, device=a["v_init"].device)
-            grads = ops.neuron_backward(a["x_seq"], None, None, h_seq, a["v_init"], a["decay"], *flags,
-                                        a["spike_dtype"])
-            assert grads[0].shape == (T, N) and grads[1].shape == (N,)
+            grads = ops.neuron_backward(a["x_seq"], None, None, a["saved"], a["state_init"], a["learnable"],
+                                        a["surrogate_grad_seq"], *flags, a["spike_dtype"])
+            assert grads[0].shape == (T, N) and grads[1].shape == a["state_init"].shape
         else:
-            spikes = ops.neuron_forward(a["x_seq"], a["v_init"], a["decay"], *flags, a["spike_dtype"], True, False)[0]
+            spikes = ops.neuron_forward(a["x_seq"], a["state_init"], a["learnable"], *flags, a["spike_dtype"], True,
+                                        False)[0]
             assert spikes.shape == (T, N) and spikes.dtype == a["spike_dtype"]
-    except Exception as e:  # noqa: BLE001
+    except (TypeError, ValueError, RuntimeError) as e:
         assert bad is not None, repr(e)
-        names = {"x_seq": ["x_seq", "grad_spike_seq", "h_seq"], "spike_dtype": ["spike_dtype", "grad_x_dtype"],
-                 "v_init": ["v_init", "h_seq"]}.get(bad, [bad])
+        # The backward takes its T and N from saved, so a bad grad_spike_seq / state_init can be reported as a
+        # mismatch with saved; another valid neuron_kind is refused for its learnable scalars.
+        names = {"x_seq": ["x_seq", "grad_spike_seq", "saved"], "spike_dtype": ["spike_dtype", "grad_x_dtype"],
+                 "state_init": ["state_init", "saved"], "saved": ["saved", "grad_spike_seq"],
+                 "neuron_kind": ["neuron_kind", "learnable"]}.get(bad, [bad])
         expect_clear_error(e, op, names)
+        return
+    assert not must_refuse, f"{op} accepted {bad}={value!r}"
 
 
 # ---------------------------------------------------------------------------------------------------------

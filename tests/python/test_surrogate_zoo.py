@@ -63,11 +63,11 @@ def test_opcheck_neuron_ops(name):
     sg = getattr(surrogate, name)(**ref.SURROGATES[name][0])
     x = (torch.randn(5, 19) * 1.5 + 0.6).requires_grad_(True)
     v = (torch.randn(19) * 0.3).requires_grad_(True)
-    flags = (1, 1.0, 0.0, 2.0, True, False, sg.kind_id, sg.alpha, sg.beta)
+    flags = (1, 1.0, 0.0, 2.0, True, [], False, sg.kind_id, sg.alpha, sg.beta)
     torch.library.opcheck(ops.neuron_forward, (x, v, None, *flags, torch.float32, True, False))
-    _, _, h_seq, _ = ops.neuron_forward(x.detach(), v.detach(), None, *flags, torch.float32, True, False)
-    torch.library.opcheck(ops.neuron_backward, (torch.randn(5, 19), None, None, h_seq, v.detach(), None, *flags,
-                                                torch.float32))
+    _, _, saved, _ = ops.neuron_forward(x.detach(), v.detach(), None, *flags, torch.float32, True, False)
+    torch.library.opcheck(ops.neuron_backward, (torch.randn(5, 19), None, None, saved, v.detach(), None, None,
+                                                *flags, torch.float32))
 
 
 @pytest.mark.parametrize("make, message", [
