@@ -213,7 +213,10 @@ class BaseNode(MemoryModule):
         """Whether this call runs the fused kernel: built-in equations, and a surrogate in spiking mode (one
         without a kernel formula gives the backward its derivative as a [T, N] tensor; see _run)."""
         sg = self.surrogate_function
-        return type(self)._fused_class and not (isinstance(sg, SurrogateFunctionBase) and not sg.spiking)
+        # spiking=False returns the primitive, and a class without a kernel formula (PoissonPass,
+        # MultiLevelSpikeCount) is not a Heaviside step: neither is what the kernel fires.
+        not_heaviside = isinstance(sg, SurrogateFunctionBase) and (not sg.spiking or not type(sg).has_kernel_formula)
+        return type(self)._fused_class and not not_heaviside
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -378,7 +381,9 @@ class BaseNode(MemoryModule):
     def _fires_heaviside(self, saved: Tensor) -> bool:
         """Whether surrogate_function, a function the core does not know, spikes as heaviside(u) (u >= 0) at
         every u of this call, as the kernel did."""
-        with torch.no_grad():
+        # The check must not draw from the random generators (a surrogate may sample).
+        devices = [saved.device] if saved.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
             u = self._fire_input(saved)
             spike = self.surrogate_function(u)
             return isinstance(spike, Tensor) and spike.shape == u.shape and bool(
