@@ -16,6 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import spikeops  # noqa: F401  (registers the ops)
 from spikeops import _C
+from spikeops._ops import NeuronKind
 
 ops = torch.ops.spikeops
 SIGMOID = int(_C.SurrogateKind.Sigmoid)
@@ -155,7 +156,7 @@ CASES = [
     ("neuron_forward", dict(neuron_kind=2, learnable=torch.full((1,), 0.5), extra=[0.0, 1.0]), ValueError,
      "extra"),
     ("neuron_forward", dict(spike_dtype=torch.int32), TypeError, "spike_dtype"),
-    ("neuron_forward", dict(neuron_kind=7), ValueError, "neuron_kind"),
+    ("neuron_forward", dict(neuron_kind=max(NeuronKind) + 1), ValueError, "neuron_kind"),
     ("neuron_forward", dict(neuron_kind=-1), ValueError, "neuron_kind"),
     ("neuron_forward", dict(surrogate_kind=99), ValueError, "surrogate_kind"),
     ("neuron_forward", dict(tau=0.5), ValueError, "tau"),
