@@ -46,6 +46,18 @@ _STEP_METHODS = ("v_float_to_tensor", "neuronal_charge", "neuronal_fire", "neuro
 _SURROGATE_METHODS = ("forward", "spiking_function", "backward", "derivative")
 
 
+def spike_options(name: str, spike_dtype: Optional[torch.dtype], spike_tensor: bool) -> tuple:
+    """A neuron's ``spike_dtype`` and ``spike_tensor`` arguments, checked; errors name the class ``name``."""
+    if spike_dtype is not None and spike_dtype not in _SPIKE_DTYPES:
+        raise ValueError(f"{name}: spike_dtype must be None, torch.float32, torch.float16, torch.bfloat16 "
+                         f"or torch.uint8, got {spike_dtype}")
+    spike_tensor = _flag(spike_tensor, f"{name}: spike_tensor")
+    if spike_tensor and spike_dtype == torch.uint8:
+        raise ValueError(f"{name}: spike_tensor=True already stores the spikes in 1 byte; spike_dtype must "
+                         "then be None or the float dtype it presents to autograd, got torch.uint8")
+    return spike_dtype, spike_tensor
+
+
 def _defining_class(cls: type, attr: str) -> Optional[type]:
     return next((c for c in cls.__mro__ if attr in c.__dict__), None)
 
@@ -142,14 +154,7 @@ class BaseNode(MemoryModule):
             raise ValueError(f"{name}: backend must be one of {_BACKENDS}, got {backend!r}")
         self.backend = backend
         self.store_v_seq = _flag(store_v_seq, f"{name}: store_v_seq")
-        if spike_dtype is not None and spike_dtype not in _SPIKE_DTYPES:
-            raise ValueError(f"{name}: spike_dtype must be None, torch.float32, torch.float16, torch.bfloat16 "
-                             f"or torch.uint8, got {spike_dtype}")
-        self.spike_dtype = spike_dtype
-        self.spike_tensor = _flag(spike_tensor, f"{name}: spike_tensor")
-        if self.spike_tensor and spike_dtype == torch.uint8:
-            raise ValueError(f"{name}: spike_tensor=True already stores the spikes in 1 byte; spike_dtype must "
-                             "then be None or the float dtype it presents to autograd, got torch.uint8")
+        self.spike_dtype, self.spike_tensor = spike_options(name, spike_dtype, spike_tensor)
         self.v: Union[float, Tensor] = self.v_init_value
         self.v_seq: Optional[Tensor] = None
 
@@ -224,10 +229,12 @@ class BaseNode(MemoryModule):
 
     # ---- per-neuron-type hooks ----
     def _tau(self) -> float:
-        return 2.0  # unused by IF and ParametricLIF
+        """The model's tau (NeuronParams::tau): the module's ``tau``; models without one do not read it."""
+        return getattr(self, "tau", 2.0)
 
     def _decay_input(self) -> bool:
-        return True
+        """The model's decay_input: the module's ``decay_input``; models without one do not read it."""
+        return getattr(self, "decay_input", True)
 
     def _learnable_tensor(self, device: torch.device) -> Optional[Tensor]:
         """The model's learnable scalars as the kernel takes them ([P] float32), None when it has none."""
@@ -467,12 +474,6 @@ class LIFNode(BaseNode):
         self.tau = tau
         self.decay_input = _flag(decay_input, f"{type(self).__name__}: decay_input")
 
-    def _tau(self) -> float:
-        return self.tau
-
-    def _decay_input(self) -> bool:
-        return self.decay_input
-
     def neuronal_charge(self, x: Tensor) -> None:
         # A Python float multiplies a float32 tensor as float32: 1/tau rounded once, as the kernel takes it.
         _charge(self, x, 1.0 / self.tau)
@@ -510,9 +511,6 @@ class ParametricLIFNode(BaseNode):
                          store_v_seq, spike_dtype, spike_tensor)
         self.decay_input = _flag(decay_input, f"{type(self).__name__}: decay_input")
         self.w = nn.Parameter(w)
-
-    def _decay_input(self) -> bool:
-        return self.decay_input
 
     def neuronal_charge(self, x: Tensor) -> None:
         _charge(self, x, self._learnable_tensor(x.device)[0])  # k as the kernel takes it, w's device checked

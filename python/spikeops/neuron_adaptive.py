@@ -76,12 +76,6 @@ class ALIFNode(ExtraStateNode):
     def _extra_init(self, name: str) -> float:
         return 0.0
 
-    def _tau(self) -> float:
-        return self.tau
-
-    def _decay_input(self) -> bool:
-        return self.decay_input
-
     def _extra(self) -> list:
         return [self.adapt_decay, self.beta]
 

@@ -20,7 +20,7 @@ from ._ops import _checks
 from ._ops._common import _flag, _float32
 from .base import MemoryModule, check_step_mode
 from ._ops import NeuronKind
-from .neuron import BaseNode, LIFNode
+from .neuron import BaseNode, LIFNode, spike_options
 from .surrogate import Rect, Sigmoid, SurrogateFunctionBase
 
 __all__ = ["KLIFNode", "CUBALIFNode", "LIAFNode", "ComplementaryLIFNode", "GatedLIFNode"]
@@ -93,12 +93,6 @@ class KLIFNode(BaseNode):
         self.k = nn.Parameter(torch.as_tensor(1.0))
 
     _neuron_kind = NeuronKind.KLIF
-
-    def _tau(self) -> float:
-        return self.tau
-
-    def _decay_input(self) -> bool:
-        return self.decay_input
 
     def _extra(self) -> list:
         return [1.0 if self.scale_reset else 0.0]
@@ -285,9 +279,6 @@ class ComplementaryLIFNode(BaseNode):
     _neuron_kind = NeuronKind.ComplementaryLIF
     _state_names = ("v", "m")
 
-    def _tau(self) -> float:
-        return self.tau
-
     def _fused(self) -> bool:
         return not self.store_state_seqs and super()._fused()  # state_seqs is recorded by the step loop
 
@@ -414,7 +405,7 @@ class GatedLIFNode(MemoryModule):
             surrogate_function = Sigmoid()
         if not callable(surrogate_function):
             raise TypeError(f"{name}: surrogate_function must be callable, got {type(surrogate_function).__name__}")
-        self.spike_dtype, self.spike_tensor = _spike_options(name, spike_dtype, spike_tensor)
+        self.spike_dtype, self.spike_tensor = spike_options(name, spike_dtype, spike_tensor)
         self.surrogate_function = surrogate_function
         self.step_mode = step_mode
         self.T = T
@@ -509,15 +500,3 @@ class GatedLIFNode(MemoryModule):
         self.u = v
         # BaseNode's spike_dtype / spike_tensor handling reads only those two attributes and the class name.
         return BaseNode._present(self, torch.stack(spikes), x_seq.dtype)
-
-
-def _spike_options(name: str, spike_dtype, spike_tensor):
-    """GatedLIFNode's spike_dtype / spike_tensor, checked as BaseNode checks them."""
-    if spike_dtype is not None and spike_dtype not in _checks.FLOAT_DTYPES + (torch.uint8,):
-        raise ValueError(f"{name}: spike_dtype must be None, torch.float32, torch.float16, torch.bfloat16 "
-                         f"or torch.uint8, got {spike_dtype}")
-    spike_tensor = _flag(spike_tensor, f"{name}: spike_tensor")
-    if spike_tensor and spike_dtype == torch.uint8:
-        raise ValueError(f"{name}: spike_tensor=True already stores the spikes in 1 byte; spike_dtype must then "
-                         "be None or the float dtype it presents to autograd, got torch.uint8")
-    return spike_dtype, spike_tensor

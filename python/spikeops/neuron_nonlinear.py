@@ -73,9 +73,6 @@ class QIFNode(BaseNode):
 
     _neuron_kind = NeuronKind.QIF
 
-    def _tau(self) -> float:
-        return self.tau
-
     def _extra(self) -> list:
         return [self.v_c, self.a0, self.v_rest]
 
@@ -123,9 +120,6 @@ class EIFNode(BaseNode):
         self.tau, self.delta_T, self.theta_rh, self.v_rest = tau, delta_T, theta_rh, v_rest
 
     _neuron_kind = NeuronKind.EIF
-
-    def _tau(self) -> float:
-        return self.tau
 
     def _extra(self) -> list:
         return [self.delta_T, self.theta_rh, self.v_rest]
@@ -192,9 +186,6 @@ class IzhikevichNode(ExtraStateNode):
 
     def _extra_init(self, name: str) -> float:
         return self.w_rest
-
-    def _tau(self) -> float:
-        return self.tau
 
     def _extra(self) -> list:
         return [self.v_c, self.a0, self.v_rest, self.tau_w, self.a, self.b]

@@ -25,13 +25,12 @@ from . import _ops
 from ._ops import _checks
 from ._ops._common import _flag, _float32
 from .base import MemoryModule, StepModule, check_step_mode
-from .neuron import _kernel_surrogate
+from .neuron import _kernel_surrogate, spike_options
 from .spike_tensor import to_spike_tensor
 from .surrogate import ATan
 
 __all__ = ["PSN", "MaskedPSN", "SlidingPSN"]
 
-_SPIKE_DTYPES = _checks.FLOAT_DTYPES + (torch.uint8,)
 
 
 def _positive_int(value, arg: str, owner: str) -> int:
@@ -51,14 +50,7 @@ class _ParallelNeuron(nn.Module):
             raise TypeError(f"{name}: surrogate_function must be callable: a spikeops.surrogate function "
                             f"(e.g. surrogate.ATan()) or a function of H, got {type(surrogate_function).__name__}")
         self.surrogate_function = surrogate_function
-        if spike_dtype is not None and spike_dtype not in _SPIKE_DTYPES:
-            raise ValueError(f"{name}: spike_dtype must be None, torch.float32, torch.float16, torch.bfloat16 "
-                             f"or torch.uint8, got {spike_dtype}")
-        self.spike_dtype = spike_dtype
-        self.spike_tensor = _flag(spike_tensor, f"{name}: spike_tensor")
-        if self.spike_tensor and spike_dtype == torch.uint8:
-            raise ValueError(f"{name}: spike_tensor=True already stores the spikes in 1 byte; spike_dtype must "
-                             "then be None or the float dtype it presents to autograd, got torch.uint8")
+        self.spike_dtype, self.spike_tensor = spike_options(name, spike_dtype, spike_tensor)
 
     def _check_input(self, x, arg: str, layout: str, min_dim: int) -> None:
         name = type(self).__name__
