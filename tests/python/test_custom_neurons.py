@@ -10,6 +10,7 @@ from torch import nn
 
 import spikeops
 from spikeops import _ops, functional, neuron, surrogate
+from custom_surrogates import SquareSpike, SquareSurrogate
 
 
 # Forward values are exact; gradients sum the same terms in another order (the reset's products are written
@@ -225,38 +226,14 @@ def test_builtin_neuronal_methods_are_the_kernels_equations():
 
 # ---- custom surrogates on a built-in neuron ----
 
-class _SquareSpike(torch.autograd.Function):
-    """Heaviside forward, derivative 1 / (1 + x^2)^2 (no spikeops kernel has it)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x >= 0).to(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, = ctx.saved_tensors
-        return grad / (1.0 + x * x) ** 2
-
-
-class SquareSurrogate(surrogate.SurrogateFunctionBase):
-    """A SurrogateFunctionBase subclass with its own derivative (no kernel kind)."""
-
-    def __init__(self, alpha=1.0):
-        super().__init__(alpha)
-
-    def forward(self, x):
-        return _SquareSpike.apply(x * self.alpha)
-
-
 class SteeperSigmoid(surrogate.Sigmoid):
     """A built-in surrogate's subclass overriding forward: the kernel's Sigmoid formula must not be used."""
 
     def forward(self, x):
-        return _SquareSpike.apply(x)
+        return SquareSpike.apply(x)
 
 
-@pytest.mark.parametrize("make_sg", [lambda: _SquareSpike.apply, lambda: SquareSurrogate(), lambda: SteeperSigmoid()],
+@pytest.mark.parametrize("make_sg", [lambda: SquareSpike.apply, lambda: SquareSurrogate(), lambda: SteeperSigmoid()],
                          ids=["autograd.Function.apply", "SurrogateFunctionBase subclass", "Sigmoid subclass"])
 @pytest.mark.parametrize("cls", ["LIF", "PLIF"])
 @pytest.mark.parametrize("step_mode", ["s", "m"])
@@ -422,7 +399,7 @@ def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
     for node in (neuron.IFNode(step_mode="m"), neuron.LIFNode(step_mode="m"), neuron.ParametricLIFNode(),
                  neuron.LIFNode(surrogate_function=surrogate.ATan()),
                  neuron.LIFNode(surrogate_function=SteeperSigmoid()),
-                 neuron.LIFNode(surrogate_function=_SquareSpike.apply),
+                 neuron.LIFNode(surrogate_function=SquareSpike.apply),
                  neuron.QIFNode(step_mode="m"), neuron.EIFNode(step_mode="m"), neuron.IzhikevichNode(step_mode="m"),
                  neuron.ALIFNode(step_mode="m"), neuron.KLIFNode(step_mode="m"), neuron.CUBALIFNode(step_mode="m"),
                  neuron.ComplementaryLIFNode(step_mode="m")):
@@ -442,7 +419,7 @@ def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
 
 
 def test_export_refuses_loop_neurons(tmp_path):
-    for node in (TutorialLIF(), neuron.LIFNode(surrogate_function=_SquareSpike.apply)):
+    for node in (TutorialLIF(), neuron.LIFNode(surrogate_function=SquareSpike.apply)):
         net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), node)
         with pytest.raises(ValueError, match="PyTorch step loop"):
             spikeops.export(net, tmp_path / "m.spk", torch.randn(1, 2, 2), T=3)

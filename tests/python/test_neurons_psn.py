@@ -14,6 +14,7 @@ import spikeops
 from spikeops import _ops, functional, neuron, surrogate
 
 from reference import masked_psn_weight, psn_charge, psn_fire, sliding_psn_charge
+from custom_surrogates import SquareSpike, SquareSurrogate
 
 CLASSES = ("PSN", "MaskedPSN", "SlidingPSN")
 # |H| below this is too close to the threshold for float32 and float64 to be sure to agree on the spike.
@@ -149,37 +150,15 @@ def test_kernel_surrogates(cls, sg):
     check_against_reference(node, torch.randn(5, 3, 4), ref)
 
 
-class _SquareSpike(torch.autograd.Function):
-    """Heaviside forward, derivative 1 / (1 + x^2)^2 (no spikeops kernel has it)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x >= 0).to(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, = ctx.saved_tensors
-        return grad / (1.0 + x * x) ** 2
-
-
-class SquareSurrogate(surrogate.SurrogateFunctionBase):
-    def __init__(self):
-        super().__init__(1.0)
-
-    def forward(self, x):
-        return _SquareSpike.apply(x)
-
-
 class SteeperATan(surrogate.ATan):
     """A built-in surrogate's subclass overriding forward: the kernel's ATan formula must not be used."""
 
     def forward(self, x):
-        return _SquareSpike.apply(x)
+        return SquareSpike.apply(x)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-@pytest.mark.parametrize("make_sg", [lambda: _SquareSpike.apply, SquareSurrogate, SteeperATan],
+@pytest.mark.parametrize("make_sg", [lambda: SquareSpike.apply, SquareSurrogate, SteeperATan],
                          ids=["autograd.Function.apply", "SurrogateFunctionBase subclass", "ATan subclass"])
 def test_custom_surrogate_is_honoured(cls, make_sg, monkeypatch):
     calls = []
@@ -187,7 +166,7 @@ def test_custom_surrogate_is_honoured(cls, make_sg, monkeypatch):
     monkeypatch.setattr(_ops, "spike_fn", lambda *a: calls.append(1) or real(*a))
     node = randomize(make(cls, 5, surrogate_function=make_sg()))
     x = torch.randn(5, 3, 4)
-    check_against_reference(node, x, _SquareSpike.apply)
+    check_against_reference(node, x, SquareSpike.apply)
     assert calls == []
     # the default ATan gives another gradient, through spikeops' spike op
     builtin = make(cls, 5)
