@@ -168,3 +168,44 @@ def test_cpu_kernels_follow_torch_set_num_threads():
     assert _C.cpu_threads() == before
     with pytest.raises(ValueError, match="n must be >= 1"):
         _C.set_cpu_threads(0)
+
+
+# ---- every neuron model: the op pair is generic over NeuronKind ----
+
+# Valid model parameters per kind (NeuronParams::extra, in neuron_info's extra_names order), and whether the
+# model has the hard reset.
+MODEL_EXTRA = {"QIF": [0.8, 1.0, 0.0], "EIF": [1.0, 0.8, 0.0], "Izhikevich": [0.8, 1.0, -0.1, 2.0, 0.3, 0.2],
+               "ALIF": [0.9, 0.2], "KLIF": [1.0], "CUBALIF": [0.5, 0.75]}
+SOFT_ONLY = {"ComplementaryLIF"}
+
+
+def model_args(kind, T=5, N=19, v_reset=0.0):
+    info = _ops.neuron_info(kind)
+    name, S, P = info["name"], info["states"], info["learnable"]
+    x = (torch.randn(T, N) * 1.5 + 0.6).requires_grad_(True)
+    state = (torch.randn(S, N) * 0.3).requires_grad_(True)
+    learnable = torch.full((P,), 0.7, requires_grad=True) if P else None
+    extra = MODEL_EXTRA.get(name, [])
+    assert len(extra) == len(info["extra_names"]), f"add {name}'s parameters to MODEL_EXTRA"
+    return (x, state, learnable, int(kind), 1.0, None if name in SOFT_ONLY else v_reset, 2.0, True, extra, False,
+            SIGMOID, 4.0, 0.0, torch.float32, True, True)
+
+
+@pytest.mark.parametrize("kind", list(_ops.NeuronKind), ids=lambda k: k.name)
+def test_opcheck_every_model(kind):
+    args = model_args(kind)
+    torch.library.opcheck(ops.neuron_forward, args)
+    spikes, state_final, saved, v_seq = ops.neuron_forward(*args)
+    info = _ops.neuron_info(kind)
+    assert saved.shape == (info["saved"], 5, 19) and state_final.shape == (info["states"], 19)
+    x, state, learnable = args[:3]
+    sg = torch.rand(5, 19)
+    for surrogate_grad_seq in (None, sg):
+        torch.library.opcheck(ops.neuron_backward, (torch.randn(5, 19), torch.randn(5, 19), torch.randn_like(state),
+                                                    saved.detach(), state.detach(),
+                                                    None if learnable is None else learnable.detach(),
+                                                    surrogate_grad_seq, *args[3:13], torch.float32))
+    # the autograd registration reaches every input that has a gradient
+    (spikes.sum() + state_final.sum() + v_seq.sum()).backward()
+    for t in (x, state) + ((learnable,) if learnable is not None else ()):
+        assert t.grad is not None and torch.isfinite(t.grad).all()
