@@ -117,21 +117,31 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
 #pragma unroll
       for (int e = 0; e < V; ++e) gl[k][e] = 0.0f;
     }
+    // As in the forward, step t-1's inputs are requested before step t's work so that their latency overlaps
+    // it; step t-1's saved values double as the source of the state before step t.
+    const bool own_sg = a.surrogate_grad_seq == nullptr;
+    float sv_next[K][V], gs_next[V], gvs_next[V], sg_next[V];
+    auto load_step = [&](int64_t i) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.saved, k * plane + i, sv_next[k]);
+      load_vec<V>(a.grad_spike_dtype, a.grad_spike_seq, i, gs_next);
+      if (a.grad_v_seq != nullptr) load_vec<V>(DType::kFloat32, a.grad_v_seq, i, gvs_next);
+      if (!own_sg) load_vec<V>(DType::kFloat32, a.surrogate_grad_seq, i, sg_next);
+    };
+    if (a.T > 0) load_step((a.T - 1) * a.N + n0);
     for (int64_t t = a.T - 1; t >= 0; --t) {
       const int64_t i = t * a.N + n0;
       float sv[K][V], gs[V], sg[V];
 #pragma unroll
-      for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.saved, k * plane + i, sv[k]);
-      load_vec<V>(a.grad_spike_dtype, a.grad_spike_seq, i, gs);
-      if (a.grad_v_seq != nullptr) {
-        float gvs[V];
-        load_vec<V>(DType::kFloat32, a.grad_v_seq, i, gvs);
+      for (int e = 0; e < V; ++e) {
 #pragma unroll
-        for (int e = 0; e < V; ++e) g[0][e] += gvs[e];
+        for (int k = 0; k < K; ++k) sv[k][e] = sv_next[k][e];
+        gs[e] = gs_next[e];
+        if (a.grad_v_seq != nullptr) g[0][e] += gvs_next[e];
+        if (!own_sg) sg[e] = sg_next[e];
       }
-      if (a.surrogate_grad_seq != nullptr) {
-        load_vec<V>(DType::kFloat32, a.surrogate_grad_seq, i, sg);
-      } else {
+      if (t > 0) load_step(i - a.N);
+      if (own_sg) {
         float u[V];
 #pragma unroll
         for (int e = 0; e < V; ++e) {
@@ -147,19 +157,14 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
       if (M::kNeedsPrev) {
         if (t > 0) {
 #pragma unroll
-          for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.saved, k * plane + i - a.N, sv[k]);
-#pragma unroll
           for (int e = 0; e < V; ++e) {
             float saved[K], s[S] = {};  // state_after may rebuild only what backward reads
 #pragma unroll
-            for (int k = 0; k < K; ++k) saved[k] = sv[k][e];
+            for (int k = 0; k < K; ++k) saved[k] = sv_next[k][e];
             M::state_after(c, saved, s);
 #pragma unroll
             for (int j = 0; j < S; ++j) prev[j][e] = s[j];
           }
-          // sv now holds step t-1; step t's values are reloaded below (they stay in L1/L2).
-#pragma unroll
-          for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.saved, k * plane + i, sv[k]);
         } else {
 #pragma unroll
           for (int j = 0; j < S; ++j) load_vec<V>(DType::kFloat32, a.state_init, j * a.N + n0, prev[j]);
