@@ -221,7 +221,11 @@ class BaseNode(MemoryModule):
         # spiking=False returns the primitive, and a class without a kernel formula (PoissonPass,
         # MultiLevelSpikeCount) is not a Heaviside step: neither is what the kernel fires.
         not_heaviside = isinstance(sg, SurrogateFunctionBase) and (not sg.spiking or not type(sg).has_kernel_formula)
-        return type(self)._fused_class and not not_heaviside
+        if not type(self)._fused_class or not_heaviside:
+            return False
+        # Under torch.compile a surrogate without a kernel formula runs the step loop, which Dynamo traces: the
+        # fused path's check of its spikes is data-dependent and its derivative is taken by autograd.grad.
+        return not torch.compiler.is_compiling() or _kernel_surrogate(sg)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
