@@ -8,8 +8,9 @@
 // exactly 0) and compare only neurons whose fire input u stays at least kMargin from the threshold at every
 // step: there no spike flips under the perturbation and σ'(u) is 0, so both sides are the derivative of the
 // same piecewise-smooth function. That covers the state recurrence (charge, leak, adaptation) and, where
-// spikes occur, the reset at fixed S; the surrogate's own contribution is covered by the tests of
-// detach_reset and surrogate_grad_seq.
+// spikes occur, the reset at fixed S. The surrogate's own path is checked the same way with σ' given as
+// surrogate_grad_seq (1 at one step, 0 elsewhere: the backward is then the derivative of that step's u), and
+// by the tests of detach_reset and surrogate_grad_seq.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -183,6 +184,53 @@ Operands operands(const ModelCase& m, const Dims& d, bool pulses, std::mt19937& 
                                        << ", finite difference " << fd;
 }
 
+// Compares a backward's results with central differences of `loss` (each neuron's loss from the operands),
+// for the neurons marked in `compared`. One tensor entry per neuron is perturbed at once: the neurons are
+// independent.
+template <typename Loss>
+void expect_matches_differences(const Dims& d, const Operands& o,
+                                const std::vector<bool>& compared, const Backward& b, Loss&& loss) {
+    const int64_t T = d.T, N = d.N;
+  const float eps = 4e-3f;
+  auto difference = [&](auto perturb) {
+    Operands plus = o, minus = o;
+    perturb(plus, eps);
+    perturb(minus, -eps);
+    const std::vector<double> lp = loss(plus), lm = loss(minus);
+    std::vector<double> fd(N);
+    for (int64_t n = 0; n < N; ++n) fd[n] = (lp[n] - lm[n]) / (2.0 * eps);
+    return fd;
+  };
+  for (int64_t t = 0; t < T; ++t) {
+    const auto fd = difference([&](Operands& q, float e) {
+      for (int64_t n = 0; n < N; ++n) q.x[t * N + n] += e;
+    });
+    for (int64_t n = 0; n < N; ++n) {
+      if (compared[n]) {
+        EXPECT_TRUE(near("grad_x_seq", t * N + n, fd[n], b.x[t * N + n]));
+      }
+    }
+  }
+  for (int64_t j = 0; j < d.S; ++j) {
+    const auto fd = difference([&](Operands& q, float e) {
+      for (int64_t n = 0; n < N; ++n) q.state_init[j * N + n] += e;
+    });
+    for (int64_t n = 0; n < N; ++n) {
+      if (compared[n]) {
+        EXPECT_TRUE(near("grad_state_init", j * N + n, fd[n], b.state_init[j * N + n]));
+      }
+    }
+  }
+  for (int64_t k = 0; k < d.P; ++k) {
+    const auto fd = difference([&](Operands& q, float e) { q.learnable[k] += e; });
+    for (int64_t n = 0; n < N; ++n) {
+      if (compared[n]) {
+        EXPECT_TRUE(near("grad_learnable", k * N + n, fd[n], b.learnable[k * N + n]));
+      }
+    }
+  }
+}
+
 // Repeated pulses drive QIF and EIF with a soft reset into their blow-up (V grows without bound after
 // subtracting the threshold): such neurons have huge or infinite derivatives, which differences cannot check.
 bool bounded(float value) { return std::fabs(value) <= 20.0f; }
@@ -222,47 +270,9 @@ int64_t expect_backward_matches_differences(const NeuronParams& p, int variant, 
   }
   const Backward b = run_backward(p, d, f.saved, o.state_init, o.learnable, o.g);
 
-  const float eps = 4e-3f;
-  // Perturbs one tensor entry per neuron at once (the neurons are independent) and returns each neuron's
-  // central difference.
-  auto difference = [&](auto perturb) {
-    Operands plus = o, minus = o;
-    perturb(plus, eps);
-    perturb(minus, -eps);
-    const auto lp = losses(d, run_forward(p, d, plus.x, plus.state_init, plus.learnable), o.g);
-    const auto lm = losses(d, run_forward(p, d, minus.x, minus.state_init, minus.learnable), o.g);
-    std::vector<double> fd(N);
-    for (int64_t n = 0; n < N; ++n) fd[n] = (lp[n] - lm[n]) / (2.0 * eps);
-    return fd;
-  };
-  for (int64_t t = 0; t < T; ++t) {
-    const auto fd = difference([&](Operands& q, float e) {
-      for (int64_t n = 0; n < N; ++n) q.x[t * N + n] += e;
-    });
-    for (int64_t n = 0; n < N; ++n) {
-      if (compared[n]) {
-        EXPECT_TRUE(near("grad_x_seq", t * N + n, fd[n], b.x[t * N + n]));
-      }
-    }
-  }
-  for (int64_t j = 0; j < d.S; ++j) {
-    const auto fd = difference([&](Operands& q, float e) {
-      for (int64_t n = 0; n < N; ++n) q.state_init[j * N + n] += e;
-    });
-    for (int64_t n = 0; n < N; ++n) {
-      if (compared[n]) {
-        EXPECT_TRUE(near("grad_state_init", j * N + n, fd[n], b.state_init[j * N + n]));
-      }
-    }
-  }
-  for (int64_t k = 0; k < d.P; ++k) {
-    const auto fd = difference([&](Operands& q, float e) { q.learnable[k] += e; });
-    for (int64_t n = 0; n < N; ++n) {
-      if (compared[n]) {
-        EXPECT_TRUE(near("grad_learnable", k * N + n, fd[n], b.learnable[k * N + n]));
-      }
-    }
-  }
+  expect_matches_differences(d, o, compared, b, [&](const Operands& q) {
+    return losses(d, run_forward(p, d, q.x, q.state_init, q.learnable), o.g);
+  });
   return compared_count;
 }
 
@@ -332,6 +342,50 @@ TEST_P(NeuronModel, DetachResetChangesTheSurrogatePath) {
       EXPECT_EQ(r[0].state_init, r[1].state_init);
     }
   }
+}
+
+// The spike's own gradient path: with σ' = 1 at step t0 only (given as surrogate_grad_seq) and dL/dS = c at
+// t0 only, the backward must give c du[t0]/d(x, state_init, learnable): the derivative of the fire input, through
+// every state and the earlier steps' resets at fixed S, compared with central differences of u[t0] itself
+// (neurons whose u stays kMargin from the threshold up to t0, so no spike flips). This checks what the
+// surrogate multiplies in each model (H - B for ALIF, relu(k H) for KLIF, ...), which the tests above leave out.
+TEST_P(NeuronModel, SpikeGradientIsTheFireInputsDerivative) {
+  const NeuronKind kind = GetParam();
+  const Dims d = dims_of(kind, 5, 13);
+  unsigned seed = 300;
+  for_each_config(kind, Surrogate{SurrogateKind::kRect, kRectAlpha, 0.0f}, [&](const NeuronParams& p, int variant) {
+    std::mt19937 rng(seed++);
+    const Operands o = operands(model_case(kind), d, true, rng);
+    const Forward f = run_forward(p, d, o.x, o.state_init, o.learnable);
+    const std::vector<float> u = fire_inputs(p, d, f.saved, o.learnable);
+    for (int64_t t0 = 0; t0 < d.T; ++t0) {
+      SCOPED_TRACE(model_label(p, variant) + ", t0 " + std::to_string(t0));
+      std::vector<bool> compared(d.N, true);
+      int64_t count = 0;
+      for (int64_t n = 0; n < d.N; ++n) {
+        for (int64_t t = 0; t <= t0; ++t) {
+          compared[n] = compared[n] && std::fabs(u[t * d.N + n]) >= kMargin && bounded(f.v_seq[t * d.N + n]);
+        }
+        count += compared[n];
+      }
+      EXPECT_GE(count, d.N / 4) << "too few neurons away from the threshold";
+      Grads g{std::vector<float>(d.T * d.N, 0.0f), std::vector<float>(d.T * d.N, 0.0f),
+              std::vector<float>(d.S * d.N, 0.0f)};
+      std::vector<float> sg(d.T * d.N, 0.0f), c = normal(rng, d.N);
+      for (int64_t n = 0; n < d.N; ++n) {
+        g.spikes[t0 * d.N + n] = c[n];
+        sg[t0 * d.N + n] = 1.0f;
+      }
+      const Backward b = run_backward(p, d, f.saved, o.state_init, o.learnable, g, &sg);
+      expect_matches_differences(d, o, compared, b, [&](const Operands& q) {
+        const Forward fq = run_forward(p, d, q.x, q.state_init, q.learnable);
+        const std::vector<float> uq = fire_inputs(p, d, fq.saved, q.learnable);
+        std::vector<double> l(d.N);
+        for (int64_t n = 0; n < d.N; ++n) l[n] = double(c[n]) * uq[t0 * d.N + n];
+        return l;
+      });
+    }
+  });
 }
 
 // σ'(u) passed as surrogate_grad_seq, computed here from the saved values with the same formula
