@@ -44,10 +44,11 @@ Dims dims_of(NeuronKind kind, int64_t T, int64_t N) {
   return {T, N, info.states, info.saved, info.learnable};
 }
 
-// [S, N] (or [K, T, N]) as the argument shape; with `drop`, the leading dimension left out when it is 1.
 TensorView view(std::vector<float>& v, std::initializer_list<int64_t> shape) {
   return make_tensor_view(v.data(), DType::kFloat32, shape);
 }
+// [lead, a] or [lead, a, b] (b < 0: none), e.g. [S, N] or [K, T, N]; with `drop`, the leading dimension left
+// out when it is 1, as the API allows.
 TensorView per_model(std::vector<float>& v, int64_t lead, int64_t a, int64_t b, bool drop) {
   if (drop && lead == 1) return b < 0 ? view(v, {a}) : view(v, {a, b});
   return b < 0 ? view(v, {lead, a}) : view(v, {lead, a, b});
