@@ -5,6 +5,7 @@
 // skipped in a CUDA build on a machine without a GPU.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +16,7 @@
 
 #include "spikeops/detail/numeric.hpp"
 #include "spikeops/spikeops.hpp"
+#include "neuron_model_cases.hpp"
 #include "test_util.hpp"
 
 using namespace spikeops;
@@ -296,42 +298,47 @@ struct Buffer {
 // One configuration of the neuron kernels and its random operands.
 struct NeuronVariant {
   NeuronParams p;
-  int hard, decay_input, detach;
+  int hard, decay_input, detach, variant;
   DType x_dtype, spike_dtype;
-  int64_t T, N;
+  int64_t T, N, S, K, P;  // steps, neurons, the model's states, saved values and learnable scalars
   std::size_t offset;
   int grads;  // the optional gradients: 0 both, 1 grad_v_seq alone, 2 neither
   bool repeated;
-  std::vector<float> x, v0, gs, gv, gvf;
+  std::vector<float> x, v0, gs, gv, gvf, learnable;
 };
 
-// Every branch of the neurons, with operands drawn from one generator in a fixed order, so that each
-// variant sees the same values whichever variants run.
+// Every branch of every model (its valid parameters from neuron_model_cases.hpp), with operands drawn from
+// one generator in a fixed order, so that each variant sees the same values whichever variants run.
 std::vector<NeuronVariant> neuron_variants() {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.6f, 1.0f);
   const DType dtypes[] = {DType::kFloat32, DType::kBFloat16, DType::kFloat16};
   std::vector<NeuronVariant> all;
   int variant = 0;
-  for (int kind = 0; kind < 3; ++kind) {
+  for (const NeuronKind kind_enum : spikeops_test::all_neuron_kinds()) {
+    const int kind = static_cast<int>(kind_enum);
+    const spikeops_test::ModelCase m = spikeops_test::model_case(kind_enum);
+    const NeuronInfo info = neuron_info(kind_enum);
     for (int hard = 0; hard < 2; ++hard) {
       for (int decay_input = 0; decay_input < 2; ++decay_input) {
         for (int detach = 0; detach < 2; ++detach) {
           for (int xi = 0; xi < 3; ++xi) {
             ++variant;
+            // A model without a hard reset runs its soft reset twice, with the other branches' mix.
+            const int model_hard = m.has_hard_reset ? hard : 0;
             NeuronVariant v;
-            v.hard = hard;
+            v.hard = model_hard;
             v.decay_input = decay_input;
             v.detach = detach;
+            v.variant = (xi + hard) % m.variants;
             v.x_dtype = dtypes[xi];
-            NeuronParams& p = v.p;
-            p.kind = static_cast<NeuronKind>(kind);
-            p.hard_reset = hard != 0;
-            p.v_reset = -0.1f;
-            p.decay_input = decay_input != 0;
-            p.detach_reset = detach != 0;
-            p.tau = 2.5;
-            p.surrogate = default_surrogate(static_cast<SurrogateKind>(variant % kNumSurrogateKinds));
+            v.p = spikeops_test::model_params(kind_enum, model_hard != 0, decay_input != 0, detach != 0, v.variant,
+                                              default_surrogate(static_cast<SurrogateKind>(variant % kNumSurrogateKinds)));
+            // The first three models keep the parameters this test has always used.
+            if (kind < 3) {
+              v.p.v_reset = -0.1f;
+              v.p.tau = 2.5;
+            }
             // Every spike dtype, size and optional gradient meets every input dtype across the other branches.
             const int mix = kind + hard + decay_input + detach;
             v.spike_dtype = mix % 3 == 0 ? DType::kUInt8 : (mix % 3 == 1 ? DType::kFloat32 : v.x_dtype);
@@ -339,20 +346,24 @@ std::vector<NeuronVariant> neuron_variants() {
             const int size = (hard + 2 * decay_input + detach + xi) % 3;
             v.T = 3;
             v.N = size == 0 ? 1032 : (size == 1 ? 1027 : 9);
+            v.S = info.states;
+            v.K = info.saved;
+            v.P = info.learnable;
             v.offset = (hard + decay_input + xi + 2 * kind) % 4 == 1 ? 1 : 0;  // a misaligned base
             v.grads = (mix + 2 * xi) % 3;
             v.repeated = (kind + 2 * detach + xi) % 3 == 1;  // x_seq: one row for every step
-            const int64_t T = v.T, N = v.N;
+            const int64_t T = v.T, N = v.N, S = v.S;
             v.x.resize((v.repeated ? 1 : T) * N);
-            v.v0.resize(N);
+            v.v0.resize(S * N);
             v.gs.resize(T * N);
             v.gv.resize(T * N);
-            v.gvf.resize(N);
+            v.gvf.resize(S * N);
             for (auto& e : v.x) e = normal(rng);
             for (auto& e : v.v0) e = 0.3f * normal(rng);
             for (auto& e : v.gs) e = normal(rng);
             for (auto& e : v.gv) e = normal(rng);
             for (auto& e : v.gvf) e = normal(rng);
+            v.learnable = kind_enum == NeuronKind::kParametricLIF ? std::vector<float>{0.35f} : m.learnable;
             all.push_back(std::move(v));
           }
         }
@@ -362,72 +373,86 @@ std::vector<NeuronVariant> neuron_variants() {
   return all;
 }
 
-// Forward and backward of one variant on the CPU and on the device: the same spikes and potentials, bit for
-// bit, and gradients within rounding.
+// [lead, rest...] as the tensor shape, or [rest...] when lead is 1 (one state or saved value: the shape the
+// bindings pass for the LIF family).
+TensorView per_model_view(Buffer& b, bool gpu, int64_t lead, int64_t a, int64_t c = -1) {
+  if (lead == 1) return c < 0 ? b.view(gpu, {a}) : b.view(gpu, {a, c});
+  return c < 0 ? b.view(gpu, {lead, a}) : b.view(gpu, {lead, a, c});
+}
+
+// Forward and backward of one variant on the CPU and on the device: the same spikes, states and saved values,
+// bit for bit, and gradients within rounding.
 void expect_neuron_matches_cpu(const NeuronVariant& v) {
   const NeuronParams& p = v.p;
-  const int64_t T = v.T, N = v.N;
+  const int64_t T = v.T, N = v.N, S = v.S, K = v.K, P = v.P;
   const DType x_dtype = v.x_dtype, spike_dtype = v.spike_dtype, f32 = DType::kFloat32;
   const std::size_t offset = v.offset;
-  const std::vector<float> k{0.35f};
-  const std::vector<uint8_t> zeros_tn(T * N * 4, 0), zeros_n(N * 4, 0);
+  // A model without learnable scalars still gets one-element buffers: no zero-byte allocations.
+  const std::vector<float> learnable = P > 0 ? v.learnable : std::vector<float>{0.0f};
+  const std::vector<uint8_t> zeros_saved(K * T * N * 4, 0), zeros_tn(T * N * 4, 0), zeros_sn(S * N * 4, 0),
+      zeros_pn(std::max<int64_t>(P, 1) * N * 4, 0);
   Buffer bx(x_dtype, encode(v.x, x_dtype), offset), bv0(f32, encode(v.v0, f32), offset),
-      bk(f32, encode(k, f32), 0), bs(spike_dtype, std::vector<uint8_t>(T * N * dtype_size(spike_dtype)), offset),
-      bvf(f32, zeros_n, offset), bh(f32, zeros_tn, offset), bvs(f32, zeros_tn, offset),
+      bk(f32, encode(learnable, f32), 0), bs(spike_dtype, std::vector<uint8_t>(T * N * dtype_size(spike_dtype)), offset),
+      bvf(f32, zeros_sn, offset), bh(f32, zeros_saved, offset), bvs(f32, zeros_tn, offset),
       bgs(x_dtype, encode(v.gs, x_dtype), offset), bgv(f32, encode(v.gv, f32), offset),
       bgvf(f32, encode(v.gvf, f32), offset), bgx(x_dtype, std::vector<uint8_t>(T * N * dtype_size(x_dtype)), offset),
-      bgv0(f32, zeros_n, offset), bgk(f32, zeros_n, offset);
+      bgv0(f32, zeros_sn, offset), bgk(f32, zeros_pn, offset);
   for (int gpu = 0; gpu < 2; ++gpu) {
     NeuronForwardArgs a;
     a.x_seq = bx.view(gpu, {T, N});
     if (v.repeated) a.x_seq.strides[0] = 0;
-    a.state_init = bv0.view(gpu, {N});
-    if (p.kind == NeuronKind::kParametricLIF) a.learnable = bk.view(gpu, {1});
+    a.state_init = per_model_view(bv0, gpu, S, N);
+    if (P > 0) a.learnable = bk.view(gpu, {P});
     a.spike_seq = bs.view(gpu, {T, N});
-    a.state_final = bvf.view(gpu, {N});
-    a.saved = bh.view(gpu, {T, N});
+    a.state_final = per_model_view(bvf, gpu, S, N);
+    a.saved = per_model_view(bh, gpu, K, T, N);
     a.v_seq = bvs.view(gpu, {T, N});
     neuron_multistep_forward(p, a);
     NeuronBackwardArgs b;
     b.grad_spike_seq = bgs.view(gpu, {T, N});
     if (v.grads < 2) b.grad_v_seq = bgv.view(gpu, {T, N});
-    if (v.grads == 0) b.grad_state_final = bgvf.view(gpu, {N});
-    b.saved = bh.view(gpu, {T, N});
-    b.state_init = bv0.view(gpu, {N});
-    if (p.kind == NeuronKind::kParametricLIF) {
-      b.learnable = bk.view(gpu, {1});
-      b.grad_learnable = bgk.view(gpu, {N});
+    if (v.grads == 0) b.grad_state_final = per_model_view(bgvf, gpu, S, N);
+    b.saved = per_model_view(bh, gpu, K, T, N);
+    b.state_init = per_model_view(bv0, gpu, S, N);
+    if (P > 0) {
+      b.learnable = bk.view(gpu, {P});
+      b.grad_learnable = per_model_view(bgk, gpu, P, N);
     }
     b.grad_x_seq = bgx.view(gpu, {T, N});
-    b.grad_state_init = bgv0.view(gpu, {N});
+    b.grad_state_init = per_model_view(bgv0, gpu, S, N);
     neuron_multistep_backward(p, b);
   }
-  SCOPED_TRACE(std::string("neuron ") + neuron_name(p.kind) + " hard " + std::to_string(v.hard) + " decay_input " +
-               std::to_string(v.decay_input) + " detach " + std::to_string(v.detach) + " x " + dtype_name(x_dtype) +
-               (v.repeated ? " (one row)" : "") + " spikes " + dtype_name(spike_dtype) + " N " + std::to_string(N) +
-               " offset " + std::to_string(offset) + " grads " + std::to_string(v.grads));
+  SCOPED_TRACE(spikeops_test::model_label(p, v.variant) + ", x " + dtype_name(x_dtype) +
+               (v.repeated ? " (one row)" : "") + ", spikes " + dtype_name(spike_dtype) + ", N " + std::to_string(N) +
+               ", offset " + std::to_string(offset) + ", grads " + std::to_string(v.grads));
   const float rtol = x_dtype == f32 ? 1e-5f : 1e-2f;
-  const bool same_forward = bs.device.download() == bs.host && bh.device.download() == bh.host &&
-                            bvs.device.download() == bvs.host && bvf.device.download() == bvf.host;
-  EXPECT_TRUE(same_forward);
+  EXPECT_TRUE(bs.device.download() == bs.host) << "spike_seq";
+  EXPECT_TRUE(bh.device.download() == bh.host) << "saved";
+  EXPECT_TRUE(bvs.device.download() == bvs.host) << "v_seq";
+  EXPECT_TRUE(bvf.device.download() == bvf.host) << "state_final";
   EXPECT_TRUE(close("grad_x_seq", decode(bgx.device.download(), x_dtype), decode(bgx.host, x_dtype), rtol, 1e-5f));
-  EXPECT_TRUE(close("grad_v_init", decode(bgv0.device.download(), f32), decode(bgv0.host, f32), 1e-5f, 1e-5f));
-  EXPECT_TRUE(close("grad_decay", decode(bgk.device.download(), f32), decode(bgk.host, f32), 1e-4f, 1e-4f));
+  EXPECT_TRUE(close("grad_state_init", decode(bgv0.device.download(), f32), decode(bgv0.host, f32), 1e-5f, 1e-5f));
+  EXPECT_TRUE(close("grad_learnable", decode(bgk.device.download(), f32), decode(bgk.host, f32), 1e-4f, 1e-4f));
 }
 
-using CudaNeuron = CudaTest;
+// One test case per model, named after it.
+class CudaNeuron : public CudaTest, public ::testing::WithParamInterface<NeuronKind> {};
 
-void expect_neurons_match_cpu(NeuronKind kind) {
+TEST_P(CudaNeuron, MatchesCpu) {
+  int ran = 0;
   for (const NeuronVariant& v : neuron_variants()) {
-    if (v.p.kind == kind) expect_neuron_matches_cpu(v);
+    if (v.p.kind == GetParam()) {
+      expect_neuron_matches_cpu(v);
+      ++ran;
+    }
   }
+  EXPECT_EQ(ran, 24);
 }
 
-TEST_F(CudaNeuron, IFMatchesCpu) { expect_neurons_match_cpu(NeuronKind::kIF); }
-
-TEST_F(CudaNeuron, LIFMatchesCpu) { expect_neurons_match_cpu(NeuronKind::kLIF); }
-
-TEST_F(CudaNeuron, ParametricLIFMatchesCpu) { expect_neurons_match_cpu(NeuronKind::kParametricLIF); }
+INSTANTIATE_TEST_SUITE_P(EveryKind, CudaNeuron, ::testing::ValuesIn(spikeops_test::all_neuron_kinds()),
+                         [](const ::testing::TestParamInfo<NeuronKind>& info) {
+                           return std::string(neuron_name(info.param));
+                         });
 
 using CudaSurrogate = CudaTest;
 
