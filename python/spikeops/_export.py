@@ -6,6 +6,7 @@ The file is the safetensors layout: float32 weights, and the network as a JSON g
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import struct
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from . import neuron
+from ._ops.neuron import neuron_info
 from ._files import atomic_write
 from .functional import reset_net
 
@@ -24,8 +26,9 @@ FORMAT_VERSION = "1"
 MAX_TIME_STEPS = 65536
 ENCODINGS = ("direct", "poisson")
 SUPPORTED = ("Linear, Conv2d, BatchNorm2d (directly after a Conv2d, folded into it), Flatten, MaxPool2d, "
-             "AvgPool2d, Dropout and Identity (skipped) from torch.nn or spikeops.layer; spikeops.neuron IFNode, "
-             "LIFNode, ParametricLIFNode; nn.Sequential containers of these")
+             "AvgPool2d, Dropout and Identity (skipped) from torch.nn or spikeops.layer; spikeops.neuron's neurons "
+             "with a fused kernel (IFNode, LIFNode, ParametricLIFNode, QIFNode, EIFNode, IzhikevichNode, ALIFNode, "
+             "KLIFNode, CUBALIFNode, ComplementaryLIFNode); nn.Sequential containers of these")
 # Shapes do not depend on the number of steps, so the shape pass runs this many (T when smaller): a large T
 # costs nothing, and two steps still exercise the [T, N, ...] path of multi-step modules.
 _SHAPE_PASS_STEPS = 2
@@ -212,7 +215,7 @@ def _describe(leaves: List[Tuple[str, nn.Module]], x_seq: Tensor, spikes_in: boo
             fields = _pool2d(path, m, shape)
             spikes = spikes and isinstance(m, nn.MaxPool2d)  # the max of spikes is a spike, their mean is not
         elif isinstance(m, neuron.BaseNode):
-            fields = _neuron(path, m, tensors)
+            fields = _neuron(path, m, tensors, x_seq.device)
             spikes = True
         else:
             raise _unsupported(path, m, f"is not supported; supported: {SUPPORTED}")
@@ -311,23 +314,43 @@ def _pool2d(path: str, m: nn.Module, shape: tuple) -> dict:
     return fields
 
 
-def _neuron(path: str, m: neuron.BaseNode, tensors: Dict[str, Tensor]) -> dict:
+def _neuron(path: str, m: neuron.BaseNode, tensors: Dict[str, Tensor], device: torch.device) -> dict:
+    """The generic neuron layer: the model (its NeuronKind name) with the parameters its fused kernel takes, so
+    every model with a kernel exports the same way."""
     if not (m._fused() and neuron._kernel_surrogate(m.surrogate_function)):
         # The runtime has the built-in equations and surrogate formulas only; anything else would export wrong.
         raise _unsupported(path, m, "runs its own neuronal_charge/fire/reset (a PyTorch step loop) or a "
                                     "surrogate_function without a kernel formula, which the model file cannot "
                                     "describe")
-    common = {"v_threshold": m.v_threshold, "v_reset": m.v_reset, "detach_reset": m.detach_reset,
-              "surrogate": type(m.surrogate_function).__name__}
-    if isinstance(m, neuron.ParametricLIFNode):
-        decay_name = _join(path, "decay")
-        tensors[decay_name] = _f32(torch.sigmoid(m.w.float()).reshape(1))  # as the module computes it
-        return {"type": "plif", "decay": decay_name, "decay_input": m.decay_input, **common}
-    if isinstance(m, neuron.LIFNode):
-        return {"type": "lif", "tau": m.tau, "decay_input": m.decay_input, **common}
-    if isinstance(m, neuron.IFNode):
-        return {"type": "if", **common}
-    raise _unsupported(path, m, f"is not supported; supported: {SUPPORTED}")
+    info = neuron_info(m._neuron_kind)
+    extra = [float(v) for v in m._extra()]
+    fields = {"type": "neuron", "model": info["name"], "v_threshold": m.v_threshold, "v_reset": m.v_reset,
+              "tau": float(m._tau()), "decay_input": bool(m._decay_input()), "detach_reset": m.detach_reset,
+              "surrogate": type(m.surrogate_function).__name__,
+              "extra": dict(zip(info["extra_names"], extra)), "state_init": _initial_states(path, m)}
+    learnable = m._learnable_tensor(device) if info["learnable"] else None
+    if learnable is not None:
+        name = _join(path, "learnable")
+        tensors[name] = _f32(learnable.reshape(info["learnable"]))  # as the module gives it to the kernel
+        fields["learnable"] = name
+    return fields
+
+
+def _initial_states(path: str, m: neuron.BaseNode) -> List[float]:
+    """Each of the kernel's states (``_state_names``, V first) as ``reset()`` leaves it: where the runtime
+    starts every input."""
+    fresh = copy.deepcopy(m)
+    fresh.reset()
+    values = []
+    for name in m._state_names:
+        value = getattr(fresh, name)
+        if isinstance(value, Tensor) and value.numel() == 1:
+            value = value.item()
+        if not isinstance(value, float):
+            raise _unsupported(path, m, f"starts its state {name!r} at {value!r} after reset(); the model file "
+                                        f"holds one number per state")
+        values.append(value)
+    return values
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -339,7 +362,7 @@ def _write(path: str, graph: dict, tensors: Dict[str, Tensor]) -> None:
     then the float32 little-endian data of each tensor in the order the layers name them."""
     from . import __version__
 
-    order = [layer[key] for layer in graph["layers"] for key in ("weight", "bias", "decay") if layer.get(key)]
+    order = [layer[key] for layer in graph["layers"] for key in ("weight", "bias", "learnable") if layer.get(key)]
     header = {"__metadata__": {"format": "spikeops", "format_version": FORMAT_VERSION,
                                "producer": f"spikeops {__version__}",
                                "graph": json.dumps(graph, allow_nan=False)}}

@@ -2,6 +2,7 @@
 // files (byte flips, truncations, edited numbers) that must only ever produce spikeops::Error, never a crash.
 // Built with -DSPIKEOPS_SANITIZE=address,undefined in CI so that an out-of-bounds read fails the run.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +63,62 @@ TEST(ModelFile, RejectsBadGraph) {
   EXPECT_ERROR(load_edited("}]}", "}]"), "invalid JSON");
 }
 
+// Loads the one-neuron network with the neuron's `fields` edited once.
+void load_neuron_edited(const std::string& fields, const std::string& from, const std::string& to,
+                        const std::vector<NamedTensor>& tensors) {
+  load(model_file_bytes(neuron_graph(replace_once(fields, from, to)), tensors));
+}
+
+TEST(ModelFile, RejectsBadNeuronFields) {
+  const std::vector<NamedTensor> izh = {identity_weight()};
+  const std::vector<NamedTensor> klif = {identity_weight(), {"sn.k", {1}, {0.75f}}};
+  const std::string where = "bad.spikeops: graph.layers[1] ('sn', neuron): ";
+  auto izh_edit = [&](const std::string& from, const std::string& to) {
+    load_neuron_edited(kIzhikevichFields, from, to, izh);
+  };
+  auto klif_edit = [&](const std::string& from, const std::string& to, const std::vector<NamedTensor>& t) {
+    load_neuron_edited(kKLIFFields, from, to, t);
+  };
+  EXPECT_NO_THROW(load(izhikevich_file()));
+  EXPECT_NO_THROW(load(klif_file()));
+  EXPECT_ERROR(izh_edit("\"Izhikevich\"", "\"Hodgkin\""),
+               where + "field 'model' \"Hodgkin\" is not a neuron model of this runtime (IF, LIF, ParametricLIF");
+  EXPECT_ERROR(izh_edit("\"model\": \"Izhikevich\", ", ""), where + "field 'model' is missing");
+  EXPECT_ERROR(izh_edit("\"tau\": 2.0", "\"tau\": 1.0"), where + "field 'tau' must be a finite number > 1");
+  EXPECT_ERROR(izh_edit("\"decay_input\": true", "\"decay_input\": 1"), where + "field 'decay_input' must be true or false");
+  EXPECT_ERROR(izh_edit("\"v_reset\": 0.0", "\"v_reset\": \"soft\""), where + "field 'v_reset' must be a finite number");
+  EXPECT_ERROR(izh_edit("\"b\": 0.25", "\"c\": 0.25"),
+               where + "field 'extra' lacks 'b': expected an object of the numbers v_c, a0, v_rest, tau_w, a, b");
+  EXPECT_ERROR(izh_edit(", \"b\": 0.25", ""),
+               where + "field 'extra' must be an object of the numbers v_c, a0, v_rest, tau_w, a, b");
+  EXPECT_ERROR(izh_edit("\"a\": 0.5", "\"a\": 1e99"), where + "field 'extra': 'a' must be a finite number");
+  EXPECT_ERROR(izh_edit("\"a\": 0.5", "\"a\": null"), where + "field 'extra': 'a' must be a finite number");
+  EXPECT_ERROR(izh_edit("\"a0\": 1.0", "\"a0\": -1.0"), where + "neuron params: Izhikevich a0");
+  EXPECT_ERROR(izh_edit("{\"v_c\": 0.8, \"a0\": 1.0, \"v_rest\": -0.1, \"tau_w\": 2.0, \"a\": 0.5, \"b\": 0.25}",
+                       "[0.8, 1.0, -0.1, 2.0, 0.5, 0.25]"),
+               where + "field 'extra' must be an object");
+  EXPECT_ERROR(izh_edit("[0.0, -0.125]", "[0.0]"),
+               where + "field 'state_init' must be a list of 2 finite numbers (Izhikevich's states, V first)");
+  EXPECT_ERROR(izh_edit("[0.0, -0.125]", "[0.0, 1e39]"), where + "field 'state_init' must be a list of 2");
+  EXPECT_ERROR(izh_edit("\"state_init\"", "\"learnable\": \"fc.weight\", \"state_init\""),
+               where + "field 'learnable' must be absent: Izhikevich has no learnable scalars");
+  EXPECT_ERROR(klif_edit(", \"learnable\": \"sn.k\"", "", {identity_weight()}), where + "field 'learnable' is missing");
+  EXPECT_ERROR(klif_edit("\"sn.k\"", "\"sn.k\"", {identity_weight(), {"sn.k", {2}, {0.75f, 1.0f}}}),
+               where + "tensor 'sn.k' has shape [2], expected [1]");
+  EXPECT_ERROR(klif_edit("\"sn.k\"", "\"sn.k\"", {identity_weight(), {"sn.k", {1}, {INFINITY}}}),
+               where + "tensor 'sn.k' must hold finite numbers");
+  EXPECT_ERROR(klif_edit("\"scale_reset\": 1.0", "\"scale_reset\": 0.5", klif), "scale_reset must be 0 or 1");
+  EXPECT_ERROR(klif_edit("\"extra\": {\"scale_reset\": 1.0}", "\"extra\": {}", klif),
+               where + "field 'extra' must be an object of the numbers scale_reset");
+  const std::string clif = R"("model": "ComplementaryLIF", "v_threshold": 1.0, "v_reset": null, "tau": 2.0,
+   "decay_input": false, "detach_reset": false, "surrogate": "Rect", "extra": {}, "state_init": [0.0, 0.0])";
+  EXPECT_NO_THROW(load(model_file_bytes(neuron_graph(clif), izh)));
+  EXPECT_ERROR(load_neuron_edited(clif, "\"v_reset\": null", "\"v_reset\": 0.0", izh),
+               where + "neuron params: ComplementaryLIF has only the soft reset");
+  EXPECT_ERROR(load_neuron_edited(clif, "\"extra\": {}", "\"extra\": {\"tau_m\": 2.0}", izh),
+               where + "field 'extra' must be {} (ComplementaryLIF has no extra parameters)");
+}
+
 TEST(ModelFile, RejectsMissingSource) {
   EXPECT_ERROR(Model::load("/nonexistent/model.spikeops"), "cannot open '/nonexistent/model.spikeops'");
   EXPECT_ERROR(Model::from_buffer(nullptr, 3), "data is null");
@@ -85,7 +142,7 @@ int fuzz_mutations() {
 // exception, a sanitizer report) fails the test.
 TEST(ModelFile, FuzzDamagedFilesOnlyThrowError) {
   const int mutations = fuzz_mutations();
-  const std::vector<std::string> seeds = {tiny_file(), full_file()};
+  const std::vector<std::string> seeds = {tiny_file(), full_file(), zoo_file()};
   std::mt19937_64 rng(2026);
   int loaded = 0, rejected = 0, ran = 0;
   std::vector<float> input(2 * 36, 0.75f);

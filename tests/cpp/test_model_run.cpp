@@ -73,6 +73,112 @@ TEST(ModelRun, FullNetworkBatchMatchesSamples) {
   EXPECT_GT(model.workspace_bytes(5), 0);
 }
 
+// A value each extra parameter accepts (KLIF's scale_reset is a flag; the rest take 0.5).
+float valid_extra(const std::string& name) { return name == "scale_reset" ? 1.0f : 0.5f; }
+
+std::vector<NeuronKind> all_neuron_kinds() {
+#define SPIKEOPS_KIND_LIST(ID, NAME) NeuronKind::k##NAME,
+  return {SPIKEOPS_FOR_EACH_NEURON_KIND(SPIKEOPS_KIND_LIST)};
+#undef SPIKEOPS_KIND_LIST
+}
+
+// One model in the generic neuron form (neuron_graph: x [4] -> identity -> the neuron, T = 6), with the
+// parameters, learnable scalars (0.625) and initial states (0.0625 (s + 1)) it also gives the kernel in `p`,
+// `learnable` and `init`.
+struct NeuronCase {
+  NeuronParams p;
+  std::vector<float> learnable, init;
+  std::string file;
+};
+
+NeuronCase neuron_case(NeuronKind kind) {
+  const NeuronInfo info = neuron_info(kind);
+  NeuronCase c;
+  NeuronParams& p = c.p;
+  p.kind = kind;
+  p.v_threshold = 0.75f;
+  p.hard_reset = kind != NeuronKind::kComplementaryLIF;  // its only reset is the soft one
+  p.v_reset = p.hard_reset ? -0.125f : 0.0f;
+  p.tau = 3.0;
+  p.decay_input = false;
+  std::string extra, init;
+  for (int i = 0; i < info.extra; ++i) {
+    p.extra[std::size_t(i)] = valid_extra(info.extra_names[i]);
+    extra += std::string(i ? ", " : "") + "\"" + info.extra_names[i] + "\": " + std::to_string(p.extra[std::size_t(i)]);
+  }
+  for (int s = 0; s < info.states; ++s) {
+    c.init.push_back(0.0625f * float(s + 1));
+    init += std::string(s ? ", " : "") + std::to_string(c.init.back());
+  }
+  c.learnable.assign(std::size_t(info.learnable), 0.625f);
+  std::string fields = std::string("\"model\": \"") + info.name + "\", \"v_threshold\": 0.75, \"v_reset\": " +
+                       (p.hard_reset ? "-0.125" : "null") +
+                       ", \"tau\": 3.0, \"decay_input\": false, \"detach_reset\": false, \"surrogate\": \"Sigmoid\", "
+                       "\"extra\": {" + extra + "}, \"state_init\": [" + init + "]";
+  std::vector<NamedTensor> tensors = {identity_weight()};
+  if (info.learnable > 0) {
+    fields += ", \"learnable\": \"sn.learnable\"";
+    tensors.push_back({"sn.learnable", {info.learnable}, c.learnable});
+  }
+  c.file = model_file_bytes(neuron_graph(fields), tensors);
+  return c;
+}
+
+// Currents for `n` samples of 4 features, on a grid of 1/8.
+std::vector<float> neuron_inputs(int64_t n) {
+  std::vector<float> x(static_cast<std::size_t>(n * 4));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.125f * float(i % 7) + 0.25f;
+  return x;
+}
+
+// Every model in the generic neuron form runs the fused kernel with the file's parameters, learnable scalars and
+// initial states: its spike counts equal neuron_multistep_forward's on the same input.
+TEST(ModelRun, EveryNeuronModelMatchesTheKernel) {
+  const int64_t T = 6, batch = 3, N = batch * 4;
+  const std::vector<float> x = neuron_inputs(batch);
+  for (NeuronKind kind : all_neuron_kinds()) {
+    const NeuronInfo info = neuron_info(kind);
+    NeuronCase c = neuron_case(kind);
+    Model model = Model::from_buffer(c.file.data(), c.file.size(), info.name);
+    const InferenceResult r = model.run(x.data(), batch);
+
+    std::vector<float> x_seq, state(std::size_t(info.states * N)), state_final(state.size());
+    for (int64_t t = 0; t < T; ++t) x_seq.insert(x_seq.end(), x.begin(), x.end());
+    for (int s = 0; s < info.states; ++s) std::fill_n(state.begin() + s * N, N, c.init[std::size_t(s)]);
+    std::vector<uint8_t> spikes(std::size_t(T * N));
+    NeuronForwardArgs args;
+    args.x_seq = make_tensor_view(x_seq.data(), DType::kFloat32, {T, N});
+    args.state_init = make_tensor_view(state.data(), DType::kFloat32, {info.states, N});
+    if (info.learnable > 0) args.learnable = make_tensor_view(c.learnable.data(), DType::kFloat32, {info.learnable});
+    args.spike_seq = make_tensor_view(spikes.data(), DType::kUInt8, {T, N});
+    args.state_final = make_tensor_view(state_final.data(), DType::kFloat32, {info.states, N});
+    neuron_multistep_forward(c.p, args);
+    std::vector<float> counts(std::size_t(N), 0.0f);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t i = 0; i < N; ++i) counts[std::size_t(i)] += float(spikes[std::size_t(t * N + i)]);
+    }
+    EXPECT_EQ(r.scores, counts) << info.name;
+    float total = 0.0f;
+    for (float n : counts) total += n;
+    EXPECT_GT(total, 0.0f) << info.name << ": no spike, the comparison would be weak";
+    EXPECT_NE(model.summary().find(std::string("neuron (") + info.name + ")"), std::string::npos) << info.name;
+  }
+}
+
+// The initial states come from the file: other values of state_init give other spikes.
+TEST(ModelRun, NeuronStartsAtStateInit) {
+  const std::vector<float> x(4, 0.25f);
+  std::string fields = kIzhikevichFields;
+  const std::string original = izhikevich_file();
+  Model a = Model::from_buffer(original.data(), original.size(), "a");
+  const std::string from = "\"state_init\": [0.0, -0.125]";
+  fields.replace(fields.find(from), from.size(), "\"state_init\": [0.75, -0.125]");
+  const std::string file = model_file_bytes(neuron_graph(fields), {identity_weight()});
+  Model b = Model::from_buffer(file.data(), file.size(), "b");
+  const std::vector<float> sa = a.run(x.data(), 1).scores, sb = b.run(x.data(), 1).scores;
+  EXPECT_GT(sb[0], sa[0]);  // starting closer to the threshold, the neuron fires more in 6 steps
+}
+
 // x = 1 always spikes (u < 1), x = 0 (almost) never: neuron 0 fires every step, neuron 1 (input 0) never.
 TEST(ModelRun, PoissonEncodingOfZeroAndOne) {
   const std::string file = poisson_file();
@@ -167,6 +273,15 @@ std::vector<float> dyadic_images() {
 }
 
 TEST_F(ModelRunCuda, FullNetworkMatchesCpu) { expect_same_on_gpu(full_file(), dyadic_images(), 64, 0); }
+
+TEST_F(ModelRunCuda, ZooNetworkMatchesCpu) { expect_same_on_gpu(zoo_file(), dyadic_images(), 64 * 9, 0); }
+
+TEST_F(ModelRunCuda, EveryNeuronModelMatchesCpu) {
+  for (NeuronKind kind : all_neuron_kinds()) {
+    SCOPED_TRACE(neuron_name(kind));
+    expect_same_on_gpu(neuron_case(kind).file, neuron_inputs(16), 16, 0);
+  }
+}
 
 TEST_F(ModelRunCuda, TinyNetworkMatchesCpu) { expect_same_on_gpu(tiny_file(), {1, 0, 0, 0.5f, 1, 0}, 2, 0); }
 

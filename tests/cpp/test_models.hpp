@@ -93,4 +93,54 @@ inline std::string mixed_file() {
                                         {"6.bias", {4}, dyadic_values(4, rng)}});
 }
 
+// x [4] -> linear (the identity, no bias) -> one neuron layer in the generic form, T = 6: `fields` are the
+// neuron's fields after "type": "neuron".
+inline std::string neuron_graph(const std::string& fields) {
+  return R"({"time_steps": 6, "encoding": "direct", "input_shape": [4], "layers": [
+  {"name": "fc", "type": "linear", "weight": "fc.weight", "bias": null, "in_features": 4, "out_features": 4,
+   "output_shape": [4]},
+  {"name": "sn", "type": "neuron", )" + fields + R"(, "output_shape": [4]}]})";
+}
+
+inline NamedTensor identity_weight() {
+  return {"fc.weight", {4, 4}, {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}};
+}
+
+// An Izhikevich layer (two states, six extra parameters) and a KLIF layer (a learnable k) in the generic form.
+inline constexpr const char* kIzhikevichFields =
+    R"("model": "Izhikevich", "v_threshold": 1.0, "v_reset": 0.0, "tau": 2.0, "decay_input": true,
+   "detach_reset": false, "surrogate": "Sigmoid",
+   "extra": {"v_c": 0.8, "a0": 1.0, "v_rest": -0.1, "tau_w": 2.0, "a": 0.5, "b": 0.25}, "state_init": [0.0, -0.125])";
+inline constexpr const char* kKLIFFields =
+    R"("model": "KLIF", "v_threshold": 0.5, "v_reset": null, "tau": 3.0, "decay_input": false,
+   "detach_reset": false, "surrogate": "ATan", "extra": {"scale_reset": 1.0}, "learnable": "sn.k",
+   "state_init": [0.0])";
+
+inline std::string izhikevich_file() { return model_file_bytes(neuron_graph(kIzhikevichFields), {identity_weight()}); }
+inline std::string klif_file() {
+  return model_file_bytes(neuron_graph(kKLIFFields), {identity_weight(), {"sn.k", {1}, {0.75f}}});
+}
+
+// Two generic neuron layers in a row (the second fed spikes): a seed of the loader's fuzz test.
+inline constexpr const char* kZooGraph = R"({"time_steps": 5, "encoding": "direct", "input_shape": [4], "layers": [
+  {"name": "0", "type": "linear", "weight": "0.weight", "bias": "0.bias", "in_features": 4, "out_features": 3,
+   "output_shape": [3]},
+  {"name": "1", "type": "neuron", "model": "Izhikevich", "v_threshold": 1.0, "v_reset": 0.0, "tau": 2.0,
+   "decay_input": true, "detach_reset": false, "surrogate": "Sigmoid",
+   "extra": {"v_c": 0.8, "a0": 1.0, "v_rest": -0.1, "tau_w": 2.0, "a": 0.5, "b": 0.25}, "state_init": [0.0, -0.125],
+   "output_shape": [3]},
+  {"name": "2", "type": "linear", "weight": "2.weight", "bias": null, "in_features": 3, "out_features": 2,
+   "output_shape": [2]},
+  {"name": "3", "type": "neuron", "model": "KLIF", "v_threshold": 0.5, "v_reset": null, "tau": 3.0,
+   "decay_input": false, "detach_reset": false, "surrogate": "ATan", "extra": {"scale_reset": 1.0},
+   "learnable": "3.k", "state_init": [0.0], "output_shape": [2]}]})";
+
+inline std::string zoo_file() {
+  std::mt19937 rng(9);
+  return model_file_bytes(kZooGraph, {{"0.weight", {3, 4}, dyadic_values(12, rng)},
+                                      {"0.bias", {3}, dyadic_values(3, rng)},
+                                      {"2.weight", {2, 3}, dyadic_values(6, rng)},
+                                      {"3.k", {1}, {0.75f}}});
+}
+
 }  // namespace spikeops_test

@@ -288,7 +288,9 @@ def run_model_file(graph: dict, tensors: Dict[str, Tensor], x: Tensor, seed: Opt
     with torch.no_grad():
         for layer in graph["layers"]:
             kind = layer["type"]
-            if kind in ("if", "lif", "plif"):
+            if kind == "neuron":
+                x_seq = model_file_neuron(layer, tensors, x_seq)
+            elif kind in ("if", "lif", "plif"):
                 x_seq = neuron_multistep(
                     x_seq, {"if": "IF", "lif": "LIF", "plif": "PLIF"}[kind], v_threshold=layer["v_threshold"],
                     v_reset=layer["v_reset"], tau=layer.get("tau", 2.0), decay_input=layer.get("decay_input", True),
@@ -629,3 +631,45 @@ def psn_fire(h: Tensor, surrogate) -> Tensor:
         return surrogate(h)
     name, params = surrogate
     return spike(h, name, params)
+
+
+def model_file_neuron(layer: dict, tensors: Dict[str, Tensor], x_seq: Tensor) -> Tensor:
+    """A model file's generic neuron layer ({"type": "neuron", "model": ...}) run by this file's reference of
+    that model, from the layer's initial states; returns the spikes [T, N, *]."""
+    model, e = layer["model"], layer["extra"]
+    like = x_seq[0] if len(x_seq) else x_seq.new_empty(x_seq.shape[1:])
+    init = [torch.full_like(like, v, dtype=torch.float32) for v in layer["state_init"]]
+    learnable = tensors[layer["learnable"]] if "learnable" in layer else None
+    common = dict(v_threshold=layer["v_threshold"], v_reset=layer["v_reset"])
+    tau, decay_input = layer["tau"], layer["decay_input"]
+    if model in ("IF", "LIF", "ParametricLIF"):
+        kind = {"IF": "IF", "LIF": "LIF", "ParametricLIF": "PLIF"}[model]
+        return neuron_multistep(x_seq, kind, tau=tau, decay_input=decay_input, v_init=init[0],
+                                decay=None if learnable is None else learnable[0], **common)[0]
+    if model == "QIF":
+        return qif_reference(x_seq, init[0], tau=tau, v_c=e["v_c"], a0=e["a0"], v_rest=e["v_rest"], **common)[0]
+    if model == "EIF":
+        return eif_reference(x_seq, init[0], tau=tau, delta_T=e["delta_T"], theta_rh=e["theta_rh"],
+                             v_rest=e["v_rest"], **common)[0]
+    if model == "Izhikevich":
+        return izhikevich_reference(x_seq, init[0], init[1], tau=tau, v_c=e["v_c"], a0=e["a0"], v_rest=e["v_rest"],
+                                    tau_w=e["tau_w"], a=e["a"], b=e["b"], **common)[0]
+    if model == "ALIF":  # the file stores rho = 1 - 1/tau_adapt; the steps of alif_reference with that rho
+        vr = 0.0 if layer["v_reset"] is None else layer["v_reset"]
+        v, a, k, spikes = init[0], init[1], 1.0 / tau, []
+        for x in x_seq.float():
+            h = v + (x - (v - vr)) * k if decay_input else v - (v - vr) * k + x
+            a = a * e["adapt_decay"]
+            s, v = _fire_and_reset(h, layer["v_threshold"] + e["beta"] * a, layer["v_reset"], False, "Sigmoid", None)
+            a = a + s
+            spikes.append(s)
+        return _stack(spikes, like)
+    if model == "KLIF":
+        return klif_reference(x_seq, learnable[0], tau=tau, decay_input=decay_input,
+                              scale_reset=e["scale_reset"] == 1.0, v_init=init[0], **common)[0]
+    if model == "CUBALIF":
+        return cuba_lif_reference(x_seq, c_decay=e["c_decay"], v_decay=e["v_decay"], v_init=init[0], c_init=init[1],
+                                  **common)[0]
+    if model == "ComplementaryLIF":
+        return clif_reference(x_seq, tau=tau, v_threshold=layer["v_threshold"], v_init=init[0], m_init=init[1])[0]
+    raise ValueError(f"model_file_neuron: no reference for the neuron model {model!r}")

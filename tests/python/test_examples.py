@@ -150,7 +150,8 @@ def test_lif_fc_mnist_export(tmp_path, offline, capsys):
     assert summary["export"] == str(path) and f"to {path}" in capsys.readouterr().out
     graph, tensors = ref.load_model_file(path)
     assert graph["time_steps"] == 8 and graph["encoding"] == "poisson" and graph["input_shape"] == [1, 28, 28]
-    assert [layer["type"] for layer in graph["layers"]] == ["flatten", "linear", "lif"]
+    assert [layer["type"] for layer in graph["layers"]] == ["flatten", "linear", "neuron"]
+    assert graph["layers"][2]["model"] == "LIF"
     ckpt = torch.load(tmp_path / "ckpt" / "checkpoint_max.pth", weights_only=False)
     assert torch.equal(tensors["1.weight"], ckpt["net"]["1.weight"])
     scores = ref.run_model_file(graph, tensors, torch.rand(4, 1, 28, 28), seed=0)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import reference as ref
+from neuron_zoo import FUSED_NEURONS
 from train_util import scale_parameters
 import spikeops
 from spikeops import functional, layer, neuron, surrogate
@@ -77,7 +78,7 @@ def test_file_layout(tmp_path):
     assert all(isinstance(v, str) for v in meta.values())
     assert json.loads(meta["graph"]) == graph
     # tensors in the order the layers name them, back to back, covering the data section exactly
-    assert list(header) == ["0.weight", "0.bias", "1.decay", "3.weight"]
+    assert list(header) == ["0.weight", "0.bias", "1.learnable", "3.weight"]
     offset = 0
     for name, info in header.items():
         assert info["dtype"] == "F32"
@@ -86,7 +87,7 @@ def test_file_layout(tmp_path):
         offset = end
     assert offset == len(body)
     # the values, byte for byte
-    expected = {"0.weight": net[0].weight, "0.bias": net[0].bias, "1.decay": torch.sigmoid(net[1].w).reshape(1),
+    expected = {"0.weight": net[0].weight, "0.bias": net[0].bias, "1.learnable": torch.sigmoid(net[1].w).reshape(1),
                 "3.weight": net[3].weight}
     _, tensors = ref.load_model_file(path)
     for name, value in expected.items():
@@ -97,13 +98,15 @@ def test_file_layout(tmp_path):
             {"name": "0", "type": "conv2d", "weight": "0.weight", "bias": "0.bias", "in_channels": 1,
              "out_channels": 3, "kernel_size": [3, 3], "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
              "groups": 1, "output_shape": [3, 4, 4]},
-            {"name": "1", "type": "plif", "decay": "1.decay", "decay_input": True, "v_threshold": 0.1 + 0.2,
-             "v_reset": 0.0, "detach_reset": False, "surrogate": "Sigmoid", "output_shape": [3, 4, 4]},
+            {"name": "1", "type": "neuron", "model": "ParametricLIF", "v_threshold": 0.1 + 0.2, "v_reset": 0.0,
+             "tau": 2.0, "decay_input": True, "detach_reset": False, "surrogate": "Sigmoid", "extra": {},
+             "state_init": [0.0], "learnable": "1.learnable", "output_shape": [3, 4, 4]},
             {"name": "2", "type": "flatten", "output_shape": [48]},
             {"name": "3", "type": "linear", "weight": "3.weight", "bias": None, "in_features": 48,
              "out_features": 5, "output_shape": [5]},
-            {"name": "4", "type": "lif", "tau": 1 / 0.3, "decay_input": True, "v_threshold": 1.0, "v_reset": None,
-             "detach_reset": False, "surrogate": "ATan", "output_shape": [5]},
+            {"name": "4", "type": "neuron", "model": "LIF", "v_threshold": 1.0, "v_reset": None, "tau": 1 / 0.3,
+             "decay_input": True, "detach_reset": False, "surrogate": "ATan", "extra": {}, "state_init": [0.0],
+             "output_shape": [5]},
         ]}
     assert json.loads(meta["graph"])["layers"][1]["v_threshold"] == 0.1 + 0.2  # floats round-trip exactly
     assert [p.name for p in tmp_path.iterdir()] == ["small.spk"]  # no temporary file left behind
@@ -214,7 +217,8 @@ def test_mixed_network_matches(tmp_path, step_mode, v_reset, bias):
     T = 8
     graph, tensors, scores = export_and_run(net, tmp_path, x, T)
     types = [layer["type"] for layer in graph["layers"]]
-    assert types == ["conv2d", "if", "max_pool2d", "conv2d", "plif", "avg_pool2d", "flatten", "linear", "lif"]
+    assert types == ["conv2d", "neuron", "max_pool2d", "conv2d", "neuron", "avg_pool2d", "flatten", "linear", "neuron"]
+    assert [graph["layers"][i]["model"] for i in (1, 4, 8)] == ["IF", "ParametricLIF", "LIF"]
     names = [layer["name"] for layer in graph["layers"]]
     assert names == ["0", "2", "3", "4.0", "5", "6", "8.0", "8.1", "9.0" if step_mode == "m" else "9"]
     assert graph["layers"][3]["output_shape"] == [8, 5, 2] and graph["layers"][5]["output_shape"] == [8, 3, 2]
@@ -326,6 +330,65 @@ def test_bad_example_input(tmp_path, x, exc, match):
 def test_model_must_be_a_module(tmp_path):
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         spikeops.export(lambda x: x, tmp_path / "m.spk", torch.rand(1, 4), T=1)
+
+
+def zoo_net(model, step_mode, seed=0):
+    """x [16] -> Linear -> the neuron -> Linear -> the neuron again: every fused model, its second layer fed
+    spikes; weights on a grid of 1/16 so that every sum is exact."""
+    torch.manual_seed(seed)
+    make = FUSED_NEURONS[model]
+    net = nn.Sequential(layer.Linear(16, 12, step_mode=step_mode), make(step_mode),
+                        layer.Linear(12, 5, step_mode=step_mode), make(step_mode))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.round(torch.randn(m.weight.shape) * 16) / 16)
+                m.bias.copy_(torch.round(torch.rand(m.bias.shape) * 8) / 16)
+    return net
+
+
+@pytest.mark.parametrize("model", sorted(FUSED_NEURONS))
+def test_every_fused_neuron_exports_its_model(tmp_path, model):
+    """The generic neuron layer: the model's name, parameters, learnable scalars and initial states, run by the
+    plain reference of that model, give the module's spikes."""
+    net = zoo_net(model, "m")
+    x = torch.randint(0, 17, (16, 16)).float() / 8
+    T = 9
+    graph, tensors, scores = export_and_run(net, tmp_path, x, T)
+    node = net[1]
+    layer1 = graph["layers"][1]
+    info = spikeops._ops.neuron.neuron_info(node._neuron_kind)
+    assert layer1["type"] == "neuron" and layer1["model"] == model == info["name"]
+    assert list(layer1["extra"]) == list(info["extra_names"])
+    assert layer1["extra"] == dict(zip(info["extra_names"], node._extra()))
+    assert len(layer1["state_init"]) == info["states"] == len(node._state_names)
+    assert ("learnable" in layer1) == (info["learnable"] > 0)
+    if info["learnable"]:
+        assert torch.equal(tensors[layer1["learnable"]], node._learnable_tensor(torch.device("cpu")).detach())
+    expected = run_model(net, torch.stack([x] * T), "m").sum(0)
+    assert expected.sum() > 0, "the test network should fire"
+    assert torch.equal(scores, expected)
+
+
+def test_izhikevich_state_init_is_w_rest(tmp_path):
+    graph, _, _ = export_and_run(zoo_net("Izhikevich", "m"), tmp_path, torch.rand(2, 16), 2)
+    assert graph["layers"][1]["state_init"] == [-0.125, -0.125]  # V at v_reset, W at w_rest
+    graph, _, _ = export_and_run(zoo_net("ALIF", "m"), tmp_path, torch.rand(2, 16), 2)
+    assert graph["layers"][1]["state_init"] == [0.0, 0.0]  # soft reset: V at 0; A at 0
+
+
+class OwnCharge(neuron.BaseNode):
+    def neuronal_charge(self, x):
+        self.v = self.v * 0.5 + x
+
+
+@pytest.mark.parametrize("node, match", [
+    (OwnCharge(), r"layer '1' \(.*OwnCharge\) runs its own neuronal_charge"),
+    (neuron.LIAFNode(torch.relu, True), r"layer '1' \(spikeops\.neuron_lif_variants\.LIAFNode\) runs its own"),
+    (neuron.LIFNode(surrogate_function=lambda u: (u >= 0).float()), r"layer '1'.*surrogate_function without"),
+])
+def test_step_loop_neurons_are_refused(tmp_path, node, match):
+    export_error(tmp_path, nn.Sequential(nn.Flatten(), node), match=match)
 
 
 # ------------------------------------------------------------------------------------------------ no side effects

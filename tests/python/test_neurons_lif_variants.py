@@ -598,9 +598,15 @@ def test_gc_container_reruns_from_every_state(name):
 
 
 def test_export_refuses_the_step_loop_models(tmp_path):
+    """LIAF and GatedLIF run a PyTorch step loop: not exportable. KLIF, CUBALIF and ComplementaryLIF have fused
+    kernels and export as the generic neuron layer (test_export.py and test_runtime.py check their results)."""
     import spikeops
     from spikeops import layer
-    for node in (_make(n, "m") for n in ALL):
-        net = torch.nn.Sequential(layer.Linear(4, 3, step_mode="m"), node)
-        with pytest.raises(ValueError, match="spikeops.export: layer '1'"):
-            spikeops.export(net, tmp_path / "m.spk", torch.rand(2, 4), T=6)
+    for name in ALL:
+        net = torch.nn.Sequential(layer.Linear(4, 3, step_mode="m"), _make(name, "m"))
+        if name in ("LIAF", "GLIF"):
+            with pytest.raises(ValueError, match="spikeops.export: layer '1'"):
+                spikeops.export(net, tmp_path / "m.spk", torch.rand(2, 4), T=6)
+        else:
+            graph = spikeops.export(net, tmp_path / "m.spk", torch.rand(2, 4), T=6)
+            assert graph["layers"][1]["model"] == {"KLIF": "KLIF", "CUBA": "CUBALIF", "CLIF": "ComplementaryLIF"}[name]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import spikeops
+from neuron_zoo import FUSED_NEURONS
 from spikeops import functional, layer, neuron, surrogate
 from spikeops.examples import csnn_mnist, lif_fc_mnist
 
@@ -92,6 +93,37 @@ def test_single_step_network_exact(tmp_path):
     spikeops.export(net, path, x[:1], T=5)
     scores, _ = spikeops.runtime.load(path)(x)
     torch.testing.assert_close(scores, python_scores(SingleStep(net), x, 5), rtol=0, atol=0)
+
+
+def zoo_net(model: str, step_mode: str) -> nn.Sequential:
+    """x [2, 5, 5] -> Conv2d -> the neuron -> Flatten -> Linear (fed spikes) -> the neuron again, with dyadic
+    weights: every sum exact, so the runtime must give the model's spikes exactly."""
+    torch.manual_seed(4)
+    make = FUSED_NEURONS[model]
+    net = nn.Sequential(layer.Conv2d(2, 3, 3, step_mode=step_mode), make(step_mode),
+                        layer.Flatten(step_mode=step_mode), layer.Linear(27, 6, step_mode=step_mode),
+                        make(step_mode))
+    return dyadic_(net, gain=3)
+
+
+@pytest.mark.parametrize("step_mode", ["m", "s"])
+@pytest.mark.parametrize("model", sorted(FUSED_NEURONS))
+def test_every_fused_neuron_runs_exactly(tmp_path, model, step_mode):
+    """Each stateful model exported and run by the C++ runtime (the same fused kernel, from the file's
+    parameters, learnable scalars and initial states) gives the PyTorch model's spikes."""
+    net = zoo_net(model, step_mode)
+    x = torch.randint(0, 17, (7, 2, 5, 5)).float() / 8
+    T = 10
+    path = tmp_path / f"{model}.spikeops"
+    spikeops.export(net, path, x[:1], T=T)
+    rt = spikeops.runtime.load(path)
+    scores, predictions = rt(x)
+    expected = python_scores(net if step_mode == "m" else SingleStep(net), x, T)
+    assert expected.sum() > 0, "the test network should fire"
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    reports = rt.reports()
+    assert reports[1]["type"] == "neuron" and reports[1]["spikes"] > 0
+    assert f"neuron ({model})" in repr(rt)
 
 
 def exported_csnn(tmp_path, n: int, channels_last: bool = True, T: int = 12):

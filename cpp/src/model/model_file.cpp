@@ -245,6 +245,7 @@ class Loader {
       return f.as_string();
     }
     bool is_null(const char* key) const { return get(key).is_null(); }
+    const json::Value* find(const char* key) const { return v_.find(key); }
     const std::string& where() const { return where_; }
 
    private:
@@ -329,34 +330,10 @@ class Loader {
                          conv_out(f, in_shape[2], layer.kernel.w, layer.stride.w, layer.padding.w, 1)};
       // The max of 0/1 spikes is their OR, still a spike; an average is not.
       layer.spike_output = spike_input && layer.kind == LayerKind::kMaxPool2d;
+    } else if (type == "neuron") {
+      read_neuron(f, layer);
     } else if (type == "if" || type == "lif" || type == "plif") {
-      layer.kind = LayerKind::kNeuron;
-      NeuronParams& p = layer.neuron;
-      p.kind = type == "if" ? NeuronKind::kIF : type == "lif" ? NeuronKind::kLIF : NeuronKind::kParametricLIF;
-      p.v_threshold = f.finite_float("v_threshold");
-      p.hard_reset = !f.is_null("v_reset");
-      p.v_reset = p.hard_reset ? f.finite_float("v_reset") : 0.0f;
-      p.detach_reset = f.boolean("detach_reset");
-      f.string("surrogate");  // training only: checked to be present, not used
-      if (p.kind == NeuronKind::kLIF) {
-        const json::Value& tau = f.get("tau");
-        if (!tau.is_number() || !(tau.as_double() > 1.0) || !std::isfinite(tau.as_double())) {
-          f.fail("field 'tau' must be a finite number > 1");
-        }
-        p.tau = tau.as_double();
-      }
-      if (p.kind != NeuronKind::kIF) p.decay_input = f.boolean("decay_input");
-      if (p.kind == NeuronKind::kParametricLIF) {
-        layer.decay = tensor(f, "decay", {1})[0];
-        if (!(layer.decay > 0.0f && layer.decay <= 1.0f)) f.fail("decay = sigmoid(w) must be in (0, 1]");
-      }
-      try {
-        validate_neuron_params(p);
-      } catch (const Error& e) {
-        f.fail(e.what());
-      }
-      layer.out_shape = in_shape;
-      layer.spike_output = true;
+      read_legacy_neuron(f, layer);
     } else {
       f.fail("layer type '" + type + "' is not supported by this runtime");
     }
@@ -368,6 +345,116 @@ class Loader {
              shape_to_string(layer.out_shape));
     }
     return layer;
+  }
+
+  // ---- neurons ----
+  // The fields every neuron form has.
+  void read_neuron_common(const Fields& f, NeuronParams& p) const {
+    p.v_threshold = f.finite_float("v_threshold");
+    p.hard_reset = !f.is_null("v_reset");
+    p.v_reset = p.hard_reset ? f.finite_float("v_reset") : 0.0f;
+    p.detach_reset = f.boolean("detach_reset");
+    f.string("surrogate");  // training only: checked to be present, not used
+  }
+
+  double read_tau(const Fields& f) const {
+    const json::Value& tau = f.get("tau");
+    if (!tau.is_number() || !(tau.as_double() > 1.0) || !std::isfinite(tau.as_double())) {
+      f.fail("field 'tau' must be a finite number > 1");
+    }
+    return tau.as_double();
+  }
+
+  // The model's own checks (validate_neuron_params), reported with the layer.
+  void finish_neuron(const Fields& f, ModelLayer& layer) const {
+    try {
+      validate_neuron_params(layer.neuron);
+    } catch (const Error& e) {
+      f.fail(e.what());
+    }
+    layer.out_shape = layer.in_shape;
+    layer.spike_output = true;
+  }
+
+  // {"type": "neuron", "model": <NeuronKind name>, ...}: every model, through its neuron_info, so a new model
+  // needs no change here.
+  void read_neuron(const Fields& f, ModelLayer& layer) const {
+    layer.kind = LayerKind::kNeuron;
+    NeuronParams& p = layer.neuron;
+    const std::string& model = f.string("model");
+    bool known = false;
+    std::string names;
+#define SPIKEOPS_NEURON_BY_NAME(ID, NAME)  \
+    names += std::string(names.empty() ? "" : ", ") + #NAME; \
+    if (model == #NAME) {                  \
+      p.kind = NeuronKind::k##NAME;        \
+      known = true;                        \
+    }
+    SPIKEOPS_FOR_EACH_NEURON_KIND(SPIKEOPS_NEURON_BY_NAME)
+#undef SPIKEOPS_NEURON_BY_NAME
+    if (!known) f.fail("field 'model' \"" + model + "\" is not a neuron model of this runtime (" + names + ")");
+    const NeuronInfo info = neuron_info(p.kind);
+    read_neuron_common(f, p);
+    p.tau = read_tau(f);
+    p.decay_input = f.boolean("decay_input");
+
+    // extra: {name: number} with exactly the model's extra_names.
+    const json::Value& extra = f.get("extra");
+    std::string expected;
+    for (int i = 0; i < info.extra; ++i) expected += std::string(i ? ", " : "") + info.extra_names[i];
+    const std::string expected_text = info.extra == 0 ? "{} (" + model + " has no extra parameters)"
+                                                       : "an object of the numbers " + expected;
+    if (!extra.is_object() || extra.members().size() != std::size_t(info.extra)) {
+      f.fail("field 'extra' must be " + expected_text);
+    }
+    for (int i = 0; i < info.extra; ++i) {
+      const json::Value* e = extra.find(info.extra_names[i]);
+      if (e == nullptr) f.fail("field 'extra' lacks '" + std::string(info.extra_names[i]) + "': expected " + expected_text);
+      if (!e->is_number() || !std::isfinite(float(e->as_double()))) {
+        f.fail("field 'extra': '" + std::string(info.extra_names[i]) + "' must be a finite number");
+      }
+      p.extra[std::size_t(i)] = float(e->as_double());
+    }
+
+    // learnable: the tensor of the model's P learnable scalars, absent when it has none.
+    if (info.learnable == 0) {
+      if (f.find("learnable") != nullptr) f.fail("field 'learnable' must be absent: " + model + " has no learnable scalars");
+    } else {
+      layer.learnable = tensor(f, "learnable", {info.learnable});
+      for (float v : layer.learnable) {
+        if (!std::isfinite(v)) f.fail("tensor '" + f.string("learnable") + "' must hold finite numbers");
+      }
+    }
+
+    // state_init: each state's value before step 0.
+    const json::Value& init = f.get("state_init");
+    const std::string init_text = "field 'state_init' must be a list of " + std::to_string(info.states) +
+                                  " finite numbers (" + model + "'s states, V first)";
+    if (!init.is_array() || init.items().size() != std::size_t(info.states)) f.fail(init_text);
+    for (const json::Value& v : init.items()) {
+      if (!v.is_number() || !std::isfinite(float(v.as_double()))) f.fail(init_text);
+      layer.state_init.push_back(float(v.as_double()));
+    }
+    finish_neuron(f, layer);
+  }
+
+  // The first runtime's forms, still read: "if", "lif" (tau) and "plif" (decay tensor [1]); V starts at the
+  // reset potential (0 with the soft reset).
+  void read_legacy_neuron(const Fields& f, ModelLayer& layer) const {
+    layer.kind = LayerKind::kNeuron;
+    NeuronParams& p = layer.neuron;
+    const std::string& type = layer.type;
+    p.kind = type == "if" ? NeuronKind::kIF : type == "lif" ? NeuronKind::kLIF : NeuronKind::kParametricLIF;
+    read_neuron_common(f, p);
+    if (p.kind == NeuronKind::kLIF) p.tau = read_tau(f);
+    if (p.kind != NeuronKind::kIF) p.decay_input = f.boolean("decay_input");
+    if (p.kind == NeuronKind::kParametricLIF) {
+      const float decay = tensor(f, "decay", {1})[0];
+      if (!(decay > 0.0f && decay <= 1.0f)) f.fail("decay = sigmoid(w) must be in (0, 1]");
+      layer.learnable = {decay};
+    }
+    layer.state_init = {p.hard_reset ? p.v_reset : 0.0f};
+    finish_neuron(f, layer);
   }
 
   int64_t conv_out(const Fields& f, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) const {

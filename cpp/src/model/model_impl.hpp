@@ -40,9 +40,11 @@ struct ModelLayer {
   Pair kernel, stride, padding, dilation{1, 1};
   bool count_include_pad = true;
 
-  // neurons
+  // neurons: the model's parameters, its learnable scalars ([P], e.g. ParametricLIF's k = sigmoid(w) as
+  // exported) and each state's value before step 0 ([S]; every neuron of the layer starts there)
   NeuronParams neuron;
-  float decay = 0.0f;  // ParametricLIF: k = sigmoid(w) as exported
+  std::vector<float> learnable;
+  std::vector<float> state_init;
 };
 
 // A layer's output over the run: [rows, features] in C order, rows = T * batch in step-major order, or
@@ -59,16 +61,16 @@ struct Activation {
   Buffer values;   // real values (float32)
   Buffer bits;     // spikes (uint8)
   Buffer scratch;  // the layer's temporary (a neuron's float input sequence)
-  Buffer v_init, v_final;  // a neuron's membrane potentials
+  Buffer v_init, v_final;  // a neuron's states [S, batch * features] before the first and after the last step
 };
 
 // A layer's weights where the model runs: on a GPU, copies of ModelLayer's vectors (the views point into
 // them); on the CPU the views point into ModelLayer itself.
 struct LayerWeights {
   explicit LayerWeights(Device device = Device::kCPU, int index = 0)
-      : weight_t(device, index), packed(device, index), bias(device, index), decay(device, index) {}
-  Buffer weight_t, packed, bias, decay;
-  const float *weight_t_data = nullptr, *packed_data = nullptr, *bias_data = nullptr, *decay_data = nullptr;
+      : weight_t(device, index), packed(device, index), bias(device, index), learnable(device, index) {}
+  Buffer weight_t, packed, bias, learnable;
+  const float *weight_t_data = nullptr, *packed_data = nullptr, *bias_data = nullptr, *learnable_data = nullptr;
 };
 
 // Where and with what memory the model runs (Model::to): the stream, the weights and the activations.

@@ -55,9 +55,7 @@ std::unique_ptr<Placement> make_placement(const Model::Impl& m, Device device, i
     W.weight_t_data = place_weights(p->place, W.weight_t, L.weight_t);
     W.packed_data = place_weights(p->place, W.packed, L.packed);
     W.bias_data = place_weights(p->place, W.bias, L.bias);
-    if (L.kind == LayerKind::kNeuron && L.neuron.kind == NeuronKind::kParametricLIF) {
-      W.decay_data = place_weights(p->place, W.decay, &L.decay, 1);
-    }
+    W.learnable_data = place_weights(p->place, W.learnable, L.learnable);
   }
   // The copies are complete (and their failures reported) before any run reads them.
   synchronize(p->place);
@@ -222,15 +220,19 @@ void run_neuron(const Model::Impl& m, const Place& place, const ModelLayer& L, c
   y.time_invariant = false;
   y.rows = T * batch;
   y.features = F;
-  float* v_init = static_cast<float*>(y.v_init.reserve(std::size_t(N) * sizeof(float)));
-  fill(place, v_init, N, L.neuron.hard_reset ? L.neuron.v_reset : 0.0f);
+  // Every input starts from the layer's initial states (a fresh reset_net per batch): state s fills row s.
+  const int64_t S = int64_t(L.state_init.size());
+  float* state_init = static_cast<float*>(y.v_init.reserve(std::size_t(S * N) * sizeof(float)));
+  for (int64_t s = 0; s < S; ++s) fill(place, state_init + s * N, N, L.state_init[std::size_t(s)]);
   NeuronForwardArgs args;
   args.x_seq = place.view(x, DType::kFloat32, {T, N});  // only read
   if (a.time_invariant) args.x_seq.strides[0] = 0;
-  args.state_init = place.view(v_init, DType::kFloat32, {N});
-  if (L.neuron.kind == NeuronKind::kParametricLIF) args.learnable = place.view(W.decay_data, DType::kFloat32, {1});
+  args.state_init = place.view(state_init, DType::kFloat32, {S, N});
+  if (!L.learnable.empty()) {
+    args.learnable = place.view(W.learnable_data, DType::kFloat32, {int64_t(L.learnable.size())});
+  }
   args.spike_seq = place.view(reserve_bits(y, T * N), DType::kUInt8, {T, N});
-  args.state_final = place.view(y.v_final.reserve(std::size_t(N) * sizeof(float)), DType::kFloat32, {N});
+  args.state_final = place.view(y.v_final.reserve(std::size_t(S * N) * sizeof(float)), DType::kFloat32, {S, N});
   args.stream = place.stream;
   neuron_multistep_forward(L.neuron, args);
   report.spikes += count_nonzero(args.spike_seq, place.stream);
@@ -311,13 +313,15 @@ void Model::reset_reports() {
 int64_t Model::workspace_bytes(int64_t batch) const {
   if (batch < 0) throw Error("Model::workspace_bytes: batch must be >= 0, got " + std::to_string(batch));
   // Every layer keeps its output (float32 or 1-byte spikes) for all T steps, a neuron also its float32 input
-  // sequence; a bound (layers that run once per sample are counted T times). Saturates instead of overflowing.
-  double per_step = double(input_numel()) * 4.0;
+  // sequence and its S float32 states before and after the run; a bound (layers that run once per sample are
+  // counted T times). Saturates instead of overflowing.
+  double per_step = double(input_numel()) * 4.0, per_sample = 0.0;
   for (const ModelLayer& L : impl_->layers) {
     const double n = double(shape_numel(L.out_shape));
     per_step += L.kind == LayerKind::kNeuron ? n * 5.0 : L.spike_output ? n : n * 4.0;
+    if (L.kind == LayerKind::kNeuron) per_sample += n * 8.0 * double(L.state_init.size());
   }
-  const double total = per_step * double(impl_->time_steps) * double(batch);
+  const double total = (per_step * double(impl_->time_steps) + per_sample) * double(batch);
   return total >= 9.0e18 ? std::numeric_limits<int64_t>::max() : int64_t(total);
 }
 
@@ -388,7 +392,9 @@ std::string Model::summary() const {
       << (impl_->encoding == InputEncoding::kDirect ? "direct" : "poisson") << ", input "
       << shape_to_string(impl_->input_shape) << "\n";
   for (const ModelLayer& L : impl_->layers) {
-    out << "  " << L.name << ": " << L.type << " -> " << shape_to_string(L.out_shape);
+    out << "  " << L.name << ": " << L.type;
+    if (L.kind == LayerKind::kNeuron) out << " (" << neuron_name(L.neuron.kind) << ")";
+    out << " -> " << shape_to_string(L.out_shape);
     if (L.kind == LayerKind::kLinear || L.kind == LayerKind::kConv2d) {
       out << (L.spike_input ? " (spike input: accumulate only)" : " (real input: dense)");
     }
