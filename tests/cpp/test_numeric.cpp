@@ -51,6 +51,24 @@ TEST(Numeric, ExpNonpositiveEdges) {
   EXPECT_TRUE(std::isnan(detail::exp_nonpositive(-NAN)));  // a NaN whose sign bit is set
 }
 
+TEST(Numeric, ExpFloatIsAccurateOverFloat32sRange) {
+  bool exp_ok = true;
+  for (float x = -86.9f; x <= 88.7f; x += 0.013f) {
+    const double ref = std::exp(static_cast<double>(x));
+    exp_ok = exp_ok && std::fabs(detail::exp_float(x) - ref) <= 4e-7 * ref;
+  }
+  EXPECT_TRUE(exp_ok);
+  EXPECT_EQ(detail::exp_float(0.0f), 1.0f);
+  EXPECT_EQ(detail::exp_float(-0.0f), 1.0f);
+  EXPECT_TRUE(std::isfinite(detail::exp_float(88.72f)));  // n = 128: 2^n applied in two factors
+  EXPECT_EQ(detail::exp_float(88.73f), INFINITY);
+  EXPECT_EQ(detail::exp_float(INFINITY), INFINITY);
+  EXPECT_EQ(detail::exp_float(-87.5f), 0.0f);
+  EXPECT_EQ(detail::exp_float(-INFINITY), 0.0f);
+  EXPECT_TRUE(std::isnan(detail::exp_float(NAN)));
+  EXPECT_TRUE(std::isnan(detail::exp_float(-NAN)));
+}
+
 TEST(Numeric, SurrogateDerivativesStayFiniteForLargeAlpha) {
   // The derivative of each smooth surrogate at x = 0 for the largest alphas float32 holds: no intermediate may
   // overflow to inf (inf * 0 is NaN) or underflow to 0 (1 / 0 is inf).

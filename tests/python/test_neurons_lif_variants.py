@@ -21,6 +21,8 @@ import reference as ref
 GRAD_TOL = dict(rtol=1e-5, atol=1e-6)
 PARAM_GRAD_TOL = dict(rtol=1e-4, atol=1e-5)  # a parameter's gradient sums T * N terms
 EXACT = dict(rtol=0, atol=0)
+# ComplementaryLIF's sigmoid: the kernels' vectorized exp and torch's are each within about 2 ulp, not bitwise equal.
+EXP_TOL = dict(rtol=1e-6, atol=1e-6)
 
 
 def _x(T=6, shape=(3, 5), scale=1.5, shift=0.6, seed=0):
@@ -179,8 +181,8 @@ def test_clif_matches_reference(step_mode, tau, v_threshold, sg):
     s_ref, _, _, v_ref, m_ref = ref.clif_reference(x_ref, tau=tau, v_threshold=v_threshold, surrogate=sg)
     assert torch.equal(out, s_ref)
     assert 0 < out.sum() < out.numel()
-    torch.testing.assert_close(node.v, v_ref, **EXACT)
-    torch.testing.assert_close(node.m, m_ref, **EXACT)
+    torch.testing.assert_close(node.v, v_ref, **EXP_TOL)
+    torch.testing.assert_close(node.m, m_ref, **EXP_TOL)
     _check_grads(out, s_ref, [node.v, node.m], [v_ref, m_ref], [x], [x_ref], [], [])
 
 

@@ -102,6 +102,37 @@ SPIKEOPS_HD float exp_nonpositive(float x) {
   return p * bits_float(static_cast<uint32_t>(e) << 23) * scale;
 }
 
+// exp(x) for any float32 x within 2 ulp (the polynomial of exp_nonpositive), vectorizable for the same reason:
+// +inf above ln(FLT_MAX), 0 below -87 (exp's subnormal range flushed), NaN for NaN. 2^n is applied in two
+// factors so that n = 128, near the top of the range, still has a float32 exponent.
+SPIKEOPS_HD float exp_float(float x) {
+  const uint32_t xb = float_bits(x);
+  const bool negative = xb >= 0x80000000u;
+  const bool is_nan = (xb & 0x7fffffffu) > 0x7f800000u;
+  // Clamp to [-87, ln(FLT_MAX)] on the bit pattern (0x42b17217 = 88.7228...); NaN becomes 0.
+  const uint32_t clamped =
+      is_nan ? 0u : negative ? (xb < 0xc2ae0000u ? xb : 0xc2ae0000u) : (xb < 0x42b17217u ? xb : 0x42b17217u);
+  const bool below = negative && !is_nan && xb > 0xc2ae0000u;
+  const bool above = !negative && !is_nan && xb > 0x42b17217u;
+  const float scale = bits_float(is_nan ? 0x7fc00000u : below ? 0u : above ? 0x7f800000u : 0x3f800000u);
+  x = bits_float(clamped);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float r2 = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  const int32_t ni = static_cast<int32_t>(n);  // in [-126, 128]
+  const int32_t n1 = ni / 2, n2 = ni - n1;
+  return p * bits_float(static_cast<uint32_t>(n1 + 127) << 23) * bits_float(static_cast<uint32_t>(n2 + 127) << 23) *
+         scale;
+}
+
 SPIKEOPS_HD float abs_float(float x) { return bits_float(float_bits(x) & 0x7fffffffu); }
 
 }  // namespace detail

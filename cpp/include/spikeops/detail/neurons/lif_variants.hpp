@@ -16,6 +16,7 @@
 #include <string>
 
 #include "spikeops/detail/neuron_math.hpp"
+#include "spikeops/detail/numeric.hpp"
 #include "spikeops/detail/neuron_model.hpp"
 #include "spikeops/detail/neurons/nonlinear_if.hpp"
 #include "spikeops/error.hpp"
@@ -138,7 +139,7 @@ struct ComplementaryLIFModel {
   static Consts consts(const NeuronParams& p) { return {static_cast<float>(p.tau), p.v_threshold}; }
   SPIKEOPS_HD static void bind(Consts&, const float*) {}
 
-  SPIKEOPS_HD static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+  SPIKEOPS_HD static float sigmoid(float x) { return 1.0f / (1.0f + detail::exp_float(-x)); }
 
   SPIKEOPS_HD static float step(const Consts& c, float* s, float x, float* saved) {
     const float h = s[0] - (s[0] - 0.0f) / c.tau + x;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "spikeops/detail/neuron_math.hpp"
+#include "spikeops/detail/numeric.hpp"
 #include "spikeops/detail/neuron_model.hpp"
 #include "spikeops/error.hpp"
 
@@ -46,11 +47,11 @@ struct NonlinearIFModel {
 
   // The charge's drive before the division by tau, and its derivative in V.
   SPIKEOPS_HD static float drive(const Consts& c, float v, float x) {
-    if (F == NonlinearIF::kEIF) return ((x + c.v_rest) - v) + c.p0 * expf((v - c.p1) / c.p0);
+    if (F == NonlinearIF::kEIF) return ((x + c.v_rest) - v) + c.p0 * detail::exp_float((v - c.p1) / c.p0);
     return x + c.p1 * (v - c.v_rest) * (v - c.p0);
   }
   SPIKEOPS_HD static float drive_dv(const Consts& c, float v) {
-    if (F == NonlinearIF::kEIF) return expf((v - c.p1) / c.p0) - 1.0f;
+    if (F == NonlinearIF::kEIF) return detail::exp_float((v - c.p1) / c.p0) - 1.0f;
     return c.p1 * ((v - c.p0) + (v - c.v_rest));
   }
 
