@@ -13,6 +13,7 @@ Every ratio compares implementations measured in the same run. It ends with a Ma
 docs/performance.md, with the bytes the fused kernel moves per neuron-step (from spikeops._ops.neuron_info).
 
     python bench/neuron.py [--quick] [--models LIF,QIF,...] [--neurons N] [--budget S] [--device cpu|cuda]
+                           [--no-compile] [--tune-malloc]
 
 The SpikingJelly column needs it installed (never a spikeops dependency): run the script with a Python that has
 SpikingJelly 2.0 and spikeops on its path.
@@ -261,7 +262,7 @@ def with_reset(node: torch.nn.Module, reset_net: Callable) -> Callable[[Tensor],
     return run
 
 
-def implementations(model: Model, T: int, device: torch.device) -> dict:
+def implementations(model: Model, T: int, device: torch.device, compile_loop: bool) -> dict:
     """name -> (run, learnable params) for this model at T."""
     ours = make_spikeops(model, T, device)
     impls = {"spikeops": (with_reset(ours, functional.reset_net), list(ours.parameters()))}
@@ -270,8 +271,9 @@ def implementations(model: Model, T: int, device: torch.device) -> dict:
         impls["SpikingJelly"] = (with_reset(sj, sj_functional.reset_net), list(sj.parameters()))
     p = {name: getattr(ours, name).detach().clone().requires_grad_() for name in model.learnable}
     impls["eager"] = (lambda x: model.loop(x, p), list(p.values()))
-    compiled = torch.compile(model.loop)
-    impls["compiled"] = (lambda x: compiled(x, p), list(p.values()))
+    if compile_loop:
+        compiled = torch.compile(model.loop)
+        impls["compiled"] = (lambda x: compiled(x, p), list(p.values()))
     return impls
 
 
@@ -296,6 +298,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(m.name for m in MODELS),
                         help="comma-separated models (default: all)")
     parser.add_argument("--neurons", type=int, default=64 * 4096, help="N, neurons per time step")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile'd loop")
     parser.add_argument("--tune-malloc", action="store_true", help="call spikeops.tune_cpu_allocator() first")
     args = parser.parse_args()
     if args.dtype != "float32":
@@ -330,7 +333,7 @@ def main() -> None:
     for model in models:
         torch._dynamo.reset()
         for T in Ts:
-            impls = implementations(model, T, device)
+            impls = implementations(model, T, device, not args.no_compile)
             for training in (False, True):
                 times = {}
                 for name, (run, params) in impls.items():
@@ -348,7 +351,8 @@ def main() -> None:
                 print(f"  {model.name}: {check_spikes(model, impls, inputs[T])}", flush=True)
 
     print(f"\nN = {N} neurons, float32, times in ms (median), ratios = baseline time / spikeops time, "
-          "B/step = bytes the fused kernel moves per neuron-step" + (", % bw = of the copy bandwidth" if bandwidth else ""))
+          "B/step = bytes the fused kernel moves per neuron-step"
+          + (", % bw = of the copy bandwidth" if bandwidth else ""))
     cols = ["model", "pass", "T", "spikeops", "SpikingJelly", "eager", "compiled", "vs SJ", "vs eager",
             "vs compiled", "B/step"] + (["% bw"] if bandwidth else [])
     print("| " + " | ".join(cols) + " |")
