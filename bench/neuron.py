@@ -31,8 +31,8 @@ import torch
 from torch import Tensor
 
 import spikeops
-from _common import (ATanSpike, RectSpike, SigmoidSpike, add_common_arguments, median_time,  # bench/ is on
-                     print_setup)                                                              # sys.path as a script
+# bench/ is on sys.path when run as a script
+from _common import ATanSpike, RectSpike, SigmoidSpike, add_common_arguments, median_time, print_setup
 from spikeops import functional, neuron
 from spikeops._ops import NeuronKind, neuron_info
 
