@@ -76,8 +76,9 @@ def surrogate_spike(derivative) -> type:
     return Spike
 
 
-# The surrogate derivatives of the baselines: SpikingJelly's Sigmoid (alpha 4) and ATan (alpha 2), snnTorch's
-# fast sigmoid (slope 25).
+# The surrogate derivatives of the baselines: SpikingJelly's Sigmoid (alpha 4), ATan (alpha 2) and Rect
+# (alpha 1), snnTorch's fast sigmoid (slope 25).
 SigmoidSpike = surrogate_spike(lambda x: 4.0 * torch.sigmoid(4.0 * x) * (1.0 - torch.sigmoid(4.0 * x)))
 ATanSpike = surrogate_spike(lambda x: 1.0 / (1.0 + (torch.pi / 2 * 2.0 * x).square()))
+RectSpike = surrogate_spike(lambda x: (x.abs() < 0.5).to(x))
 FastSigmoidSpike = surrogate_spike(lambda x: 1.0 / (25.0 * x.abs() + 1.0).square())

@@ -10,7 +10,8 @@
 #            the GPU against the CPU)
 #   gemm     bench/spike_gemm.py --device cuda, float32 then bfloat16 weights (the per-kernel columns give the
 #            dispatch rates kCudaTiledAboveRate / kCudaTensorCoreAboveRate in cpp/include/spikeops/kernel_policy.hpp)
-#   neuron   bench/neuron.py --device cuda (with the fraction of the device's copy bandwidth)
+#   neuron   bench/neuron.py --device cuda --quick --no-compile (every model at T=16, with the fraction of the
+#            device's copy bandwidth; the torch.compile column is left out: its compilations take minutes)
 #   runtime  bench/cpp_inference.py --device cuda (the CSNN, random weights scaled to fire)
 #   sanitize the C++ tests under compute-sanitizer (memcheck; racecheck for the CUDA kernels' shared memory)
 #
@@ -112,7 +113,7 @@ fi
 step pytest 300 "$PY" -m pytest tests/python -m cuda -q -rs
 step ctest 120 ctest --test-dir "$CPP_BUILD" --output-on-failure --no-tests=error
 step gemm 300 gemm
-step neuron 150 "$PY" bench/neuron.py --device cuda --budget "$BUDGET"
+step neuron 150 "$PY" bench/neuron.py --device cuda --quick --no-compile --budget "$BUDGET"
 step runtime 120 "$PY" bench/cpp_inference.py --device cuda --budget 1
 step sanitize 300 sanitize
 

@@ -1,37 +1,229 @@
-"""Benchmark of the fused multi-step neurons against a plain-PyTorch eager implementation of the same equations.
+"""Benchmark of every fused neuron model against SpikingJelly's same class, an eager PyTorch step loop of the same
+equations, and that loop under torch.compile.
 
-For LIF and IF, forward-only (inference, no H saved) and forward+backward (training), at T in {4, 16, 64} and
-N = 64 x 4096 neurons (plus a larger N at T=16), it prints the median time and million neuron-steps per
-second of each implementation, measured in the same run, and the speed-up over eager. SpikingJelly (its
-'torch' and, on CUDA, 'cupy'/'triton' back ends if present) and snnTorch rows are added when installed.
-On CUDA it also prints the bytes each fused kernel must move and the fraction of the measured
-device-to-device copy bandwidth that it reaches.
+For each model (IF, LIF, ParametricLIF, QIF, EIF, Izhikevich, ALIF, KLIF, CUBALIF, ComplementaryLIF, and PSN when
+spikeops has it), with its SpikingJelly-compatible defaults, at T in {16, 64} and N neurons (default 64 x 4096),
+it times the forward without grad and the forward+backward of:
+  - spikeops: the module with step_mode='m' (the fused kernel);
+  - SpikingJelly: the same class of SpikingJelly (when ``import spikingjelly`` works; ALIF has none);
+  - eager: the model's equations as a plain PyTorch step loop (below), whose spikes are checked equal to
+    spikeops' on the bench input once per model;
+  - compiled: that loop under torch.compile (default inductor; compile time excluded, a warm-up run included).
+Every ratio compares implementations measured in the same run. It ends with a Markdown table for
+docs/performance.md, with the bytes the fused kernel moves per neuron-step (from spikeops._ops.neuron_info).
 
-    python bench/neuron.py [--device cpu|cuda] [--quick] [--dtype float32|float16|bfloat16]
+    python bench/neuron.py [--quick] [--models LIF,QIF,...] [--neurons N] [--budget S] [--device cpu|cuda]
+                           [--no-compile] [--tune-malloc]
+
+The SpikingJelly column needs it installed (never a spikeops dependency): run the script with a Python that has
+SpikingJelly 2.0 and spikeops on its path.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.metadata
+import time
+from typing import Callable, Dict, Optional
 
 import torch
+from torch import Tensor
 
-from _common import SigmoidSpike, add_common_arguments, median_time, print_setup  # bench/ is on sys.path when run as a script
-from spikeops import functional, neuron, surrogate
+import spikeops
+# bench/ is on sys.path when run as a script
+from _common import ATanSpike, RectSpike, SigmoidSpike, add_common_arguments, median_time, print_setup
+from spikeops import functional, neuron
+from spikeops._ops import NeuronKind, neuron_info
+
+try:  # optional peer, never a dependency
+    from spikingjelly.activation_based import functional as sj_functional
+    from spikingjelly.activation_based import neuron as sj_neuron
+except ImportError:
+    sj_neuron = None
 
 
-# ---- plain PyTorch eager reference implementation (a step loop as in the tutorials) ----
+# ---- the eager baselines: each model's equations with its default parameters (SpikingJelly 2.0's defaults) ----
+# Each takes the input [T, N] and the model's learnable tensors, and returns the spikes [T, N]. The reset is
+# SpikingJelly's: V = S v_reset + (1 - S) H (hard) or H - S threshold (soft).
 
-def eager_neuron(kind: str, x_seq: torch.Tensor, tau: float = 2.0, v_threshold: float = 1.0,
-                 v_reset: float = 0.0) -> torch.Tensor:
-    v = torch.full_like(x_seq[0], v_reset)
-    spikes = []
+def _hard_reset(h: Tensor, s: Tensor, v_reset: float) -> Tensor:
+    return s * v_reset + (1.0 - s) * h
+
+
+def if_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:
+    v, out = torch.zeros_like(x_seq[0]), []
     for x in x_seq:
-        h = v + x if kind == "IF" else v + (x - (v - v_reset)) / tau
-        s = SigmoidSpike.apply(h - v_threshold)
-        v = s * v_reset + (1.0 - s) * h
-        spikes.append(s)
-    return torch.stack(spikes)
+        h = v + x
+        s = SigmoidSpike.apply(h - 1.0)
+        v = _hard_reset(h, s, 0.0)
+        out.append(s)
+    return torch.stack(out)
+
+
+def lif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # tau 2, decay_input, 1/tau as a multiplier
+    v, out = torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        h = v + (x - v) * 0.5
+        s = SigmoidSpike.apply(h - 1.0)
+        v = _hard_reset(h, s, 0.0)
+        out.append(s)
+    return torch.stack(out)
+
+
+def plif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # 1/tau = sigmoid(w), w learnable
+    k = torch.sigmoid(p["w"])
+    v, out = torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        h = v + (x - v) * k
+        s = SigmoidSpike.apply(h - 1.0)
+        v = _hard_reset(h, s, 0.0)
+        out.append(s)
+    return torch.stack(out)
+
+
+def qif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # tau 2, v_c 0.8, a0 1, v_rest 0, v_reset -0.1
+    v, out = torch.full_like(x_seq[0], -0.1), []
+    for x in x_seq:
+        h = v + (x + 1.0 * (v - 0.0) * (v - 0.8)) / 2.0
+        s = SigmoidSpike.apply(h - 1.0)
+        v = _hard_reset(h, s, -0.1)
+        out.append(s)
+    return torch.stack(out)
+
+
+def eif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # tau 2, delta_T 1, theta_rh 0.8, v_rest 0, v_reset -0.1
+    v, out = torch.full_like(x_seq[0], -0.1), []
+    for x in x_seq:
+        h = v + (x + 0.0 - v + 1.0 * torch.exp((v - 0.8) / 1.0)) / 2.0
+        s = SigmoidSpike.apply(h - 1.0)
+        v = _hard_reset(h, s, -0.1)
+        out.append(s)
+    return torch.stack(out)
+
+
+def izhikevich_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:
+    # tau 2, v_c 0.8, a0 1, v_reset 0, v_rest -0.1, w_rest 0, tau_w 2, a 0, b 0
+    v, w, out = torch.zeros_like(x_seq[0]), torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        h = v + (x + 1.0 * (v + 0.1) * (v - 0.8) - w) / 2.0
+        s = SigmoidSpike.apply(h - 1.0)
+        w = w + (0.0 * (h + 0.1) - w) / 2.0 + 0.0 * s
+        v = _hard_reset(h, s, 0.0)
+        out.append(s)
+    return torch.stack(out)
+
+
+def alif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # tau 2, tau_adapt 200, beta 0.01, v_reset 0
+    rho = 1.0 - 1.0 / 200.0
+    v, a, out = torch.zeros_like(x_seq[0]), torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        h = v + (x - v) * 0.5
+        a = a * rho
+        b = 1.0 + 0.01 * a
+        s = SigmoidSpike.apply(h - b)
+        v = _hard_reset(h, s, 0.0)
+        a = a + s
+        out.append(s)
+    return torch.stack(out)
+
+
+def klif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # tau 2, k learnable, hard reset 0
+    k = p["k"]
+    v, out = torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        f = torch.relu(k * (v + (x - v) / 2.0))
+        s = SigmoidSpike.apply(f - 1.0)
+        v = _hard_reset(f, s, 0.0)
+        out.append(s)
+    return torch.stack(out)
+
+
+def cubalif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # c_decay 0.5, v_decay 0.75, threshold 0.5, Rect
+    v, c, out = torch.zeros_like(x_seq[0]), torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        c = c * 0.5 + x
+        h = v * 0.75 + c
+        s = RectSpike.apply(h - 0.5)
+        v = _hard_reset(h, s, 0.0)
+        out.append(s)
+    return torch.stack(out)
+
+
+def clif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # tau 2, threshold 1, Rect, soft reset
+    v, m, out = torch.zeros_like(x_seq[0]), torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        h = v - (v - 0.0) / 2.0 + x
+        s = RectSpike.apply(h - 1.0)
+        m = m * torch.sigmoid(h / 2.0) + s
+        v = h - s * (1.0 + torch.sigmoid(m))
+        out.append(s)
+    return torch.stack(out)
+
+
+def psn_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # H = W X + B over T (one GEMM), ATan
+    return ATanSpike.apply(torch.addmm(p["bias"], p["weight"], x_seq.flatten(1))).view(x_seq.shape)
+
+
+# ---- the models ----
+
+@dataclasses.dataclass
+class Model:
+    name: str
+    spikeops_class: str           # in spikeops.neuron
+    loop: Callable                # the eager baseline
+    kind: Optional[str] = None    # NeuronKind name of the fused kernel (None: not a recurrence)
+    sj_class: Optional[str] = None
+    learnable: tuple = ()         # the module's parameters the loop takes
+
+
+MODELS = [
+    Model("IF", "IFNode", if_loop, "IF", "IFNode"),
+    Model("LIF", "LIFNode", lif_loop, "LIF", "LIFNode"),
+    Model("ParametricLIF", "ParametricLIFNode", plif_loop, "ParametricLIF", "ParametricLIFNode", ("w",)),
+    Model("QIF", "QIFNode", qif_loop, "QIF", "QIFNode"),
+    Model("EIF", "EIFNode", eif_loop, "EIF", "EIFNode"),
+    Model("Izhikevich", "IzhikevichNode", izhikevich_loop, "Izhikevich", "IzhikevichNode"),
+    Model("ALIF", "ALIFNode", alif_loop, "ALIF", None),
+    Model("KLIF", "KLIFNode", klif_loop, "KLIF", "KLIFNode", ("k",)),
+    Model("CUBALIF", "CUBALIFNode", cubalif_loop, "CUBALIF", "CUBALIFNode"),
+    Model("ComplementaryLIF", "ComplementaryLIFNode", clif_loop, "ComplementaryLIF", "ComplementaryLIFNode"),
+    Model("PSN", "PSN", psn_loop, None, "PSN", ("weight", "bias")),
+]
+
+
+def make_spikeops(model: Model, T: int, device: torch.device) -> torch.nn.Module:
+    cls = getattr(neuron, model.spikeops_class)
+    node = cls(T=T) if model.name == "PSN" else cls(step_mode="m")
+    return node.to(device)
+
+
+def make_sj(model: Model, T: int, ours: torch.nn.Module, device: torch.device) -> Optional[torch.nn.Module]:
+    if sj_neuron is None or model.sj_class is None:
+        return None
+    cls = getattr(sj_neuron, model.sj_class)
+    if model.name == "PSN":
+        node = cls(T=T)
+    else:
+        node = cls()
+        node.step_mode = "m"  # SpikingJelly's CUBALIFNode takes no step_mode argument
+    for name in model.learnable:  # the same learnable values as spikeops' module
+        with torch.no_grad():
+            getattr(node, name).copy_(getattr(ours, name))
+    return node.to(device)
+
+
+def bytes_per_neuron_step(model: Model, T: int, training: bool) -> Optional[float]:
+    """What the fused kernel must move per neuron-step (float32): x read and spikes written; for training also
+    its K saved values (written by the forward, read by the backward), the spike gradient read and the input
+    gradient written. Its S states, read and written once per sequence, add 8 S / T."""
+    if model.kind is None:
+        return None
+    info = neuron_info(NeuronKind[model.kind])
+    S, K = info["states"], info["saved"]
+    if not training:
+        return 4 + 4 + 8 * S / T
+    return (4 + 4 + 4 * K + 8 * S / T) + (4 + 4 * K + 4 + 4 * S / T)
 
 
 # ---- timing ----
@@ -45,137 +237,141 @@ def copy_bandwidth(device: torch.device) -> float:
     return 2 * a.numel() * a.element_size() / t
 
 
-# ---- implementations under test ----
-
-def make_cases(kind: str):
-    """(name, make_module) pairs; make_module() returns a callable x_seq -> spikes that resets its state."""
-    cases = []
-
-    def spikeops_node():
-        node = (neuron.LIFNode(tau=2.0, step_mode="m") if kind == "LIF" else neuron.IFNode(step_mode="m"))
-        sg = surrogate.Sigmoid()
-        node.surrogate_function = sg
-
-        def run(x):
-            functional.reset_net(node)
-            return node(x)
-        return run
-
-    cases.append(("spikeops", spikeops_node))
-    cases.append(("eager torch", lambda: (lambda x: eager_neuron(kind, x))))
-
-    try:  # optional peers
-        from spikingjelly.activation_based import neuron as sj_neuron
-        from spikingjelly.activation_based import functional as sj_functional
-
-        def sj_node(backend):
-            def make():
-                cls = sj_neuron.LIFNode if kind == "LIF" else sj_neuron.IFNode
-                kw = dict(tau=2.0) if kind == "LIF" else {}
-                if backend is not None:  # SpikingJelly < 2.0 chooses its kernels with `backend`
-                    kw["backend"] = backend
-                node = cls(step_mode="m", **kw)
-
-                def run(x):
-                    sj_functional.reset_net(node)
-                    return node(x)
-                return run
-            return make
-
-        import inspect
-
-        if "backend" in inspect.signature(sj_neuron.LIFNode.__init__).parameters:
-            cases += [(f"spikingjelly {b}", sj_node(b)) for b in ("torch", "cupy", "triton")]
-        else:
-            cases.append(("spikingjelly", sj_node(None)))
-    except ImportError:
-        pass
-
-    try:
-        import snntorch
-
-        def snn_node():
-            beta = 0.5 if kind == "LIF" else 1.0
-            lif = snntorch.Leaky(beta=beta, threshold=1.0, reset_mechanism="zero")
-
-            def run(x):
-                mem = lif.init_leaky()
-                out = []
-                for xt in x:
-                    spk, mem = lif(xt, mem)
-                    out.append(spk)
-                return torch.stack(out)
-            return run
-
-        cases.append(("snntorch", snn_node))
-    except ImportError:
-        pass
-    return cases
-
-
-def bytes_per_neuron_step(dtype: torch.dtype, training: bool) -> int:
-    """The fewest bytes the fused kernels must move per neuron-step (each input read once, output written once)."""
-    e = torch.finfo(dtype).bits // 8
+def step_fn(run: Callable[[Tensor], Tensor], params: list, x: Tensor, grad: Tensor, training: bool) -> Callable:
+    """One timed call: the forward without grad, or the forward+backward (gradients set to None first, as
+    optimizer.zero_grad() leaves them)."""
     if not training:
-        return e + e  # read x, write spikes
-    # forward: read x, write spikes and H (float32); backward: read grad of spikes and H, write grad of x
-    return (e + e + 4) + (e + 4 + e)
+        def fn():
+            with torch.no_grad():
+                run(x)
+        return fn
+    xg = x.clone().requires_grad_()
+
+    def fn():
+        xg.grad = None
+        for q in params:
+            q.grad = None
+        run(xg).backward(grad)
+    return fn
+
+
+def with_reset(node: torch.nn.Module, reset_net: Callable) -> Callable[[Tensor], Tensor]:
+    def run(x):
+        reset_net(node)
+        return node(x)
+    return run
+
+
+def implementations(model: Model, T: int, device: torch.device, compile_loop: bool) -> dict:
+    """name -> (run, learnable params) for this model at T."""
+    ours = make_spikeops(model, T, device)
+    impls = {"spikeops": (with_reset(ours, functional.reset_net), list(ours.parameters()))}
+    sj = make_sj(model, T, ours, device)
+    if sj is not None:
+        impls["SpikingJelly"] = (with_reset(sj, sj_functional.reset_net), list(sj.parameters()))
+    p = {name: getattr(ours, name).detach().clone().requires_grad_() for name in model.learnable}
+    impls["eager"] = (lambda x: model.loop(x, p), list(p.values()))
+    if compile_loop:
+        compiled = torch.compile(model.loop)
+        impls["compiled"] = (lambda x: compiled(x, p), list(p.values()))
+    return impls
+
+
+def check_spikes(model: Model, impls: dict, x: Tensor) -> str:
+    """Asserts the eager loop's spikes equal spikeops' on x; reports the other baselines' differences."""
+    with torch.no_grad():
+        spikes = {name: run(x).float() for name, (run, _) in impls.items()}
+    ref = spikes["spikeops"]
+    differ = int((spikes["eager"] != ref).sum())
+    assert differ == 0, f"{model.name}: the eager loop's spikes differ from spikeops' at {differ} of {ref.numel()}"
+    notes = [f"firing rate {ref.mean().item():.3f}", "eager spikes equal"]
+    for name in ("compiled", "SpikingJelly"):
+        if name in spikes:
+            d = int((spikes[name] != ref).sum())
+            notes.append(f"{name} spikes {'equal' if d == 0 else f'differ at {d} of {ref.numel()}'}")
+    return ", ".join(notes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser, quick_help="fewer configurations (for a smoke run)")
+    add_common_arguments(parser, quick_help="T=16 only, shorter timing (a smoke run)")
+    parser.add_argument("--models", default=",".join(m.name for m in MODELS),
+                        help="comma-separated models (default: all)")
+    parser.add_argument("--neurons", type=int, default=64 * 4096, help="N, neurons per time step")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile'd loop")
+    parser.add_argument("--tune-malloc", action="store_true", help="call spikeops.tune_cpu_allocator() first")
     args = parser.parse_args()
+    if args.dtype != "float32":
+        parser.error("--dtype: the baselines compute in float32, so this benchmark runs float32 only")
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in {m.name for m in MODELS}]
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; known: {', '.join(m.name for m in MODELS)}")
+    models = [m for m in MODELS if m.name in names]
+    if any(m.name == "PSN" for m in models) and not hasattr(neuron, "PSN"):
+        print("spikeops.neuron.PSN does not exist in this build: no PSN row")
+        models = [m for m in models if m.name != "PSN"]
 
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype)
     print_setup(device, args.dtype)
+    if args.tune_malloc:
+        print(f"spikeops.tune_cpu_allocator(): {spikeops.tune_cpu_allocator()}")
+    print(f"SpikingJelly: {'not installed' if sj_neuron is None else importlib.metadata.version('spikingjelly')}")
     bandwidth = copy_bandwidth(device) if device.type == "cuda" else None
     if bandwidth:
         print(f"measured device-to-device copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
+    torch._dynamo.config.cache_size_limit = 64  # every (model, T, grad mode) compiles its own graph
 
-    configs = [(T, 64 * 4096) for T in (4, 16, 64)] + [(16, 256 * 4096)]
-    if args.quick:
-        configs = [(16, 64 * 4096)]
-    header = f"{'neuron':6} {'mode':9} {'T':>3} {'N':>8} {'implementation':22} {'median ms':>10} {'M steps/s':>10} {'vs eager':>9}"
-    if bandwidth:
-        header += f" {'B/step':>7} {'% copy bw':>9}"
-    print(header)
-    print("-" * len(header))
-    for kind in ("LIF", "IF"):
-        for training in (False, True):
-            for T, N in configs:
-                x = torch.randn(T, N, device=device, dtype=dtype) + 0.5
-                grad = torch.randn_like(x)
-                results = []
-                for name, make in make_cases(kind):
-                    try:
-                        run = make()
-                        if training:
-                            xg = x.clone().requires_grad_()
+    Ts = (16,) if args.quick else (16, 64)
+    budget = min(args.budget, 0.2) if args.quick else args.budget
+    N = args.neurons
+    gen = torch.Generator().manual_seed(0)
+    inputs = {T: (torch.randn(T, N, generator=gen) + 0.5).to(device) for T in Ts}
+    grads = {T: torch.randn(T, N, generator=gen).to(device) for T in Ts}
 
-                            def fn():
-                                xg.grad = None
-                                run(xg).backward(grad)
-                        else:
-                            def fn():
-                                with torch.no_grad():
-                                    run(x)
-                        t = median_time(fn, device, budget_s=args.budget)
-                    except Exception as e:  # an optional peer back end that cannot run here
-                        if name == "spikeops" or name == "eager torch":
-                            raise
-                        print(f"{'':40} {name:22} unavailable: {type(e).__name__}: {str(e)[:60]}")
-                        continue
-                    results.append((name, t))
-                eager_t = dict(results)["eager torch"]
-                for name, t in results:
-                    line = (f"{kind:6} {'fwd+bwd' if training else 'fwd':9} {T:>3} {N:>8} {name:22} "
-                            f"{t * 1e3:>10.3f} {T * N / t / 1e6:>10.1f} {eager_t / t:>8.1f}x")
-                    if bandwidth and name == "spikeops":
-                        b = bytes_per_neuron_step(dtype, training)
-                        line += f" {b:>7} {b * T * N / t / bandwidth * 100:>8.0f}%"
-                    print(line, flush=True)
+    rows = []
+    for model in models:
+        torch._dynamo.reset()
+        for T in Ts:
+            impls = implementations(model, T, device, not args.no_compile)
+            for training in (False, True):
+                times = {}
+                for name, (run, params) in impls.items():
+                    fn = step_fn(run, params, inputs[T], grads[T], training)
+                    extra = ""
+                    if name == "compiled":
+                        t0 = time.perf_counter()
+                        fn()  # compiles (the backward too): excluded from the timing
+                        extra = f" (compiling: {time.perf_counter() - t0:.1f} s, excluded)"
+                    times[name] = median_time(fn, device, budget_s=budget)
+                    print(f"  {model.name:16} {'fwd+bwd' if training else 'fwd':7} T={T:<3} {name:12} "
+                          f"{times[name] * 1e3:9.3f} ms{extra}", flush=True)
+                rows.append((model, T, training, times))
+            if T == Ts[0]:  # after the timing, so that the compiled loop's first call there is its compilation
+                print(f"  {model.name}: {check_spikes(model, impls, inputs[T])}", flush=True)
+
+    print(f"\nN = {N} neurons, float32, times in ms (median), ratios = baseline time / spikeops time, "
+          "B/step = bytes the fused kernel moves per neuron-step"
+          + (", % bw = of the copy bandwidth" if bandwidth else ""))
+    cols = ["model", "pass", "T", "spikeops", "SpikingJelly", "eager", "compiled", "vs SJ", "vs eager",
+            "vs compiled", "B/step"] + (["% bw"] if bandwidth else [])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for model, T, training, times in rows:
+        ours = times["spikeops"]
+
+        def ms(name):
+            return f"{times[name] * 1e3:.3f}" if name in times else "-"
+
+        def ratio(name):
+            return f"{times[name] / ours:.1f}x" if name in times else "-"
+        b = bytes_per_neuron_step(model, T, training)
+        cells = [model.name, "fwd+bwd" if training else "fwd", str(T), ms("spikeops"), ms("SpikingJelly"),
+                 ms("eager"), ms("compiled"), ratio("SpikingJelly"), ratio("eager"), ratio("compiled"),
+                 "-" if b is None else f"{b:.1f}"]
+        if bandwidth:
+            cells.append("-" if b is None else f"{b * T * N / ours / bandwidth * 100:.0f}%")
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
