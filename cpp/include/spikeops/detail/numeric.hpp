@@ -79,10 +79,12 @@ SPIKEOPS_HD float exp_nonpositive(float x) {
   // The polynomial runs on x clamped to [-87, 0] on the bit pattern (for negative floats a larger pattern is a
   // more negative number; positive patterns, NaN of either sign included, become 0), so n below is finite;
   // `scale` then gives NaN for NaN, 0 below -87, 1 elsewhere.
+  // (NaN is taken out of both selects explicitly: without that GCC does not if-convert them, and the loops that
+  // call this do not vectorize.)
   const uint32_t negative = xb >= 0x80000000u;
-  const uint32_t clamped = negative ? (xb < 0xc2ae0000u ? xb : 0xc2ae0000u) : 0u;  // 0xc2ae0000 = -87.0f
   const bool is_nan = (xb & 0x7fffffffu) > 0x7f800000u;
-  const bool below = negative && xb > 0xc2ae0000u;
+  const uint32_t clamped = is_nan ? 0u : negative ? (xb < 0xc2ae0000u ? xb : 0xc2ae0000u) : 0u;  // -87.0f
+  const bool below = negative && !is_nan && xb > 0xc2ae0000u;
   const float scale = bits_float(is_nan ? 0x7fc00000u : (below ? 0u : 0x3f800000u));
   x = bits_float(clamped);
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even), so r = x - n ln 2 is in
