@@ -2,8 +2,10 @@
 ComplementaryLIFNode and GatedLIFNode, with SpikingJelly's names, constructor arguments, defaults, parameters and
 per-step equations (in SpikingJelly's operation order, so float32 results are the same bit for bit).
 
-They run in :class:`~spikeops.neuron.BaseNode`'s PyTorch step loop (``neuronal_charge``, ``neuronal_fire``,
-``neuronal_reset``); GatedLIFNode, which is not a BaseNode in SpikingJelly either, runs its own multi-step loop.
+KLIFNode, CUBALIFNode and ComplementaryLIFNode run the fused C++/CUDA kernels
+(cpp/include/spikeops/detail/neurons/lif_variants.hpp); LIAFNode runs :class:`~spikeops.neuron.BaseNode`'s
+PyTorch step loop (``neuronal_charge``, ``neuronal_fire``, ``neuronal_reset``), and GatedLIFNode, which is not a
+BaseNode in SpikingJelly either, its own multi-step loop.
 State is kept in float32 whatever the input dtype, as for the other spikeops neurons. Every state variable is a
 memory (``_memories``): ``reset()`` restores it and ``detach()`` cuts its graph.
 """

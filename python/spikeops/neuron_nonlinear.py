@@ -2,8 +2,8 @@
 
 They run in the fused C++/CUDA kernels (cpp/include/spikeops/detail/neurons/nonlinear_if.hpp); their
 ``neuronal_charge``/``neuronal_fire``/``neuronal_reset`` are SpikingJelly's per-step API, which a subclass
-overriding one of them runs in :class:`~spikeops.neuron.BaseNode`'s PyTorch step loop instead. The charge is written in SpikingJelly 2.0.0's
-operation order (a division by tau, as it does), so float32 results equal its CPU ones. The state is float32
+overriding one of them runs in :class:`~spikeops.neuron.BaseNode`'s PyTorch step loop instead. The charge is
+written in SpikingJelly 2.0.0's operation order (a division by tau, as it does), so float32 results equal its CPU ones. The state is float32
 whatever the input dtype.
 """
 
