@@ -140,7 +140,22 @@ class PSN(_ParallelNeuron, StepModule):
         return f"T={self.T}" + self._spike_repr()
 
 
-class MaskedPSN(_ParallelNeuron, MemoryModule):
+class _QueuedPSN(_ParallelNeuron, MemoryModule):
+    """MaskedPSN and SlidingPSN: both step modes, single-step mode keeping the last inputs in ``queue``."""
+
+    def reset(self) -> None:
+        self.queue = []
+
+    def detach(self) -> None:
+        self.queue = [q.detach() for q in self.queue]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.step_mode == "s":
+            return self.single_step_forward(x)
+        return self.multi_step_forward(x)
+
+
+class MaskedPSN(_QueuedPSN):
     """Masked PSN: H = (W ⊙ M_k(λ)) X + B, S = Θ(H), where M_k[i][j] = 1 for j <= i <= j + k - 1 (else 0) and
     M_k(λ) = λ M_k + (1 - λ) J (J all ones); λ >= 1 applies M_k fully.
 
@@ -199,16 +214,8 @@ class MaskedPSN(_ParallelNeuron, MemoryModule):
         return self.gen_masked_weight(self._lambda_.clamp(max=1.0), self.mask0, self.mask1, self.weight)
 
     def reset(self) -> None:
+        super().reset()
         self.time_step = 0
-        self.queue = []
-
-    def detach(self) -> None:
-        self.queue = [q.detach() for q in self.queue]
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.step_mode == "s":
-            return self.single_step_forward(x)
-        return self.multi_step_forward(x)
 
     def single_step_forward(self, x: Tensor) -> Tensor:
         """Step ``time_step`` of the sequence: x [N, *] -> spikes [N, *]."""
@@ -243,7 +250,7 @@ class MaskedPSN(_ParallelNeuron, MemoryModule):
             self._spike_repr()
 
 
-class SlidingPSN(_ParallelNeuron, MemoryModule):
+class SlidingPSN(_QueuedPSN):
     """Sliding PSN: H[t] = Σ_{i=0}^{k-1} W_i X[t - k + 1 + i] + B (terms before step 0 are absent), S = Θ(H).
 
     Multi-step mode builds the [T, T] banded Toeplitz matrix of W (``gen_gemm_weight``) for any T and runs one
@@ -295,17 +302,6 @@ class SlidingPSN(_ParallelNeuron, MemoryModule):
         lag = steps[:, None] - steps[None, :]
         index = torch.where((lag >= 0) & (lag < self.k), self.k - 1 - lag, self.k)  # k: the appended zero
         return F.pad(self.weight, (0, 1))[index]
-
-    def reset(self) -> None:
-        self.queue = []
-
-    def detach(self) -> None:
-        self.queue = [q.detach() for q in self.queue]
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.step_mode == "s":
-            return self.single_step_forward(x)
-        return self.multi_step_forward(x)
 
     def single_step_forward(self, x: Tensor) -> Tensor:
         """One step: x [N, *] -> spikes [N, *], from the last k inputs."""

@@ -69,6 +69,25 @@ SPIKEOPS_HD uint16_t float_to_bfloat16(float f) {
   return static_cast<uint16_t>(is_nan ? ((u >> 16) | 0x0040u) : rounded);
 }
 
+// Cephes' expf on x in [-87, 88.73]: returns p with exp(x) = p * 2^n. n = round(x / ln 2) by the 1.5 * 2^23
+// trick (round to nearest even), so r = x - n ln 2 is in [-ln2/2, ln2/2], the polynomial's range; r is computed in
+// two pieces for accuracy.
+SPIKEOPS_HD float exp_reduced(float x, int32_t& n_out) {
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float r2 = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  n_out = static_cast<int32_t>(n);
+  return p;
+}
+
 // exp(x) for x <= 0 within 2 ulp (Cephes' expf polynomial), 0 below -87 (where exp leaves float32's normal
 // range; -inf included) and NaN for NaN. The surrogates only need exp of a non-positive argument, so there is no
 // overflow path. Written without data-dependent float selects (only integer ones on the bit pattern): GCC would
@@ -87,21 +106,9 @@ SPIKEOPS_HD float exp_nonpositive(float x) {
   const bool below = negative && !is_nan && xb > 0xc2ae0000u;
   const float scale = bits_float(is_nan ? 0x7fc00000u : (below ? 0u : 0x3f800000u));
   x = bits_float(clamped);
-  // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even), so r = x - n ln 2 is in
-  // [-ln2/2, ln2/2], the polynomial's range; r is computed in two pieces for accuracy.
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  const float r2 = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
-  const int32_t e = static_cast<int32_t>(n) + 127;  // n >= -126 after the clamp, so e >= 1
-  return p * bits_float(static_cast<uint32_t>(e) << 23) * scale;
+  int32_t n;
+  const float p = exp_reduced(x, n);
+  return p * bits_float(static_cast<uint32_t>(n + 127) << 23) * scale;  // n >= -126 after the clamp
 }
 
 // exp(x) for any float32 x within 2 ulp (the polynomial of exp_nonpositive), vectorizable for the same reason:
@@ -118,18 +125,8 @@ SPIKEOPS_HD float exp_float(float x) {
   const bool above = !negative && !is_nan && xb > 0x42b17217u;
   const float scale = bits_float(is_nan ? 0x7fc00000u : below ? 0u : above ? 0x7f800000u : 0x3f800000u);
   x = bits_float(clamped);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  const float r2 = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
-  const int32_t ni = static_cast<int32_t>(n);  // in [-126, 128]
+  int32_t ni;
+  const float p = exp_reduced(x, ni);  // ni in [-126, 128]
   const int32_t n1 = ni / 2, n2 = ni - n1;
   return p * bits_float(static_cast<uint32_t>(n1 + 127) << 23) * bits_float(static_cast<uint32_t>(n2 + 127) << 23) *
          scale;
