@@ -60,6 +60,20 @@ SPIKEOPS_HD float neuron_reset_ds(float h, float v_threshold, float v_reset) {
   return kHardReset ? v_reset - h : -v_threshold;
 }
 
+// V after the reset of H, whether it fired or not: how a model that saves H rebuilds V.
+template <bool kHardReset>
+SPIKEOPS_HD float neuron_reset_of(float h, float v_threshold, float v_reset) {
+  return neuron_reset<kHardReset>(h, neuron_fire(h, v_threshold), v_threshold, v_reset);
+}
+
+// The whole dV/dH of the reset: at fixed S, plus through S = heaviside(H - v_threshold) with σ'(u) = sg in place
+// of dS/dH (through_spike is 0 with detach_reset, else 1).
+template <bool kHardReset>
+SPIKEOPS_HD float neuron_reset_grad(float h, float spike, float sg, float through_spike, float v_threshold,
+                                    float v_reset) {
+  return neuron_reset_dh<kHardReset>(spike) + through_spike * neuron_reset_ds<kHardReset>(h, v_threshold, v_reset) * sg;
+}
+
 // Whether x_seq gives the same input at every step: [T, N] with strides [0, 1].
 inline bool repeats_one_row(const TensorView& x_seq) {
   return x_seq.ndim == 2 && x_seq.strides[0] == 0 && (x_seq.strides[1] == 1 || x_seq.shape[1] <= 1);

@@ -49,7 +49,7 @@ struct LIFFamilyModel {
   SPIKEOPS_HD static float fire_input(const Consts& c, const float* saved) { return saved[0] - c.vth; }
 
   SPIKEOPS_HD static void state_after(const Consts& c, const float* saved, float* s) {
-    s[0] = neuron_reset<kHardReset>(saved[0], neuron_fire(saved[0], c.vth), c.vth, c.v_reset);
+    s[0] = neuron_reset_of<kHardReset>(saved[0], c.vth, c.v_reset);
   }
 
   // g: dL/dV[t] in, dL/dV[t-1] out; gl[0] += dL/dk; returns dL/dX[t].
@@ -57,8 +57,7 @@ struct LIFFamilyModel {
                                     float through_spike, float* g, float* gl) {
     const float h = saved[0];
     const float spike = neuron_fire(h, c.vth);
-    const float dv_dh = neuron_reset_dh<kHardReset>(spike) +
-                        through_spike * neuron_reset_ds<kHardReset>(h, c.vth, c.v_reset) * sg;
+    const float dv_dh = neuron_reset_grad<kHardReset>(h, spike, sg, through_spike, c.vth, c.v_reset);
     const float gh = gs * sg + g[0] * dv_dh;
     g[0] = gh * neuron_charge_dv<C>(c.k);
     if (kLearnedDecay) gl[0] += gh * neuron_charge_dk<C>(h, prev[0], c.k, c.vr);

@@ -111,7 +111,7 @@ struct CUBALIFModel {
   }
   SPIKEOPS_HD static float fire_input(const Consts& c, const float* saved) { return saved[0] - c.vth; }
   SPIKEOPS_HD static void state_after(const Consts& c, const float* saved, float* s) {
-    s[0] = neuron_reset<kHardReset>(saved[0], neuron_fire(saved[0], c.vth), c.vth, c.v_reset);
+    s[0] = neuron_reset_of<kHardReset>(saved[0], c.vth, c.v_reset);
   }
 
   // g = (dL/dV, dL/dC) after the step in, before it out.
@@ -119,8 +119,7 @@ struct CUBALIFModel {
                                     float through_spike, float* g, float*) {
     const float h = saved[0];
     const float spike = neuron_fire(h, c.vth);
-    const float dv_dh = neuron_reset_dh<kHardReset>(spike) +
-                        through_spike * neuron_reset_ds<kHardReset>(h, c.vth, c.v_reset) * sg;
+    const float dv_dh = neuron_reset_grad<kHardReset>(h, spike, sg, through_spike, c.vth, c.v_reset);
     const float gh = gs * sg + g[0] * dv_dh;
     const float gc = g[1] + gh;  // dL/dC' (C' feeds H and the next step)
     g[0] = gh * c.v_decay;

@@ -69,15 +69,14 @@ struct NonlinearIFModel {
 
   // Only V, which the backward reads (Izhikevich's W is not needed by it).
   SPIKEOPS_HD static void state_after(const Consts& c, const float* saved, float* s) {
-    s[0] = neuron_reset<kHardReset>(saved[0], neuron_fire(saved[0], c.vth), c.vth, c.v_reset);
+    s[0] = neuron_reset_of<kHardReset>(saved[0], c.vth, c.v_reset);
   }
 
   SPIKEOPS_HD static float backward(const Consts& c, const float* saved, const float* prev, float sg, float gs,
                                     float through_spike, float* g, float*) {
     const float h = saved[0];
     const float spike = neuron_fire(h, c.vth);
-    const float dv_dh = neuron_reset_dh<kHardReset>(spike) +
-                        through_spike * neuron_reset_ds<kHardReset>(h, c.vth, c.v_reset) * sg;
+    const float dv_dh = neuron_reset_grad<kHardReset>(h, spike, sg, through_spike, c.vth, c.v_reset);
     float gh = gs * sg + g[0] * dv_dh;
     if (F == NonlinearIF::kIzhikevich) {
       gh += g[1] * (c.a / c.tau_w + c.b * sg);
