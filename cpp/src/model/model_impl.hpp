@@ -52,8 +52,8 @@ struct ModelLayer {
 // of the place the model runs.
 struct Activation {
   explicit Activation(Device device = Device::kCPU, int index = 0)
-      : values(device, index), bits(device, index), scratch(device, index), v_init(device, index),
-        v_final(device, index) {}
+      : values(device, index), bits(device, index), scratch(device, index), state_init(device, index),
+        state_final(device, index) {}
   bool spikes = false;
   bool time_invariant = false;
   int64_t rows = 0;
@@ -61,7 +61,7 @@ struct Activation {
   Buffer values;   // real values (float32)
   Buffer bits;     // spikes (uint8)
   Buffer scratch;  // the layer's temporary (a neuron's float input sequence)
-  Buffer v_init, v_final;  // a neuron's states [S, batch * features] before the first and after the last step
+  Buffer state_init, state_final;  // a neuron's states [S, batch * features] before the first and after the last step
 };
 
 // A layer's weights where the model runs: on a GPU, copies of ModelLayer's vectors (the views point into

@@ -222,7 +222,7 @@ void run_neuron(const Model::Impl& m, const Place& place, const ModelLayer& L, c
   y.features = F;
   // Every input starts from the layer's initial states (a fresh reset_net per batch): state s fills row s.
   const int64_t S = int64_t(L.state_init.size());
-  float* state_init = static_cast<float*>(y.v_init.reserve(std::size_t(S * N) * sizeof(float)));
+  float* state_init = static_cast<float*>(y.state_init.reserve(std::size_t(S * N) * sizeof(float)));
   for (int64_t s = 0; s < S; ++s) fill(place, state_init + s * N, N, L.state_init[std::size_t(s)]);
   NeuronForwardArgs args;
   args.x_seq = place.view(x, DType::kFloat32, {T, N});  // only read
@@ -232,7 +232,7 @@ void run_neuron(const Model::Impl& m, const Place& place, const ModelLayer& L, c
     args.learnable = place.view(W.learnable_data, DType::kFloat32, {int64_t(L.learnable.size())});
   }
   args.spike_seq = place.view(reserve_bits(y, T * N), DType::kUInt8, {T, N});
-  args.state_final = place.view(y.v_final.reserve(std::size_t(S * N) * sizeof(float)), DType::kFloat32, {S, N});
+  args.state_final = place.view(y.state_final.reserve(std::size_t(S * N) * sizeof(float)), DType::kFloat32, {S, N});
   args.stream = place.stream;
   neuron_multistep_forward(L.neuron, args);
   report.spikes += count_nonzero(args.spike_seq, place.stream);
