@@ -372,7 +372,9 @@ class BaseNode(MemoryModule):
         # function): the kernel fires heaviside(u), which is checked against the user's function below, and the
         # backward takes σ'(u) from that function at the saved u.
         surrogate_grad = None if kernel_sg or not needs_grad else self._surrogate_grad
-        kind, alpha, beta = (sg.kind_id, sg.alpha, sg.beta) if kernel_sg else (0, 4.0, 0.0)
+        # Without a kernel formula the op's surrogate arguments are never read (the backward gets
+        # surrogate_grad_seq): any valid kernel surrogate stands in, the default Sigmoid.
+        kind, alpha, beta = (sg.kind_id, sg.alpha, sg.beta) if kernel_sg else (int(Sigmoid.kind), 4.0, 0.0)
         spike_seq, state_final, saved, v_seq = _ops.neuron_forward_ext(
             _as_steps(x_seq, T, N), state_init.contiguous(), learnable, self._neuron_kind,
             self.v_threshold, self.v_reset, self._tau(), self._decay_input(), self._extra(), self.detach_reset,
@@ -505,7 +507,7 @@ class ParametricLIFNode(BaseNode):
         name = type(self).__name__
         init_tau = _float32(init_tau, f"{name}: init_tau", above_one=True)
         w = torch.as_tensor(-math.log(init_tau - 1.0), dtype=torch.float32)
-        # The kernels take k = sigmoid(w) in float32 (what _decay_tensor computes), and the backward gets dH/dk
+        # The kernels take k = sigmoid(w) in float32 (what _learnable_tensor computes), and the backward gets dH/dk
         # from H and V as (H - V) / k: k must not underflow (to 0, or to a float32 subnormal), which happens
         # for init_tau above about 8.5e37.
         if not torch.sigmoid(w).item() >= torch.finfo(torch.float32).tiny:
