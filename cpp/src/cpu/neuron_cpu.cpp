@@ -16,6 +16,12 @@ namespace spikeops {
 namespace cpu {
 namespace {
 
+// Prefetches elements [offset, offset + n) of a tensor.
+SPIKEOPS_CPU_INLINE void prefetch_row(const TensorView& t, int64_t offset, int n, bool write) {
+  const int64_t size = static_cast<int64_t>(dtype_size(t.dtype));
+  prefetch_bytes(static_cast<const char*>(t.data) + offset * size, n * size, write);
+}
+
 // Below this many neuron-steps, threads cost more than they save.
 constexpr int64_t kMinParallelWork = 1 << 15;
 
@@ -26,6 +32,17 @@ struct ForwardBlockArgs {
   int64_t T, N;
   int64_t x_step;  // N, or 0 when x_seq repeats one row
 };
+
+// The rows of step t+1 (at `row`; x at `x_row`), fetched while step t runs.
+template <typename M>
+SPIKEOPS_CPU_INLINE void prefetch_forward_rows(const ForwardBlockArgs<M>& b, int64_t row, int64_t x_row, int n) {
+  const NeuronForwardArgs& a = *b.a;
+  const int64_t plane = b.T * b.N;
+  prefetch_row(a.x_seq, x_row, n, false);
+  prefetch_row(a.spike_seq, row, n, true);
+  for (int k = 0; k < M::kSaved && a.saved.defined(); ++k) prefetch_row(a.saved, k * plane + row, n, true);
+  if (a.v_seq.defined()) prefetch_row(a.v_seq, row, n, true);
+}
 
 template <typename M>
 SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs<M>& b, int64_t n0, int n) {
@@ -38,6 +55,7 @@ SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs<M>& b, int64_t n0,
   for (int j = 0; j < S; ++j) load_row(DType::kFloat32, a.state_init.data, j * b.N + n0, n, st[j]);
   for (int64_t t = 0; t < b.T; ++t) {
     const int64_t row = t * b.N + n0;
+    if (t + 1 < b.T) prefetch_forward_rows(b, row + b.N, (t + 1) * b.x_step + n0, n);
     // float32 rows are read and written in place; other dtypes go through the L1 buffers.
     const float* x = row_as_float(a.x_seq.dtype, a.x_seq.data, t * b.x_step + n0, n, x_buf);
     float* sp = row_target(spike_dtype, a.spike_seq.data, row, s_buf);
@@ -67,6 +85,18 @@ struct BackwardBlockArgs {
   float through_spike;  // 0 with detach_reset (no gradient through S in the reset), else 1
 };
 
+// The rows of step t-1 (at `row`), fetched while step t runs.
+template <typename M>
+SPIKEOPS_CPU_INLINE void prefetch_backward_rows(const BackwardBlockArgs<M>& b, int64_t row, int n) {
+  const NeuronBackwardArgs& a = *b.a;
+  const int64_t plane = b.T * b.N;
+  prefetch_row(a.grad_spike_seq, row, n, false);
+  for (int k = 0; k < M::kSaved; ++k) prefetch_row(a.saved, k * plane + row, n, false);
+  if (a.grad_v_seq.defined()) prefetch_row(a.grad_v_seq, row, n, false);
+  if (a.surrogate_grad_seq.defined()) prefetch_row(a.surrogate_grad_seq, row, n, false);
+  prefetch_row(a.grad_x_seq, row, n, true);
+}
+
 template <typename M>
 SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n0, int n) {
   constexpr int S = M::kStates, K = M::kSaved, P = M::kLearnable > 0 ? M::kLearnable : 1;
@@ -89,6 +119,7 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n
 
   for (int64_t t = b.T - 1; t >= 0; --t) {
     const int64_t row = t * b.N + n0;
+    if (t > 0) prefetch_backward_rows(b, row - b.N, n);
     const float* sv[K];
     for (int k = 0; k < K; ++k) sv[k] = saved_seq + k * plane + row;
     const float* gs = row_as_float(a.grad_spike_seq.dtype, a.grad_spike_seq.data, row, n, gs_buf);

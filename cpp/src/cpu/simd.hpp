@@ -48,6 +48,22 @@ typedef float Vec16 __attribute__((vector_size(64), aligned(4), may_alias));
 // Neurons are processed in blocks of this many: a block's state lives in L1 while the time loop runs.
 constexpr int kBlock = 1024;
 
+// Asks for the cache lines of bytes [p, p + bytes) ahead of their use (write = they will be stored to). The
+// neuron kernels walk time in blocks: each step reads and writes one short row per tensor, a new page each
+// time, where the hardware prefetchers barely start; they prefetch the next step's rows instead.
+SPIKEOPS_CPU_INLINE void prefetch_bytes(const void* p, int64_t bytes, bool write) {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* c = static_cast<const char*>(p);
+  if (write) {
+    for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 1, 3);
+  } else {
+    for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+  }
+#else
+  (void)p, (void)bytes, (void)write;
+#endif
+}
+
 // out[0:n] = float(row[offset : offset+n]) for a float32/float16/bfloat16 row.
 SPIKEOPS_CPU_INLINE void load_row(DType dtype, const void* base, int64_t offset, int n, float* out) {
   switch (dtype) {
