@@ -82,6 +82,7 @@ struct BackwardKernelArgs {
   DType grad_spike_dtype;
   const float* grad_v_seq;          // nullptr when absent
   const float* grad_state_final;    // nullptr when absent: zero
+  const float* grad_saved;          // nullptr when absent: zero (models with kSavedGrad only)
   const float* saved;
   const float* state_init;
   const float* surrogate_grad_seq;  // nullptr: compute σ'(u) with the surrogate below
@@ -120,10 +121,14 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
     // As in the forward, step t-1's inputs are requested before step t's work so that their latency overlaps
     // it; step t-1's saved values double as the source of the state before step t.
     const bool own_sg = a.surrogate_grad_seq == nullptr;
-    float sv_next[K][V], gs_next[V], gvs_next[V], sg_next[V];
+    float sv_next[K][V], gsv_next[K][V], gs_next[V], gvs_next[V], sg_next[V];
     auto load_step = [&](int64_t i) {
 #pragma unroll
       for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.saved, k * plane + i, sv_next[k]);
+      if (a.grad_saved != nullptr) {
+#pragma unroll
+        for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.grad_saved, k * plane + i, gsv_next[k]);
+      }
       load_vec<V>(a.grad_spike_dtype, a.grad_spike_seq, i, gs_next);
       if (a.grad_v_seq != nullptr) load_vec<V>(DType::kFloat32, a.grad_v_seq, i, gvs_next);
       if (!own_sg) load_vec<V>(DType::kFloat32, a.surrogate_grad_seq, i, sg_next);
@@ -131,11 +136,14 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
     if (a.T > 0) load_step((a.T - 1) * a.N + n0);
     for (int64_t t = a.T - 1; t >= 0; --t) {
       const int64_t i = t * a.N + n0;
-      float sv[K][V], gs[V], sg[V];
+      float sv[K][V], gsv[K][V], gs[V], sg[V];
 #pragma unroll
       for (int e = 0; e < V; ++e) {
 #pragma unroll
-        for (int k = 0; k < K; ++k) sv[k][e] = sv_next[k][e];
+        for (int k = 0; k < K; ++k) {
+          sv[k][e] = sv_next[k][e];
+          gsv[k][e] = a.grad_saved != nullptr ? gsv_next[k][e] : 0.0f;
+        }
         gs[e] = gs_next[e];
         if (a.grad_v_seq != nullptr) g[0][e] += gvs_next[e];
         if (!own_sg) sg[e] = sg_next[e];
@@ -173,9 +181,12 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
       float gx[V];
 #pragma unroll
       for (int e = 0; e < V; ++e) {
-        float saved[K], pv[S], gi[S], gli[P];
+        float saved[K], gsaved[K], pv[S], gi[S], gli[P];
 #pragma unroll
-        for (int k = 0; k < K; ++k) saved[k] = sv[k][e];
+        for (int k = 0; k < K; ++k) {
+          saved[k] = sv[k][e];
+          gsaved[k] = gsv[k][e];
+        }
 #pragma unroll
         for (int j = 0; j < S; ++j) {
           pv[j] = M::kNeedsPrev ? prev[j][e] : 0.0f;
@@ -183,7 +194,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
         }
 #pragma unroll
         for (int k = 0; k < P; ++k) gli[k] = gl[k][e];
-        gx[e] = M::backward(c, saved, pv, sg[e], gs[e], a.through_spike, gi, gli);
+        gx[e] = model_backward<M>(c, saved, pv, sg[e], gs[e], a.through_spike, gi, gli, gsaved);
 #pragma unroll
         for (int j = 0; j < S; ++j) g[j][e] = gi[j];
 #pragma unroll
@@ -260,6 +271,7 @@ void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a) {
     k.grad_spike_dtype = a.grad_spike_seq.dtype;
     k.grad_v_seq = optional_float(a.grad_v_seq);
     k.grad_state_final = optional_float(a.grad_state_final);
+    k.grad_saved = optional_float(a.grad_saved);
     k.saved = static_cast<const float*>(a.saved.data);
     k.state_init = static_cast<const float*>(a.state_init.data);
     k.surrogate_grad_seq = optional_float(a.surrogate_grad_seq);
@@ -276,7 +288,7 @@ void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a) {
     // grad_learnable is only written when the model has learnable scalars.
     const TensorView none;
     const TensorView& grad_learnable = M::kLearnable > 0 ? a.grad_learnable : none;
-    const int v = neuron_vector_width(k.N, {&a.grad_spike_seq, &a.grad_v_seq, &a.grad_state_final, &a.saved,
+    const int v = neuron_vector_width(k.N, {&a.grad_spike_seq, &a.grad_v_seq, &a.grad_state_final, &a.grad_saved, &a.saved,
                                             &a.state_init, &a.surrogate_grad_seq, &a.grad_x_seq,
                                             &a.grad_state_init, &grad_learnable});
     auto kernel = v == 8 ? neuron_backward_kernel<M, 8> : v == 4 ? neuron_backward_kernel<M, 4>

@@ -27,7 +27,8 @@ NeuronInfo neuron_info(NeuronKind kind) {
   NeuronInfo info{};
   with_neuron_def(kind, [&](auto def) {
     using D = decltype(def);
-    info = {neuron_name(kind), D::kStates, D::kSaved, D::kLearnable, D::kExtra, D::kExtraNames};
+    info = {neuron_name(kind), D::kStates, D::kSaved, D::kLearnable, D::kExtra, D::kExtraNames,
+            takes_saved_grad<D>::value, model_spikes<D>::value};
   });
   return info;
 }
@@ -146,6 +147,13 @@ void neuron_multistep_backward(const NeuronParams& p, const NeuronBackwardArgs& 
   if (a.grad_v_seq.defined()) check_float32(check, a.grad_v_seq, "grad_v_seq", {T, N}, a.saved, "saved", false);
   if (a.grad_state_final.defined()) {
     check_float32(check, a.grad_state_final, "grad_state_final", {S, N}, a.saved, "saved");
+  }
+  if (a.grad_saved.defined()) {
+    if (!m.saved_grad) {
+      check.fail("grad_saved", std::string("must be empty: ") + m.name +
+                                   "'s saved values are not an output, so no gradient reaches them");
+    }
+    check_float32(check, a.grad_saved, "grad_saved", {K, T, N}, a.saved, "saved");
   }
   if (a.surrogate_grad_seq.defined()) {
     check_float32(check, a.surrogate_grad_seq, "surrogate_grad_seq", {T, N}, a.saved, "saved", false);

@@ -322,6 +322,10 @@ def _neuron(path: str, m: neuron.BaseNode, tensors: Dict[str, Tensor], device: t
         raise _unsupported(path, m, "runs its own neuronal_charge/fire/reset (a PyTorch step loop) or a "
                                     "surrogate_function without a kernel formula, which the model file cannot "
                                     "describe")
+    if m._saved_output:
+        # The runtime's neuron layer outputs spikes; this model outputs a function of its potential (LIAF's act).
+        raise _unsupported(path, m, "outputs a function of its membrane potential, not spikes; the model file's "
+                                    "neuron layer outputs spikes")
     info = neuron_info(m._neuron_kind)
     extra = [float(v) for v in m._extra()]
     fields = {"type": "neuron", "model": info["name"], "v_threshold": m.v_threshold, "v_reset": m.v_reset,

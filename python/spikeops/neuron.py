@@ -362,7 +362,9 @@ class BaseNode(MemoryModule):
         states = [self._state(like, name) for name in self._state_names]
         state_init = states[0].reshape(N) if len(states) == 1 else torch.stack([s.reshape(N) for s in states])
         learnable = self._learnable_tensor(x_seq.device)
-        spike_dtype = self.spike_dtype or x_seq.dtype
+        # A model whose output is made from its saved values (LIAF's act(H)) keeps its spikes, which only reset it,
+        # in 1 byte.
+        spike_dtype = torch.uint8 if self._saved_output else self.spike_dtype or x_seq.dtype
         needs_grad = torch.is_grad_enabled() and (
             x_seq.requires_grad or any(s.requires_grad for s in states)
             or (learnable is not None and learnable.requires_grad))
@@ -378,7 +380,7 @@ class BaseNode(MemoryModule):
         spike_seq, state_final, saved, v_seq = _ops.neuron_forward_ext(
             _as_steps(x_seq, T, N), state_init.contiguous(), learnable, self._neuron_kind,
             self.v_threshold, self.v_reset, self._tau(), self._decay_input(), self._extra(), self.detach_reset,
-            kind, alpha, beta, spike_dtype, needs_grad or not kernel_sg, store_v_seq,
+            kind, alpha, beta, spike_dtype, needs_grad or not kernel_sg or self._saved_output, store_v_seq,
             spike_tensor=self.spike_tensor, surrogate_grad=surrogate_grad)
         if not kernel_sg and not self._fires_heaviside(saved):
             return self._loop(x_seq)  # the user's function spikes otherwise: its own step loop, state untouched
@@ -389,6 +391,15 @@ class BaseNode(MemoryModule):
                 setattr(self, name, state_final[i].view(step_shape))
         if store_v_seq:
             self.v_seq = v_seq.view(x_seq.shape)
+        return self._output(spike_seq, saved, x_seq)
+
+    # Whether the output is made from the kernel's saved values rather than its spikes (see _output).
+    _saved_output = False
+
+    def _output(self, spike_seq: Tensor, saved: Tensor, x_seq: Tensor) -> Tensor:
+        """What a fused call returns: the spikes [T, N] as x_seq's shape. A model that outputs something else
+        computes it here from the saved values [K, T, N] (differentiable: the kernel's backward takes their
+        gradient, see ``neuron_info(kind)['saved_grad']``) and sets ``_saved_output``."""
         return spike_seq.view(x_seq.shape)
 
     def _fires_heaviside(self, saved: Tensor) -> bool:

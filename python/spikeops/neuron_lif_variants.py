@@ -212,7 +212,10 @@ class LIAFNode(LIFNode):
         *args, **kwargs: :class:`~spikeops.neuron.LIFNode`'s arguments.
     """
 
-    _neuron_kind = None  # the output is act(H), not the spike: never the fused LIF kernel
+    # The fused LIF kernel (set here so that this class's _step, the loop's, counts as the model's own); the output
+    # is act of its saved H, whose gradient the kernel's backward takes back into the recurrence.
+    _neuron_kind = NeuronKind.LIF
+    _saved_output = True
 
     def __init__(self, act: Callable, threshold_related: bool, *args, **kwargs):
         name = type(self).__name__
@@ -234,6 +237,10 @@ class LIAFNode(LIFNode):
         spike = self.neuronal_fire()
         self.neuronal_reset(spike)
         return y
+
+    def _output(self, spike_seq: Tensor, saved: Tensor, x_seq: Tensor) -> Tensor:
+        h = saved[0].view(x_seq.shape)
+        return self._present(self.act(h - self.v_threshold if self.threshold_related else h), x_seq.dtype)
 
     def extra_repr(self) -> str:
         return f"threshold_related={self.threshold_related}, " + super().extra_repr()

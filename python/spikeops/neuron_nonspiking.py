@@ -4,23 +4,30 @@ the membrane potential instead of spikes).
 As SpikingJelly's ``NonSpikingBaseNode`` they are multi-step only (``[T, N, *]`` in), start every call from
 V = 0 (no state is kept between calls) and decode the potentials over T as ``decode`` says. The potentials are
 computed and decoded in float32 and returned in the input's dtype (SpikingJelly computes in the input's dtype:
-the same for float32, more exact for float16/bfloat16).
+the same for float32, more exact for float16/bfloat16). Both run the core's fused kernel (the models
+NonSpikingIF and NonSpikingLIF: one pass over T forward and backward); a subclass with its own
+``neuronal_charge`` runs it in a PyTorch step loop.
 """
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Union
 
 import torch
 from torch import Tensor
 
-from ._ops import _checks
+from . import _ops
+from ._ops import NeuronKind, _checks
 from ._ops._common import _float32
 from .base import MemoryModule
+from .surrogate import Sigmoid
 
 __all__ = ["NonSpikingBaseNode", "NonSpikingIFNode", "NonSpikingLIFNode"]
 
 DECODES = (None, "max-mem", "max-abs-mem", "mean-mem", "last_mem")
+# The kernel's surrogate arguments, which these models never read (they do not fire): any valid surrogate.
+_UNUSED_SURROGATE = int(Sigmoid.kind)
 
 
 class NonSpikingBaseNode(MemoryModule):
@@ -37,6 +44,9 @@ class NonSpikingBaseNode(MemoryModule):
     ``functional.reset_net``/``detach_net``) clear or detach it, though every call starts from 0 anyway.
     A sequence with T = 0 has no potential to decode: a decode other than None raises.
     """
+
+    # The core's model for this class's own neuronal_charge (None: no kernel, a step loop).
+    _neuron_kind: Optional[NeuronKind] = None
 
     def __init__(self, decode: Optional[str] = None):
         super().__init__()
@@ -75,19 +85,44 @@ class NonSpikingBaseNode(MemoryModule):
         if T == 0 and self.decode is not None:
             raise ValueError(f"{name}: decode={self.decode!r} needs at least one time step, got x_seq of shape "
                              f"{tuple(x_seq.shape)}")
-        self.v = torch.zeros(x_seq.shape[1:], dtype=torch.float32, device=x_seq.device)
-        v_seq = []
-        for t in range(T):
-            self.neuronal_charge(x_seq[t].float())
-            v_seq.append(self.v)
+        kind = self._kernel_kind()
+        if kind is not None:
+            v_stack = self._fused(x_seq, kind)
+        else:
+            self.v = torch.zeros(x_seq.shape[1:], dtype=torch.float32, device=x_seq.device)
+            v_seq = []
+            for t in range(T):
+                self.neuronal_charge(x_seq[t].float())
+                v_seq.append(self.v)
+            v_stack = torch.stack(v_seq) if T > 0 else torch.empty(x_seq.shape, dtype=torch.float32,
+                                                                    device=x_seq.device)
         if self.decode is None:
-            return [v.to(x_seq.dtype) for v in v_seq]
-        return self._decoded(v_seq).to(x_seq.dtype)
+            return [v.to(x_seq.dtype) for v in v_stack.unbind(0)]
+        return self._decoded(v_stack).to(x_seq.dtype)
 
-    def _decoded(self, v_seq: List[Tensor]) -> Tensor:
+    def _kernel_kind(self) -> Optional[NeuronKind]:
+        """The core's model for this module: the class that set _neuron_kind, if neuronal_charge is its own."""
+        for cls in type(self).__mro__:
+            if "_neuron_kind" in cls.__dict__:
+                kind = cls.__dict__["_neuron_kind"]
+                return kind if kind is not None and type(self).neuronal_charge is cls.neuronal_charge else None
+        return None
+
+    def _fused(self, x_seq: Tensor, kind: NeuronKind) -> Tensor:
+        """V after every step [T, N, *] (float32) from the fused kernel, which saves it as its output; the spikes
+        (all 0, in 1 byte) and the surrogate arguments are not used by these models."""
+        T, step_shape = x_seq.shape[0], x_seq.shape[1:]
+        N = math.prod(step_shape)
+        x = x_seq.reshape(T, N).contiguous()
+        _, state_final, saved, _ = _ops.neuron_forward(
+            x, torch.zeros(N, dtype=torch.float32, device=x_seq.device), None, kind, 1.0, None,
+            float(getattr(self, "tau", 2.0)), True, [], False, _UNUSED_SURROGATE, 4.0, 0.0, torch.uint8, True, False)
+        self.v = state_final.view(step_shape)
+        return saved[0].view(x_seq.shape)
+
+    def _decoded(self, v_stack: Tensor) -> Tensor:
         if self.decode == "last_mem":
-            return v_seq[-1]
-        v_stack = torch.stack(v_seq)
+            return v_stack[-1]
         if self.decode == "max-mem":
             return v_stack.max(0).values
         if self.decode == "max-abs-mem":
@@ -106,6 +141,8 @@ class NonSpikingIFNode(NonSpikingBaseNode):
         decode (str or None): None, 'max-mem', 'max-abs-mem', 'mean-mem' or 'last_mem'. Default None.
     """
 
+    _neuron_kind = NeuronKind.NonSpikingIF
+
     def neuronal_charge(self, x: Tensor) -> None:
         self.v = self.v + x
 
@@ -117,6 +154,8 @@ class NonSpikingLIFNode(NonSpikingBaseNode):
         tau (float): membrane time constant, > 1. Default 2.0.
         decode (str or None): as :class:`NonSpikingIFNode`. Default None.
     """
+
+    _neuron_kind = NeuronKind.NonSpikingLIF
 
     def __init__(self, tau: float = 2.0, decode: Optional[str] = None):
         tau = _float32(tau, f"{type(self).__name__}: tau", above_one=True)

@@ -174,6 +174,8 @@ PYBIND11_MODULE(_C, m) {
         d["saved"] = info.saved;
         d["learnable"] = info.learnable;
         d["extra_names"] = py::tuple(extra_names);
+        d["saved_grad"] = info.saved_grad;
+        d["spiking"] = info.spiking;
         return d;
       },
       py::arg("kind"));
@@ -208,6 +210,7 @@ PYBIND11_MODULE(_C, m) {
       .def_readwrite("grad_spike_seq", &NeuronBackwardArgs::grad_spike_seq)
       .def_readwrite("grad_v_seq", &NeuronBackwardArgs::grad_v_seq)
       .def_readwrite("grad_state_final", &NeuronBackwardArgs::grad_state_final)
+      .def_readwrite("grad_saved", &NeuronBackwardArgs::grad_saved)
       .def_readwrite("saved", &NeuronBackwardArgs::saved)
       .def_readwrite("state_init", &NeuronBackwardArgs::state_init)
       .def_readwrite("learnable", &NeuronBackwardArgs::learnable)

@@ -31,6 +31,7 @@ struct ModelCase {
   bool has_hard_reset = true;
   bool reads_decay_input = false;
   bool reads_detach_reset = true;
+  bool fires = true;  // false: a non-spiking readout (no spike, no reset)
   int variants = 1;  // settings beyond reset, decay_input and detach: KLIF's scale_reset 0 and 1
   float x_lo = -0.2f, x_hi = 0.3f;
   std::vector<std::pair<float, float>> state_range{{-0.2f, 0.5f}};  // per state: uniform initial values
@@ -92,6 +93,14 @@ inline ModelCase model_case(spikeops::NeuronKind kind) {
       m.has_hard_reset = false;
       m.reads_detach_reset = false;
       m.state_range = {{-0.2f, 0.5f}, {0.0f, 0.5f}};
+      return m;
+    case NeuronKind::kNonSpikingIF:
+    case NeuronKind::kNonSpikingLIF:
+      m.has_hard_reset = false;
+      m.reads_detach_reset = false;
+      m.fires = false;
+      m.x_lo = -1.0f, m.x_hi = 1.0f;
+      m.state_range = {{-1.0f, 1.0f}};
       return m;
   }
   ADD_FAILURE() << "no test parameters for neuron kind " << static_cast<int>(kind) << ": add its row to model_case";

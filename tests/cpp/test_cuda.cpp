@@ -305,6 +305,7 @@ struct NeuronVariant {
   int grads;  // the optional gradients: 0 both, 1 grad_v_seq alone, 2 neither
   bool repeated;
   std::vector<float> x, v0, gs, gv, gvf, learnable;
+  std::vector<float> gsaved;  // a gradient for the saved values, where the model takes one (and grads < 2)
 };
 
 // Every branch of every model (its valid parameters from neuron_model_cases.hpp), with operands drawn from
@@ -364,6 +365,11 @@ std::vector<NeuronVariant> neuron_variants() {
             for (auto& e : v.gv) e = normal(rng);
             for (auto& e : v.gvf) e = normal(rng);
             v.learnable = kind_enum == NeuronKind::kParametricLIF ? std::vector<float>{0.35f} : m.learnable;
+            if (info.saved_grad && v.grads < 2) {
+              std::mt19937 own(static_cast<unsigned>(variant));  // leaves the shared sequence as it was
+              v.gsaved.resize(v.K * T * N);
+              for (auto& e : v.gsaved) e = normal(own);
+            }
             all.push_back(std::move(v));
           }
         }
@@ -396,7 +402,8 @@ void expect_neuron_matches_cpu(const NeuronVariant& v) {
       bvf(f32, zeros_sn, offset), bh(f32, zeros_saved, offset), bvs(f32, zeros_tn, offset),
       bgs(x_dtype, encode(v.gs, x_dtype), offset), bgv(f32, encode(v.gv, f32), offset),
       bgvf(f32, encode(v.gvf, f32), offset), bgx(x_dtype, std::vector<uint8_t>(T * N * dtype_size(x_dtype)), offset),
-      bgv0(f32, zeros_sn, offset), bgk(f32, zeros_pn, offset);
+      bgv0(f32, zeros_sn, offset), bgk(f32, zeros_pn, offset),
+      bgsv(f32, v.gsaved.empty() ? zeros_saved : encode(v.gsaved, f32), offset);
   for (int gpu = 0; gpu < 2; ++gpu) {
     NeuronForwardArgs a;
     a.x_seq = bx.view(gpu, {T, N});
@@ -412,6 +419,7 @@ void expect_neuron_matches_cpu(const NeuronVariant& v) {
     b.grad_spike_seq = bgs.view(gpu, {T, N});
     if (v.grads < 2) b.grad_v_seq = bgv.view(gpu, {T, N});
     if (v.grads == 0) b.grad_state_final = per_model_view(bgvf, gpu, S, N);
+    if (!v.gsaved.empty()) b.grad_saved = per_model_view(bgsv, gpu, K, T, N);
     b.saved = per_model_view(bh, gpu, K, T, N);
     b.state_init = per_model_view(bv0, gpu, S, N);
     if (P > 0) {
@@ -424,7 +432,8 @@ void expect_neuron_matches_cpu(const NeuronVariant& v) {
   }
   SCOPED_TRACE(spikeops_test::model_label(p, v.variant) + ", x " + dtype_name(x_dtype) +
                (v.repeated ? " (one row)" : "") + ", spikes " + dtype_name(spike_dtype) + ", N " + std::to_string(N) +
-               ", offset " + std::to_string(offset) + ", grads " + std::to_string(v.grads));
+               ", offset " + std::to_string(offset) + ", grads " + std::to_string(v.grads) +
+               (v.gsaved.empty() ? "" : " and grad_saved"));
   const float rtol = x_dtype == f32 ? 1e-5f : 1e-2f;
   EXPECT_TRUE(bs.device.download() == bs.host) << "spike_seq";
   EXPECT_TRUE(bh.device.download() == bh.host) << "saved";

@@ -37,11 +37,12 @@ constexpr float kMargin = 0.1f;      // |u| of a compared neuron: twice the Rect
 
 struct Dims {
   int64_t T, N, S, K, P;
+  bool saved_grad;  // the saved values are an output too (their gradient is part of the loss)
 };
 
 Dims dims_of(NeuronKind kind, int64_t T, int64_t N) {
   const NeuronInfo info = neuron_info(kind);
-  return {T, N, info.states, info.saved, info.learnable};
+  return {T, N, info.states, info.saved, info.learnable, info.saved_grad};
 }
 
 TensorView view(std::vector<float>& v, std::initializer_list<int64_t> shape) {
@@ -77,9 +78,10 @@ Forward run_forward(const NeuronParams& p, const Dims& d, std::vector<float> x, 
   return f;
 }
 
-// The gradients reaching the outputs, and the backward's results.
+// The gradients reaching the outputs (saved: empty unless the model's saved values are an output), and the
+// backward's results.
 struct Grads {
-  std::vector<float> spikes, v_seq, state_final;
+  std::vector<float> spikes, v_seq, state_final, saved;
 };
 struct Backward {
   std::vector<float> x, state_init, learnable;
@@ -97,6 +99,7 @@ Backward run_backward(const NeuronParams& p, const Dims& d, std::vector<float> s
   b.grad_spike_seq = view(g.spikes, {d.T, d.N});
   b.grad_v_seq = view(g.v_seq, {d.T, d.N});
   b.grad_state_final = per_model(g.state_final, d.S, d.N, -1, drop);
+  if (!g.saved.empty()) b.grad_saved = per_model(g.saved, d.K, d.T, d.N, drop);
   b.saved = per_model(saved, d.K, d.T, d.N, drop);
   b.state_init = per_model(state_init, d.S, d.N, -1, drop);
   if (d.P > 0) {
@@ -136,6 +139,12 @@ std::vector<double> losses(const Dims& d, const Forward& f, const Grads& g) {
       l[n] += double(g.spikes[i]) * f.spikes[i] + double(g.v_seq[i]) * f.v_seq[i];
     }
     for (int64_t j = 0; j < d.S; ++j) l[n] += double(g.state_final[j * d.N + n]) * f.state_final[j * d.N + n];
+    for (int64_t k = 0; k < static_cast<int64_t>(g.saved.size()) / (d.T * d.N); ++k) {
+      for (int64_t t = 0; t < d.T; ++t) {
+        const int64_t i = (k * d.T + t) * d.N + n;
+        l[n] += double(g.saved[i]) * f.saved[i];
+      }
+    }
   }
   return l;
 }
@@ -174,7 +183,8 @@ Operands operands(const ModelCase& m, const Dims& d, bool pulses, std::mt19937& 
     o.state_init.insert(o.state_init.end(), r.begin(), r.end());
   }
   o.learnable = m.learnable;
-  o.g = {normal(rng, d.T * d.N), normal(rng, d.T * d.N), normal(rng, d.S * d.N)};
+  o.g = {normal(rng, d.T * d.N), normal(rng, d.T * d.N), normal(rng, d.S * d.N),
+         d.saved_grad ? normal(rng, d.K * d.T * d.N) : std::vector<float>()};
   return o;
 }
 
@@ -263,8 +273,11 @@ int64_t expect_backward_matches_differences(const NeuronParams& p, int variant, 
     compared_count += compared[n];
     spiking += compared[n] && spiked;
   }
-  if (pulses) {
+  if (pulses && m.fires) {
     EXPECT_GE(spiking, std::min<int64_t>(N, 2)) << "too few spiking neurons away from the threshold";
+  } else if (pulses) {
+    EXPECT_EQ(compared_count, N) << "a non-spiking model has no threshold to come near";
+    EXPECT_EQ(spiking, 0) << "a non-spiking model fired";
   } else {
     EXPECT_EQ(compared_count, N) << "inputs meant to stay below threshold came within " << kMargin << " of it";
     EXPECT_EQ(spiking, 0) << "inputs meant to stay below threshold made a neuron spike";
@@ -508,6 +521,18 @@ TEST_P(NeuronModel, WrongModelShapesNameTheArgument) {
     bb = b;
     bb.grad_learnable = view(gl, {P + 1, N});
     EXPECT_ERROR(neuron_multistep_backward(p, bb), "grad_learnable must have shape " + shape_text({P, N}));
+  }
+  // A gradient for the saved values: only where they are an output, and of their shape.
+  std::vector<float> gsaved((K + 1) * T * N, 0.0f);
+  bb = b;
+  bb.grad_saved = view(gsaved, {K, T, N});
+  if (d.saved_grad) {
+    neuron_multistep_backward(p, bb);
+    bb.grad_saved = view(gsaved, {K + 1, T, N});
+    EXPECT_ERROR(neuron_multistep_backward(p, bb), "grad_saved must have shape " + ktn);
+  } else {
+    EXPECT_ERROR(neuron_multistep_backward(p, bb),
+                 std::string("grad_saved must be empty: ") + neuron_name(kind) + "'s saved values are not an output");
   }
 }
 

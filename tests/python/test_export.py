@@ -384,7 +384,7 @@ class OwnCharge(neuron.BaseNode):
 
 @pytest.mark.parametrize("node, match", [
     (OwnCharge(), r"layer '1' \(.*OwnCharge\) runs its own neuronal_charge"),
-    (neuron.LIAFNode(torch.relu, True), r"layer '1' \(spikeops\.neuron_lif_variants\.LIAFNode\) runs its own"),
+    (neuron.LIAFNode(torch.relu, True), r"layer '1' \(spikeops\.neuron_lif_variants\.LIAFNode\) outputs a function"),
     (neuron.LIFNode(surrogate_function=lambda u: (u >= 0).float()), r"layer '1'.*surrogate_function without"),
 ])
 def test_step_loop_neurons_are_refused(tmp_path, node, match):

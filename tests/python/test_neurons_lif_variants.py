@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from spikeops import SpikeTensor, functional, neuron, surrogate
 from spikeops.neuron_lif_variants import (ComplementaryLIFNode, CUBALIFNode, GatedLIFNode, KLIFNode,
@@ -600,15 +601,74 @@ def test_gc_container_reruns_from_every_state(name):
 
 
 def test_export_refuses_the_step_loop_models(tmp_path):
-    """LIAF and GatedLIF run a PyTorch step loop: not exportable. KLIF, CUBALIF and ComplementaryLIF have fused
+    """LIAF (its output is act(H), not spikes) and GatedLIF (a PyTorch step loop) are not exportable. KLIF, CUBALIF and ComplementaryLIF have fused
     kernels and export as the generic neuron layer (test_export.py and test_runtime.py check their results)."""
     import spikeops
     from spikeops import layer
     for name in ALL:
         net = torch.nn.Sequential(layer.Linear(4, 3, step_mode="m"), _make(name, "m"))
         if name in ("LIAF", "GLIF"):
-            with pytest.raises(ValueError, match="spikeops.export: layer '1'"):
+            why = " .*outputs a function of its membrane potential" if name == "LIAF" else ""
+            with pytest.raises(ValueError, match=f"spikeops.export: layer '1'{why}"):
                 spikeops.export(net, tmp_path / "m.spk", torch.rand(2, 4), T=6)
         else:
             graph = spikeops.export(net, tmp_path / "m.spk", torch.rand(2, 4), T=6)
             assert graph["layers"][1]["model"] == {"KLIF": "KLIF", "CUBA": "CUBALIF", "CLIF": "ComplementaryLIF"}[name]
+
+
+# ---- LIAFNode: the fused LIF kernel, its output made from the saved H ----
+
+class _OpLog(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_liaf_runs_the_fused_kernel_both_ways(step_mode):
+    node = LIAFNode(torch.relu, True, step_mode=step_mode)
+    x = _x(T=4).requires_grad_(True)
+    with _OpLog() as log:
+        out = _run(node, x, step_mode)
+        out.sum().backward()
+    assert any("spikeops.neuron_forward" in op for op in log.ops)
+    assert any("spikeops.neuron_backward" in op for op in log.ops)
+    assert not any("sigmoid" in op for op in log.ops)  # no PyTorch surrogate: the kernel's
+
+
+@pytest.mark.parametrize("threshold_related", [True, False])
+def test_liaf_gradient_reaches_the_recurrence(threshold_related):
+    """The gradient of act(H) flows back through V into earlier steps: the fused path's equals the reference's
+    when only the last step's output is in the loss."""
+    node = LIAFNode(torch.tanh, threshold_related, tau=3.0, step_mode="m")
+    x = _x(T=6).requires_grad_(True)
+    out = node(x)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y_ref, _, _ = ref.liaf_reference(x_ref, torch.tanh, threshold_related, tau=3.0)
+    out[-1].sum().backward()
+    y_ref[-1].sum().backward()
+    assert x.grad[0].abs().sum() > 0  # the first step reaches the last one's output
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_liaf_custom_surrogate_and_float16():
+    class Doubled(surrogate.Sigmoid):
+        def forward(self, x):
+            return super().forward(x) * 1.0
+
+    for sg in (surrogate.ATan(), Doubled()):
+        node = LIAFNode(torch.tanh, True, tau=2.0, surrogate_function=sg, step_mode="m")
+        x = _x(T=5).half().requires_grad_(True)
+        out = node(x)
+        assert out.dtype == torch.float16
+        x_ref = x.detach().clone().requires_grad_(True)
+        name = "ATan" if isinstance(sg, surrogate.ATan) else "Sigmoid"
+        y_ref, _, _ = ref.liaf_reference(x_ref, torch.tanh, True, tau=2.0, surrogate=name)
+        torch.testing.assert_close(out, y_ref.half(), **EXACT)
+        out.float().sum().backward()
+        y_ref.sum().backward()
+        torch.testing.assert_close(x.grad.float(), x_ref.grad.float(), rtol=2e-3, atol=2e-3)

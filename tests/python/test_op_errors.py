@@ -171,6 +171,10 @@ CASES = [
     ("neuron_backward", dict(grad_spike_seq=torch.ones(3, 4, dtype=torch.float64)), TypeError, "grad_spike_seq"),
     ("neuron_backward", dict(grad_spike_seq=meta(torch.ones(3, 4))), ValueError, "grad_spike_seq"),
     ("neuron_backward", dict(grad_v_seq=torch.ones(2, 4)), ValueError, "grad_v_seq"),
+    ("neuron_backward", dict(grad_saved=torch.ones(1, 2, 4)), ValueError, "grad_saved"),
+    ("neuron_backward", dict(grad_saved=torch.ones(1, 3, 4, dtype=torch.float16)), TypeError, "grad_saved"),
+    ("neuron_backward", dict(neuron_kind=3, extra=[0.8, 1.0, 0.0], v_reset=-0.1, grad_saved=torch.ones(1, 3, 4)),
+     ValueError, "grad_saved"),  # QIF's saved values are not an output
     ("neuron_backward", dict(grad_state_final=torch.ones(4, dtype=torch.float16)), TypeError, "grad_state_final"),
     ("neuron_backward", dict(grad_state_final=torch.ones(5)), ValueError, "grad_state_final"),
     ("neuron_backward", dict(grad_state_final=torch.ones(1, 4)), ValueError, "grad_state_final"),  # not state_init's

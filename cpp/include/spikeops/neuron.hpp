@@ -2,8 +2,9 @@
 //
 // A neuron model is defined once, in its header under spikeops/detail/neurons/ (docs/adding_a_neuron.md): its
 // state variables (V first), its parameters, one step of its equations and that step's derivatives. The CPU and
-// CUDA kernels, the validation and the bindings are generic over that definition. Every model fires
-// S[t] = heaviside(u[t]) with u the model's fire input (H - v_threshold for the LIF family); the backward
+// CUDA kernels, the validation and the bindings are generic over that definition. Every spiking model fires
+// S[t] = heaviside(u[t]) with u the model's fire input (H - v_threshold for the LIF family; the non-spiking
+// readouts never fire and output their potential, their saved value, instead); the backward
 // replaces dS/du by the surrogate derivative σ'(u), or by a [T, N] tensor of σ'(u) the caller computed (a
 // surrogate the core has no formula for); with detach_reset the reset does not propagate gradient through S.
 //
@@ -33,7 +34,9 @@ namespace spikeops {
   X(6, ALIF)                             \
   X(7, KLIF)                             \
   X(8, CUBALIF)                          \
-  X(9, ComplementaryLIF)
+  X(9, ComplementaryLIF)                 \
+  X(10, NonSpikingIF)                    \
+  X(11, NonSpikingLIF)
 
 enum class NeuronKind : int {
 #define SPIKEOPS_NEURON_ENUM(ID, NAME) k##NAME = ID,
@@ -67,6 +70,8 @@ struct NeuronInfo {
   int learnable;  // learnable scalars, passed as a [learnable] tensor (e.g. ParametricLIF's k)
   int extra;      // NeuronParams::extra slots the model reads
   const char* const* extra_names;  // their names, for messages and bindings
+  bool saved_grad;  // whether the backward takes a gradient for the saved values (grad_saved): they are an output
+  bool spiking;     // false for a model that never fires: its output is its potential, saved value 0
 };
 
 // Throws spikeops::Error for a kind outside the enum.
@@ -96,6 +101,8 @@ struct NeuronBackwardArgs {
   TensorView grad_spike_seq;      // in  [T, N] float32 / float16 / bfloat16
   TensorView grad_v_seq;          // in, optional [T, N] float32: gradient reaching v_seq
   TensorView grad_state_final;    // in, optional [S, N] float32: gradient reaching state_final
+  TensorView grad_saved;          // in, optional [K, T, N] float32: gradient reaching the saved values, for the
+                                  //     models whose NeuronInfo::saved_grad is true (LIAF outputs act(H))
   TensorView saved;               // in  [K, T, N] float32, from the forward
   TensorView state_init;          // in  [S, N] float32
   TensorView learnable;           // in  [P] float32 when P > 0

@@ -22,6 +22,9 @@ SPIKEOPS_CPU_INLINE void prefetch_row(const TensorView& t, int64_t offset, int n
   prefetch_bytes(static_cast<const char*>(t.data) + offset * size, n * size, write);
 }
 
+// The gradient of saved values nobody returned.
+alignas(64) const float kZeroRow[kBlock] = {};
+
 // Below this many neuron-steps, threads cost more than they save.
 constexpr int64_t kMinParallelWork = 1 << 15;
 
@@ -93,6 +96,7 @@ SPIKEOPS_CPU_INLINE void prefetch_backward_rows(const BackwardBlockArgs<M>& b, i
   prefetch_row(a.grad_spike_seq, row, n, false);
   for (int k = 0; k < M::kSaved; ++k) prefetch_row(a.saved, k * plane + row, n, false);
   if (a.grad_v_seq.defined()) prefetch_row(a.grad_v_seq, row, n, false);
+  for (int k = 0; k < M::kSaved && a.grad_saved.defined(); ++k) prefetch_row(a.grad_saved, k * plane + row, n, false);
   if (a.surrogate_grad_seq.defined()) prefetch_row(a.surrogate_grad_seq, row, n, false);
   prefetch_row(a.grad_x_seq, row, n, true);
 }
@@ -121,7 +125,12 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n
     const int64_t row = t * b.N + n0;
     if (t > 0) prefetch_backward_rows(b, row - b.N, n);
     const float* sv[K];
-    for (int k = 0; k < K; ++k) sv[k] = saved_seq + k * plane + row;
+    const float* gsv_rows[K];  // dL/d(saved values) from outside: zeros unless given (models with kSavedGrad)
+    for (int k = 0; k < K; ++k) {
+      sv[k] = saved_seq + k * plane + row;
+      gsv_rows[k] = a.grad_saved.defined() ? static_cast<const float*>(a.grad_saved.data) + k * plane + row
+                                           : kZeroRow;
+    }
     const float* gs = row_as_float(a.grad_spike_seq.dtype, a.grad_spike_seq.data, row, n, gs_buf);
     float* gx = row_target(a.grad_x_seq.dtype, a.grad_x_seq.data, row, gx_buf);
     if (a.grad_v_seq.defined()) {
@@ -154,14 +163,17 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n
       }
     }
     for (int i = 0; i < n; ++i) {
-      float saved[K], pv[S], gi[S], gli[P];
-      for (int k = 0; k < K; ++k) saved[k] = sv[k][i];
+      float saved[K], gsv[K], pv[S], gi[S], gli[P];
+      for (int k = 0; k < K; ++k) {
+        saved[k] = sv[k][i];
+        gsv[k] = gsv_rows[k][i];
+      }
       for (int j = 0; j < S; ++j) {
         pv[j] = M::kNeedsPrev ? prev[j][i] : 0.0f;
         gi[j] = g[j][i];
       }
       for (int k = 0; k < M::kLearnable; ++k) gli[k] = gl[k][i];
-      gx[i] = M::backward(c, saved, pv, sg[i], gs[i], through_spike, gi, gli);
+      gx[i] = model_backward<M>(c, saved, pv, sg[i], gs[i], through_spike, gi, gli, gsv);
       for (int j = 0; j < S; ++j) g[j][i] = gi[j];
       for (int k = 0; k < M::kLearnable; ++k) gl[k][i] = gli[k];
     }

@@ -394,6 +394,10 @@ class Loader {
 #undef SPIKEOPS_NEURON_BY_NAME
     if (!known) f.fail("field 'model' \"" + model + "\" is not a neuron model of this runtime (" + names + ")");
     const NeuronInfo info = neuron_info(p.kind);
+    if (!info.spiking) {
+      f.fail("field 'model' \"" + model + "\" outputs its membrane potential, not spikes; a neuron layer of the "
+             "runtime outputs spikes");
+    }
     read_neuron_common(f, p);
     p.tau = read_tau(f);
     p.decay_input = f.boolean("decay_input");

@@ -22,8 +22,15 @@ NeuronKind = enum.IntEnum("NeuronKind", {name: int(value) for name, value in _C.
 
 @functools.lru_cache(maxsize=None)
 def neuron_info(kind: int) -> dict:
-    """What the core's model `kind` keeps per neuron: name, states, saved, learnable, extra_names."""
+    """What the core's model `kind` keeps per neuron: name, states, saved, learnable, extra_names, saved_grad
+    (whether the backward takes a gradient for the saved values: they are an output) and spiking (False for a
+    model that never fires and outputs its potential, its saved value)."""
     return _C.neuron_info(_C.NeuronKind(int(kind)))
+
+
+# neuron_info(kind)["saved_grad"] per kind, read while torch.compile traces the autograd setup (which cannot call
+# into the extension).
+_SAVED_GRAD = {int(kind): bool(neuron_info(kind)["saved_grad"]) for kind in NeuronKind}
 
 
 def _kind(fn: str, neuron_kind) -> int:
@@ -98,7 +105,7 @@ def _check_forward_tensors(fn: str, x_seq, state_init, learnable, info: dict, sp
 
 
 def _check_backward_tensors(fn: str, grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable,
-                            surrogate_grad_seq, info: dict, grad_x_dtype) -> tuple:
+                            surrogate_grad_seq, info: dict, grad_x_dtype, grad_saved) -> tuple:
     """The tensor and dtype arguments of neuron_backward (after _neuron_params checked the others); (T, N)."""
     K, S = info["saved"], info["states"]
     _checks.tensor(saved, "saved", fn, _F32, dim=3, layout="[K, T, N]")
@@ -114,9 +121,15 @@ def _check_backward_tensors(fn: str, grad_spike_seq, grad_v_seq, grad_state_fina
     if grad_state_final is not None:
         _checks.tensor(grad_state_final, "grad_state_final", fn, _F32)
         _checks.shape(grad_state_final, "grad_state_final", fn, tuple(state_init.shape), "state_init's")
+    if grad_saved is not None:
+        if not info["saved_grad"]:
+            raise ValueError(f"{fn}: grad_saved must be None: {info['name']}'s saved values are not an output, so no "
+                             "gradient reaches them")
+        _checks.tensor(grad_saved, "grad_saved", fn, _F32)
+        _checks.shape(grad_saved, "grad_saved", fn, tuple(saved.shape), "saved's")
     _checks.same_device(fn, "saved", saved, ("grad_spike_seq", grad_spike_seq), ("grad_v_seq", grad_v_seq),
                         ("grad_state_final", grad_state_final), ("state_init", state_init),
-                        ("surrogate_grad_seq", surrogate_grad_seq))
+                        ("surrogate_grad_seq", surrogate_grad_seq), ("grad_saved", grad_saved))
     _check_learnable(fn, learnable, info, saved, "saved")
     _checks.dtype_arg(grad_x_dtype, "grad_x_dtype", fn, FLOAT_DTYPES)
     return T, N
@@ -188,7 +201,7 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_s
                     surrogate_grad_seq: Optional[Tensor], neuron_kind: int, v_threshold: float,
                     v_reset: Optional[float], tau: float, decay_input: bool, extra: list[float],
                     detach_reset: bool, surrogate_kind: int, alpha: float, beta: float,
-                    grad_x_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+                    grad_x_dtype: torch.dtype, grad_saved: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
     """Fused multi-step neuron backward (surrogate gradient through T steps).
 
     Args:
@@ -200,6 +213,9 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_s
         surrogate_grad_seq (Tensor, optional): [T, N] float32 σ'(u) at every step, used instead of the surrogate
             ``surrogate_kind`` (a surrogate the core has no formula for, computed by the caller).
         grad_x_dtype (torch.dtype): dtype of grad_x_seq (the input's dtype).
+        grad_saved (Tensor, optional): [K, T, N] float32 gradient reaching the saved values, for a model whose
+            saved values are an output (``neuron_info(kind)['saved_grad']``: the LIF family's H, which LIAF
+            returns through its activation).
 
     Returns:
         grad_x_seq [T, N] (grad_x_dtype), grad_state_init (state_init's shape) float32, grad_learnable [P, N]
@@ -210,7 +226,7 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_s
                             surrogate_kind, alpha, beta)
     info = neuron_info(neuron_kind)
     T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable,
-                                   surrogate_grad_seq, info, grad_x_dtype)
+                                   surrogate_grad_seq, info, grad_x_dtype, grad_saved)
     device = saved.device
     P = info["learnable"]
     grad_x_seq = torch.empty((T, N), dtype=grad_x_dtype, device=device)
@@ -220,6 +236,7 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_s
     args.grad_spike_seq = _view(grad_spike_seq, "grad_spike_seq")
     args.grad_v_seq = _view(grad_v_seq, "grad_v_seq")
     args.grad_state_final = _view(grad_state_final, "grad_state_final")
+    args.grad_saved = _view(grad_saved, "grad_saved")
     args.saved = _view(saved, "saved")
     args.state_init = _view(state_init, "state_init")
     args.learnable = _view(learnable, "learnable")
@@ -235,13 +252,13 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_s
 @neuron_backward.register_fake
 def _(grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable, surrogate_grad_seq,
       neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset, surrogate_kind, alpha, beta,
-      grad_x_dtype):
+      grad_x_dtype, grad_saved=None):
     fn = "spikeops::neuron_backward"
     _neuron_params(fn, neuron_kind, v_threshold, v_reset, tau, decay_input, extra, detach_reset, surrogate_kind,
                    alpha, beta)
     info = neuron_info(neuron_kind)
     T, N = _check_backward_tensors(fn, grad_spike_seq, grad_v_seq, grad_state_final, saved, state_init, learnable,
-                                   surrogate_grad_seq, info, grad_x_dtype)
+                                   surrogate_grad_seq, info, grad_x_dtype, grad_saved)
     new = saved.new_empty
     P = info["learnable"]
     return (new((T, N), dtype=grad_x_dtype), new(state_init.shape, dtype=torch.float32),
@@ -254,7 +271,7 @@ _NEURON_FLAGS = ("neuron_kind", "v_threshold", "v_reset", "tau", "decay_input", 
 
 def _neuron_setup_context(ctx, inputs, output):
     x_seq, state_init, learnable = inputs[0], inputs[1], inputs[2]
-    # Unused outputs (saved always, often state_final and v_seq) then reach the backward as None instead of zero
+    # Unused outputs (saved mostly, often state_final and v_seq) then reach the backward as None instead of zero
     # tensors that would cost an allocation and a pass over memory.
     ctx.set_materialize_grads(False)
     ctx.flags = dict(zip(_NEURON_FLAGS, inputs[3:13]))
@@ -268,6 +285,10 @@ def _neuron_setup_context(ctx, inputs, output):
         return
     ctx.has_saved = True
     ctx.save_for_backward(output[2], state_init, learnable)
+    if not _SAVED_GRAD[inputs[3]]:
+        # Only models whose saved values are an output (the LIF family's H, which LIAF returns) take their
+        # gradient; for the others they are bookkeeping, not a function the backward could differentiate.
+        ctx.mark_non_differentiable(output[2])
 
 
 def _neuron_backward(ctx, grad_spike_seq, grad_state_final, grad_saved, grad_v_seq):
@@ -282,7 +303,8 @@ def _neuron_backward(ctx, grad_spike_seq, grad_state_final, grad_saved, grad_v_s
         grad_spike_seq.contiguous(),
         grad_v_seq.contiguous() if grad_v_seq is not None and grad_v_seq.numel() > 0 else None,
         grad_state_final.contiguous() if grad_state_final is not None else None,
-        saved, state_init, learnable, surrogate_grad_seq, grad_x_dtype=ctx.x_dtype, **ctx.flags)
+        saved, state_init, learnable, surrogate_grad_seq, grad_x_dtype=ctx.x_dtype,
+        grad_saved=grad_saved.contiguous() if grad_saved is not None else None, **ctx.flags)
     grad_l = grad_learnable.sum(1).to(learnable.dtype) if learnable is not None else None
     return (grad_x, grad_state_init, grad_l) + (None,) * 13
 

@@ -20,14 +20,47 @@
 //                                 one backward step: sg = σ'(u), gs = dL/dS; g[kStates] holds dL/d(state after
 //                                 the step) and becomes dL/d(state before it); gl[kLearnable] accumulates
 //                                 dL/d(learnable); through_spike is 0 with detach_reset, else 1; returns dL/dX.
+//   kSavedGrad (optional)         true when the saved values may also be an output (LIAF returns act(H), H being
+//                                 LIF's saved value): backward() then takes a ninth argument, gsaved[kSaved],
+//                                 the gradient reaching them from outside, and NeuronDef repeats the flag.
+// and, on NeuronDef only, kSpiking (optional, default true): false for a model that never fires, whose output is
+// its saved potential (the non-spiking readouts).
 // All step functions are SPIKEOPS_HD: the CPU and CUDA kernels run the same code.
 #pragma once
 
+#include <type_traits>
+
+#include "spikeops/config.hpp"
 #include "spikeops/neuron.hpp"
 
 namespace spikeops {
 
 template <NeuronKind K>
 struct NeuronDef;
+
+// M::kSavedGrad, false when M does not declare it.
+template <typename M, typename = void>
+struct takes_saved_grad : std::false_type {};
+template <typename M>
+struct takes_saved_grad<M, std::void_t<decltype(M::kSavedGrad)>> : std::integral_constant<bool, M::kSavedGrad> {};
+
+// D::kSpiking, true when D does not declare it.
+template <typename D, typename = void>
+struct model_spikes : std::true_type {};
+template <typename D>
+struct model_spikes<D, std::void_t<decltype(D::kSpiking)>> : std::integral_constant<bool, D::kSpiking> {};
+
+// One backward step of model M for the kernels: gsaved (dL/d(saved values) from outside, zeros when there is
+// none) reaches the models that take it (validation refuses a gradient for the saved values of the others).
+template <typename M>
+SPIKEOPS_HD float model_backward(const typename M::Consts& c, const float* saved, const float* prev, float sg,
+                                 float gs, float through_spike, float* g, float* gl, const float* gsaved) {
+  if constexpr (takes_saved_grad<M>::value) {
+    return M::backward(c, saved, prev, sg, gs, through_spike, g, gl, gsaved);
+  } else {
+    (void)gsaved;
+    return M::backward(c, saved, prev, sg, gs, through_spike, g, gl);
+  }
+}
 
 }  // namespace spikeops

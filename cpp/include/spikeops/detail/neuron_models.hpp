@@ -7,6 +7,7 @@
 #include "spikeops/detail/neurons/alif.hpp"
 #include "spikeops/detail/neurons/lif_family.hpp"
 #include "spikeops/detail/neurons/lif_variants.hpp"
+#include "spikeops/detail/neurons/non_spiking.hpp"
 #include "spikeops/detail/neurons/nonlinear_if.hpp"
 #include "spikeops/error.hpp"
 

@@ -7,7 +7,8 @@
 //   reset   hard: V = S ? v_reset : H;   soft: V = H - S * v_threshold
 //
 // The backward reads H only (S and V are recomputed from it); ParametricLIF's dL/dk also needs V[t-1], rebuilt
-// from H[t-1]. dH/dk = (H - V) / k with decay_input, which avoids saving X.
+// from H[t-1]. dH/dk = (H - V) / k with decay_input, which avoids saving X. H may also be an output (LIAF
+// returns act(H)): its gradient from outside, gsaved[0], joins dL/dH.
 #pragma once
 
 #include <cmath>
@@ -24,6 +25,7 @@ template <ChargeKind C, bool kHardReset, bool kLearnedDecay>
 struct LIFFamilyModel {
   static constexpr int kStates = 1, kSaved = 1, kLearnable = kLearnedDecay ? 1 : 0;
   static constexpr bool kNeedsPrev = kLearnedDecay;  // dL/dk needs V[t-1]
+  static constexpr bool kSavedGrad = true;
 
   struct Consts {
     float k, vr, vth, v_reset;
@@ -52,13 +54,13 @@ struct LIFFamilyModel {
     s[0] = neuron_reset_of<kHardReset>(saved[0], c.vth, c.v_reset);
   }
 
-  // g: dL/dV[t] in, dL/dV[t-1] out; gl[0] += dL/dk; returns dL/dX[t].
+  // g: dL/dV[t] in, dL/dV[t-1] out; gl[0] += dL/dk; gsaved[0]: dL/dH[t] from outside; returns dL/dX[t].
   SPIKEOPS_HD static float backward(const Consts& c, const float* saved, const float* prev, float sg, float gs,
-                                    float through_spike, float* g, float* gl) {
+                                    float through_spike, float* g, float* gl, const float* gsaved) {
     const float h = saved[0];
     const float spike = neuron_fire(h, c.vth);
     const float dv_dh = neuron_reset_grad<kHardReset>(h, spike, sg, through_spike, c.vth, c.v_reset);
-    const float gh = gs * sg + g[0] * dv_dh;
+    const float gh = gs * sg + g[0] * dv_dh + gsaved[0];
     g[0] = gh * neuron_charge_dv<C>(c.k);
     if (kLearnedDecay) gl[0] += gh * neuron_charge_dk<C>(h, prev[0], c.k, c.vr);
     return gh * neuron_charge_dx<C>(c.k);
@@ -90,6 +92,7 @@ struct NeuronDef<NeuronKind::kIF> {
   static constexpr int kStates = 1, kSaved = 1, kLearnable = 0;
   static constexpr const char* kExtraNames[] = {nullptr};
   static constexpr int kExtra = 0;
+  static constexpr bool kSavedGrad = true;  // H, an output of LIAF
   static void validate(const NeuronParams&) {}
   template <typename F>
   static void dispatch(const NeuronParams& p, F&& f) {
@@ -102,6 +105,7 @@ struct NeuronDef<NeuronKind::kLIF> {
   static constexpr int kStates = 1, kSaved = 1, kLearnable = 0;
   static constexpr const char* kExtraNames[] = {nullptr};
   static constexpr int kExtra = 0;
+  static constexpr bool kSavedGrad = true;  // H, an output of LIAF
   static void validate(const NeuronParams& p) {
     // tau is a double but the kernels compute in float32: beyond float32's range 1/tau would be a subnormal
     // (or, past about 7e45, 0) and the neuron a silent integrator of nothing.
@@ -120,6 +124,7 @@ struct NeuronDef<NeuronKind::kParametricLIF> {
   static constexpr int kStates = 1, kSaved = 1, kLearnable = 1;  // learnable[0] = k = sigmoid(w)
   static constexpr const char* kExtraNames[] = {nullptr};
   static constexpr int kExtra = 0;
+  static constexpr bool kSavedGrad = true;  // H, an output of LIAF
   static void validate(const NeuronParams&) {}
   template <typename F>
   static void dispatch(const NeuronParams& p, F&& f) {
