@@ -1,7 +1,8 @@
 """Benchmark of every fused neuron model against SpikingJelly's same class, an eager PyTorch step loop of the same
 equations, and that loop under torch.compile.
 
-For each model (IF, LIF, ParametricLIF, QIF, EIF, Izhikevich, ALIF, KLIF, CUBALIF, ComplementaryLIF, and PSN when
+For each model (IF, LIF, ParametricLIF, QIF, EIF, Izhikevich, ALIF, KLIF, CUBALIF, ComplementaryLIF, LIAF,
+NonSpikingIF, NonSpikingLIF, and PSN when
 spikeops has it), with its SpikingJelly-compatible defaults, at T in {16, 64} and N neurons (default 64 x 4096),
 it times the forward without grad and the forward+backward of:
   - spikeops: the module with step_mode='m' (the fused kernel);
@@ -161,6 +162,31 @@ def clif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # tau 2, threshol
     return torch.stack(out)
 
 
+def liaf_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # LIF (tau 2, 1/tau a multiplier); relu(H - 1) out
+    v, out = torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        h = v + (x - v) * 0.5
+        out.append(torch.relu(h - 1.0))
+        v = _hard_reset(h, SigmoidSpike.apply(h - 1.0), 0.0)
+    return torch.stack(out)
+
+
+def nonspiking_if_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # V = V + X, every V out
+    v, out = torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        v = v + x
+        out.append(v)
+    return torch.stack(out)
+
+
+def nonspiking_lif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # V = V + (X - V) / 2, every V out
+    v, out = torch.zeros_like(x_seq[0]), []
+    for x in x_seq:
+        v = v + (x - v) / 2.0
+        out.append(v)
+    return torch.stack(out)
+
+
 def psn_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # H = W X + B over T (one GEMM), ATan
     return ATanSpike.apply(torch.addmm(p["bias"], p["weight"], x_seq.flatten(1))).view(x_seq.shape)
 
@@ -175,6 +201,10 @@ class Model:
     kind: Optional[str] = None    # NeuronKind name of the fused kernel (None: not a recurrence)
     sj_class: Optional[str] = None
     learnable: tuple = ()         # the module's parameters the loop takes
+    args: tuple = ()              # the constructors' positional arguments (both libraries')
+    # The output is made from the kernel's saved values, not its spikes (LIAF's act(H), the readouts' V): the
+    # spikes are written in 1 byte and the backward reads the saved values' gradient.
+    saved_output: bool = False
 
 
 MODELS = [
@@ -188,13 +218,23 @@ MODELS = [
     Model("KLIF", "KLIFNode", klif_loop, "KLIF", "KLIFNode", ("k",)),
     Model("CUBALIF", "CUBALIFNode", cubalif_loop, "CUBALIF", "CUBALIFNode"),
     Model("ComplementaryLIF", "ComplementaryLIFNode", clif_loop, "ComplementaryLIF", "ComplementaryLIFNode"),
+    Model("LIAF", "LIAFNode", liaf_loop, "LIF", "LIAFNode", args=(torch.relu, True), saved_output=True),
+    Model("NonSpikingIF", "NonSpikingIFNode", nonspiking_if_loop, "NonSpikingIF", "NonSpikingIFNode",
+          saved_output=True),
+    Model("NonSpikingLIF", "NonSpikingLIFNode", nonspiking_lif_loop, "NonSpikingLIF", "NonSpikingLIFNode",
+          saved_output=True),
     Model("PSN", "PSN", psn_loop, None, "PSN", ("weight", "bias")),
 ]
 
 
 def make_spikeops(model: Model, T: int, device: torch.device) -> torch.nn.Module:
     cls = getattr(neuron, model.spikeops_class)
-    node = cls(T=T) if model.name == "PSN" else cls(step_mode="m")
+    if model.name == "PSN":
+        node = cls(T=T)
+    elif model.name.startswith("NonSpiking"):
+        node = cls()  # multi-step only
+    else:
+        node = cls(*model.args, step_mode="m")
     return node.to(device)
 
 
@@ -204,9 +244,13 @@ def make_sj(model: Model, T: int, ours: torch.nn.Module, device: torch.device) -
     cls = getattr(sj_neuron, model.sj_class)
     if model.name == "PSN":
         node = cls(T=T)
-    else:
+    elif model.name.startswith("NonSpiking"):
         node = cls()
-        node.step_mode = "m"  # SpikingJelly's CUBALIFNode takes no step_mode argument
+    else:
+        node = cls(*model.args)
+        # SpikingJelly's CUBALIFNode takes no step_mode argument. Its LIAFNode stays single-step (run over T by
+        # the caller): in multi-step mode SpikingJelly 2.0.0 returns LIFNode's spikes, not act(H).
+        node.step_mode = "s" if model.name == "LIAF" else "m"
     for name in model.learnable:  # the same learnable values as spikeops' module
         with torch.no_grad():
             getattr(node, name).copy_(getattr(ours, name))
@@ -221,9 +265,12 @@ def bytes_per_neuron_step(model: Model, T: int, training: bool) -> Optional[floa
         return None
     info = neuron_info(NeuronKind[model.kind])
     S, K = info["states"], info["saved"]
+    spike = 1 if model.saved_output else 4
+    if model.saved_output:  # the saved values are written in inference too, and their gradient read
+        return (4 + spike + 4 * K + 8 * S / T) + ((4 + 8 * K + 4 + 4 * S / T) if training else 0)
     if not training:
-        return 4 + 4 + 8 * S / T
-    return (4 + 4 + 4 * K + 8 * S / T) + (4 + 4 * K + 4 + 4 * S / T)
+        return 4 + spike + 8 * S / T
+    return (4 + spike + 4 * K + 8 * S / T) + (4 + 4 * K + 4 + 4 * S / T)
 
 
 # ---- timing ----
@@ -255,10 +302,14 @@ def step_fn(run: Callable[[Tensor], Tensor], params: list, x: Tensor, grad: Tens
     return fn
 
 
-def with_reset(node: torch.nn.Module, reset_net: Callable) -> Callable[[Tensor], Tensor]:
+def with_reset(node: torch.nn.Module, reset_net: Callable, over_steps: Optional[Callable] = None
+               ) -> Callable[[Tensor], Tensor]:
+    """The node's [T, N] output, after a reset: a list of steps (the readouts) stacked; with over_steps, a
+    single-step node run over T by it."""
     def run(x):
         reset_net(node)
-        return node(x)
+        out = over_steps(x, node) if over_steps is not None else node(x)
+        return torch.stack(out) if isinstance(out, list) else out
     return run
 
 
@@ -268,7 +319,8 @@ def implementations(model: Model, T: int, device: torch.device, compile_loop: bo
     impls = {"spikeops": (with_reset(ours, functional.reset_net), list(ours.parameters()))}
     sj = make_sj(model, T, ours, device)
     if sj is not None:
-        impls["SpikingJelly"] = (with_reset(sj, sj_functional.reset_net), list(sj.parameters()))
+        over_steps = sj_functional.multi_step_forward if getattr(sj, "step_mode", "m") == "s" else None
+        impls["SpikingJelly"] = (with_reset(sj, sj_functional.reset_net, over_steps), list(sj.parameters()))
     p = {name: getattr(ours, name).detach().clone().requires_grad_() for name in model.learnable}
     impls["eager"] = (lambda x: model.loop(x, p), list(p.values()))
     if compile_loop:
@@ -284,11 +336,12 @@ def check_spikes(model: Model, impls: dict, x: Tensor) -> str:
     ref = spikes["spikeops"]
     differ = int((spikes["eager"] != ref).sum())
     assert differ == 0, f"{model.name}: the eager loop's spikes differ from spikeops' at {differ} of {ref.numel()}"
-    notes = [f"firing rate {ref.mean().item():.3f}", "eager spikes equal"]
+    what = "mean output" if model.saved_output else "firing rate"
+    notes = [f"{what} {ref.mean().item():.3f}", "eager outputs equal"]
     for name in ("compiled", "SpikingJelly"):
         if name in spikes:
             d = int((spikes[name] != ref).sum())
-            notes.append(f"{name} spikes {'equal' if d == 0 else f'differ at {d} of {ref.numel()}'}")
+            notes.append(f"{name} outputs {'equal' if d == 0 else f'differ at {d} of {ref.numel()}'}")
     return ", ".join(notes)
 
 

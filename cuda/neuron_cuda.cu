@@ -78,7 +78,7 @@ template <typename M>
 struct BackwardKernelArgs {
   typename M::Consts c;
   const float* learnable;  // device memory; nullptr when the model has none
-  const void* grad_spike_seq;
+  const void* grad_spike_seq;  // nullptr when absent: zero
   DType grad_spike_dtype;
   const float* grad_v_seq;          // nullptr when absent
   const float* grad_state_final;    // nullptr when absent: zero
@@ -120,7 +120,9 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
     }
     // As in the forward, step t-1's inputs are requested before step t's work so that their latency overlaps
     // it; step t-1's saved values double as the source of the state before step t.
-    const bool own_sg = a.surrogate_grad_seq == nullptr;
+    // A readout never fires: σ' is 0, neither computed nor read.
+    const bool own_sg = a.surrogate_grad_seq == nullptr && model_spikes<M>::value;
+    const bool no_sg = !model_spikes<M>::value;
     float sv_next[K][V], gsv_next[K][V], gs_next[V], gvs_next[V], sg_next[V];
     auto load_step = [&](int64_t i) {
 #pragma unroll
@@ -129,9 +131,9 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
 #pragma unroll
         for (int k = 0; k < K; ++k) load_vec<V>(DType::kFloat32, a.grad_saved, k * plane + i, gsv_next[k]);
       }
-      load_vec<V>(a.grad_spike_dtype, a.grad_spike_seq, i, gs_next);
+      if (a.grad_spike_seq != nullptr) load_vec<V>(a.grad_spike_dtype, a.grad_spike_seq, i, gs_next);
       if (a.grad_v_seq != nullptr) load_vec<V>(DType::kFloat32, a.grad_v_seq, i, gvs_next);
-      if (!own_sg) load_vec<V>(DType::kFloat32, a.surrogate_grad_seq, i, sg_next);
+      if (!own_sg && !no_sg) load_vec<V>(DType::kFloat32, a.surrogate_grad_seq, i, sg_next);
     };
     if (a.T > 0) load_step((a.T - 1) * a.N + n0);
     for (int64_t t = a.T - 1; t >= 0; --t) {
@@ -144,9 +146,9 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
           sv[k][e] = sv_next[k][e];
           gsv[k][e] = a.grad_saved != nullptr ? gsv_next[k][e] : 0.0f;
         }
-        gs[e] = gs_next[e];
+        gs[e] = a.grad_spike_seq != nullptr ? gs_next[e] : 0.0f;
         if (a.grad_v_seq != nullptr) g[0][e] += gvs_next[e];
-        if (!own_sg) sg[e] = sg_next[e];
+        if (!own_sg) sg[e] = no_sg ? 0.0f : sg_next[e];
       }
       if (t > 0) load_step(i - a.N);
       if (own_sg) {
@@ -267,7 +269,7 @@ void neuron_backward(const NeuronParams& p, const NeuronBackwardArgs& a) {
     BackwardKernelArgs<M> k;
     k.c = M::consts(p);
     k.learnable = M::kLearnable > 0 ? static_cast<const float*>(a.learnable.data) : nullptr;
-    k.grad_spike_seq = a.grad_spike_seq.data;
+    k.grad_spike_seq = a.grad_spike_seq.defined() ? a.grad_spike_seq.data : nullptr;
     k.grad_spike_dtype = a.grad_spike_seq.dtype;
     k.grad_v_seq = optional_float(a.grad_v_seq);
     k.grad_state_final = optional_float(a.grad_state_final);

@@ -141,9 +141,11 @@ void neuron_multistep_backward(const NeuronParams& p, const NeuronBackwardArgs& 
   check.tensor(a.saved, "saved", dropped ? 2 : 3, {kFloat32});
   const int64_t T = a.saved.shape[dropped ? 0 : 1], N = a.saved.shape[dropped ? 1 : 2];
   check_float32(check, a.saved, "saved", {K, T, N}, a.saved, "saved");
-  check.tensor(a.grad_spike_seq, "grad_spike_seq", 2, {kFloat32, kFloat16, kBFloat16});
-  check.shape_is(a.grad_spike_seq, "grad_spike_seq", {T, N});
-  check.same_device(a.grad_spike_seq, "grad_spike_seq", a.saved, "saved");
+  if (a.grad_spike_seq.defined()) {
+    check.tensor(a.grad_spike_seq, "grad_spike_seq", 2, {kFloat32, kFloat16, kBFloat16});
+    check.shape_is(a.grad_spike_seq, "grad_spike_seq", {T, N});
+    check.same_device(a.grad_spike_seq, "grad_spike_seq", a.saved, "saved");
+  }
   if (a.grad_v_seq.defined()) check_float32(check, a.grad_v_seq, "grad_v_seq", {T, N}, a.saved, "saved", false);
   if (a.grad_state_final.defined()) {
     check_float32(check, a.grad_state_final, "grad_state_final", {S, N}, a.saved, "saved");

@@ -96,7 +96,7 @@ Backward run_backward(const NeuronParams& p, const Dims& d, std::vector<float> s
   r.learnable.assign(d.P * d.N, NAN);
   std::vector<float> sg = surrogate_grad ? *surrogate_grad : std::vector<float>();
   NeuronBackwardArgs b;
-  b.grad_spike_seq = view(g.spikes, {d.T, d.N});
+  if (!g.spikes.empty()) b.grad_spike_seq = view(g.spikes, {d.T, d.N});  // empty: absent
   b.grad_v_seq = view(g.v_seq, {d.T, d.N});
   b.grad_state_final = per_model(g.state_final, d.S, d.N, -1, drop);
   if (!g.saved.empty()) b.grad_saved = per_model(g.saved, d.K, d.T, d.N, drop);
@@ -426,6 +426,23 @@ TEST_P(NeuronModel, SurrogateGradSeqGivesTheSameBackward) {
       EXPECT_EQ(own.learnable, given.learnable);
     });
   }
+}
+
+// grad_spike_seq left out is a zero spike gradient, exactly.
+TEST_P(NeuronModel, AbsentSpikeGradientIsZero) {
+  const NeuronKind kind = GetParam();
+  const Dims d = dims_of(kind, 5, 13);
+  std::mt19937 rng(21);
+  Operands o = operands(model_case(kind), d, true, rng);
+  const NeuronParams p = model_params(kind, false, true, false, 0, default_surrogate(SurrogateKind::kSigmoid));
+  const Forward f = run_forward(p, d, o.x, o.state_init, o.learnable);
+  std::fill(o.g.spikes.begin(), o.g.spikes.end(), 0.0f);
+  const Backward zero = run_backward(p, d, f.saved, o.state_init, o.learnable, o.g);
+  o.g.spikes.clear();
+  const Backward absent = run_backward(p, d, f.saved, o.state_init, o.learnable, o.g);
+  EXPECT_EQ(zero.x, absent.x);
+  EXPECT_EQ(zero.state_init, absent.state_init);
+  EXPECT_EQ(zero.learnable, absent.learnable);
 }
 
 // [S, N] and, for S == 1, [N]; [K, T, N] and, for K == 1, [T, N]; [P, N] and, for P == 1, [N]: the same

@@ -98,7 +98,8 @@ struct NeuronForwardArgs {
 // Arguments of the multi-step backward. It reads only what the forward saved and the initial state: the rest
 // is recomputed (the LIF family keeps 4 bytes, float32 H, per neuron-step).
 struct NeuronBackwardArgs {
-  TensorView grad_spike_seq;      // in  [T, N] float32 / float16 / bfloat16
+  TensorView grad_spike_seq;      // in, optional [T, N] float32 / float16 / bfloat16; absent: 0 (spikes that reach
+                                  //     no loss: LIAF's, the readouts')
   TensorView grad_v_seq;          // in, optional [T, N] float32: gradient reaching v_seq
   TensorView grad_state_final;    // in, optional [S, N] float32: gradient reaching state_final
   TensorView grad_saved;          // in, optional [K, T, N] float32: gradient reaching the saved values, for the

@@ -22,7 +22,7 @@ SPIKEOPS_CPU_INLINE void prefetch_row(const TensorView& t, int64_t offset, int n
   prefetch_bytes(static_cast<const char*>(t.data) + offset * size, n * size, write);
 }
 
-// The gradient of saved values nobody returned.
+// The gradient of spikes or saved values that reach no loss.
 alignas(64) const float kZeroRow[kBlock] = {};
 
 // Below this many neuron-steps, threads cost more than they save.
@@ -93,7 +93,7 @@ template <typename M>
 SPIKEOPS_CPU_INLINE void prefetch_backward_rows(const BackwardBlockArgs<M>& b, int64_t row, int n) {
   const NeuronBackwardArgs& a = *b.a;
   const int64_t plane = b.T * b.N;
-  prefetch_row(a.grad_spike_seq, row, n, false);
+  if (a.grad_spike_seq.defined()) prefetch_row(a.grad_spike_seq, row, n, false);
   for (int k = 0; k < M::kSaved; ++k) prefetch_row(a.saved, k * plane + row, n, false);
   if (a.grad_v_seq.defined()) prefetch_row(a.grad_v_seq, row, n, false);
   for (int k = 0; k < M::kSaved && a.grad_saved.defined(); ++k) prefetch_row(a.grad_saved, k * plane + row, n, false);
@@ -131,14 +131,18 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n
       gsv_rows[k] = a.grad_saved.defined() ? static_cast<const float*>(a.grad_saved.data) + k * plane + row
                                            : kZeroRow;
     }
-    const float* gs = row_as_float(a.grad_spike_seq.dtype, a.grad_spike_seq.data, row, n, gs_buf);
+    const float* gs = a.grad_spike_seq.defined()
+                          ? row_as_float(a.grad_spike_seq.dtype, a.grad_spike_seq.data, row, n, gs_buf)
+                          : kZeroRow;
     float* gx = row_target(a.grad_x_seq.dtype, a.grad_x_seq.data, row, gx_buf);
     if (a.grad_v_seq.defined()) {
       const float* gvs = static_cast<const float*>(a.grad_v_seq.data) + row;
       for (int i = 0; i < n; ++i) g[0][i] += gvs[i];
     }
     const float* sg;
-    if (a.surrogate_grad_seq.defined()) {
+    if (!model_spikes<M>::value) {
+      sg = kZeroRow;  // a readout never fires: no surrogate to compute
+    } else if (a.surrogate_grad_seq.defined()) {
       sg = static_cast<const float*>(a.surrogate_grad_seq.data) + row;
     } else {
       for (int i = 0; i < n; ++i) {

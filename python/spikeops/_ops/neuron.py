@@ -111,8 +111,9 @@ def _check_backward_tensors(fn: str, grad_spike_seq, grad_v_seq, grad_state_fina
     _checks.tensor(saved, "saved", fn, _F32, dim=3, layout="[K, T, N]")
     _, T, N = saved.shape
     _checks.shape(saved, "saved", fn, (K, T, N), f"{info['name']} saves {K} value(s) per neuron-step")
-    _checks.tensor(grad_spike_seq, "grad_spike_seq", fn, FLOAT_DTYPES, dim=2, layout="[T, N]")
-    _checks.shape(grad_spike_seq, "grad_spike_seq", fn, (T, N), "[T, N] of saved")
+    _checks.tensor(grad_spike_seq, "grad_spike_seq", fn, FLOAT_DTYPES, dim=2, layout="[T, N]", optional=True)
+    if grad_spike_seq is not None:
+        _checks.shape(grad_spike_seq, "grad_spike_seq", fn, (T, N), "[T, N] of saved")
     for arg, t in (("grad_v_seq", grad_v_seq), ("surrogate_grad_seq", surrogate_grad_seq)):
         _checks.tensor(t, arg, fn, _F32, optional=True)
         if t is not None:
@@ -196,7 +197,7 @@ def _(x_seq, state_init, learnable, neuron_kind, v_threshold, v_reset, tau, deca
 
 
 @torch.library.custom_op("spikeops::neuron_backward", mutates_args=(), device_types=_DEVICE_TYPES)
-def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_state_final: Optional[Tensor],
+def neuron_backward(grad_spike_seq: Optional[Tensor], grad_v_seq: Optional[Tensor], grad_state_final: Optional[Tensor],
                     saved: Tensor, state_init: Tensor, learnable: Optional[Tensor],
                     surrogate_grad_seq: Optional[Tensor], neuron_kind: int, v_threshold: float,
                     v_reset: Optional[float], tau: float, decay_input: bool, extra: list[float],
@@ -205,7 +206,8 @@ def neuron_backward(grad_spike_seq: Tensor, grad_v_seq: Optional[Tensor], grad_s
     """Fused multi-step neuron backward (surrogate gradient through T steps).
 
     Args:
-        grad_spike_seq (Tensor): [T, N] float32/float16/bfloat16 gradient of the spikes.
+        grad_spike_seq (Tensor, optional): [T, N] float32/float16/bfloat16 gradient of the spikes; None: 0 (spikes
+            that reach no loss, e.g. LIAF's, whose output is act(H)).
         grad_v_seq (Tensor, optional): [T, N] float32 gradient of v_seq.
         grad_state_final (Tensor, optional): float32 gradient of state_final (state_init's shape).
         saved (Tensor): [K, T, N] float32, what the forward saved.
@@ -296,11 +298,11 @@ def _neuron_backward(ctx, grad_spike_seq, grad_state_final, grad_saved, grad_v_s
         raise RuntimeError("spikeops.neuron_forward was called with store_saved=False, so it cannot be "
                            "differentiated; pass store_saved=True when gradients are needed")
     saved, state_init, learnable = ctx.saved_tensors
-    if grad_spike_seq is None or not grad_spike_seq.is_floating_point():
-        grad_spike_seq = torch.zeros(saved.shape[1:], dtype=ctx.x_dtype, device=saved.device)
+    if grad_spike_seq is not None and not grad_spike_seq.is_floating_point():
+        grad_spike_seq = None  # 1-byte spikes carry no gradient
     surrogate_grad_seq = ctx.surrogate_grad(saved) if ctx.surrogate_grad is not None else None
     grad_x, grad_state_init, grad_learnable = neuron_backward(
-        grad_spike_seq.contiguous(),
+        grad_spike_seq.contiguous() if grad_spike_seq is not None else None,
         grad_v_seq.contiguous() if grad_v_seq is not None and grad_v_seq.numel() > 0 else None,
         grad_state_final.contiguous() if grad_state_final is not None else None,
         saved, state_init, learnable, surrogate_grad_seq, grad_x_dtype=ctx.x_dtype,

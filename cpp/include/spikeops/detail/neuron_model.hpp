@@ -23,8 +23,8 @@
 //   kSavedGrad (optional)         true when the saved values may also be an output (LIAF returns act(H), H being
 //                                 LIF's saved value): backward() then takes a ninth argument, gsaved[kSaved],
 //                                 the gradient reaching them from outside, and NeuronDef repeats the flag.
-// and, on NeuronDef only, kSpiking (optional, default true): false for a model that never fires, whose output is
-// its saved potential (the non-spiking readouts).
+//   kSpiking (optional)           false (on both types) for a model that never fires, whose output is its saved
+//                                 potential (the non-spiking readouts): the kernels then skip the surrogate.
 // All step functions are SPIKEOPS_HD: the CPU and CUDA kernels run the same code.
 #pragma once
 
@@ -44,7 +44,7 @@ struct takes_saved_grad : std::false_type {};
 template <typename M>
 struct takes_saved_grad<M, std::void_t<decltype(M::kSavedGrad)>> : std::integral_constant<bool, M::kSavedGrad> {};
 
-// D::kSpiking, true when D does not declare it.
+// D::kSpiking (a NeuronDef or a step type), true when D does not declare it.
 template <typename D, typename = void>
 struct model_spikes : std::true_type {};
 template <typename D>

@@ -16,6 +16,7 @@ struct NonSpikingModel {
   static constexpr int kStates = 1, kSaved = 1, kLearnable = 0;
   static constexpr bool kNeedsPrev = false;
   static constexpr bool kSavedGrad = true;
+  static constexpr bool kSpiking = false;
 
   struct Consts {
     float tau;
