@@ -239,7 +239,7 @@ class LIAFNode(LIFNode):
         return y
 
     def _output(self, spike_seq: Tensor, saved: Tensor, x_seq: Tensor) -> Tensor:
-        h = saved[0].view(x_seq.shape)
+        h = saved.view(x_seq.shape)  # [1, T, N]: H, as a view (no select and its zero-filled backward)
         return self._present(self.act(h - self.v_threshold if self.threshold_related else h), x_seq.dtype)
 
     def extra_repr(self) -> str:

@@ -118,7 +118,7 @@ class NonSpikingBaseNode(MemoryModule):
             x, torch.zeros(N, dtype=torch.float32, device=x_seq.device), None, kind, 1.0, None,
             float(getattr(self, "tau", 2.0)), True, [], False, _UNUSED_SURROGATE, 4.0, 0.0, torch.uint8, True, False)
         self.v = state_final.view(step_shape)
-        return saved[0].view(x_seq.shape)
+        return saved.view(x_seq.shape)  # [1, T, N]: V, as a view (no select and its zero-filled backward)
 
     def _decoded(self, v_stack: Tensor) -> Tensor:
         if self.decode == "last_mem":
