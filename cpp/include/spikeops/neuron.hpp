@@ -33,7 +33,8 @@ namespace spikeops {
   X(6, ALIF)                             \
   X(7, KLIF)                             \
   X(8, CUBALIF)                          \
-  X(9, ComplementaryLIF)
+  X(9, ComplementaryLIF)                 \
+  X(12, GatedLIF)
 
 enum class NeuronKind : int {
 #define SPIKEOPS_NEURON_ENUM(ID, NAME) k##NAME = ID,
