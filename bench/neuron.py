@@ -1,10 +1,10 @@
 """Benchmark of every fused neuron model against SpikingJelly's same class, an eager PyTorch step loop of the same
 equations, and that loop under torch.compile.
 
-For each model (IF, LIF, ParametricLIF, QIF, EIF, Izhikevich, ALIF, KLIF, CUBALIF, ComplementaryLIF, LIAF,
-NonSpikingIF, NonSpikingLIF, and PSN when
-spikeops has it), with its SpikingJelly-compatible defaults, at T in {16, 64} and N neurons (default 64 x 4096),
-it times the forward without grad and the forward+backward of:
+For each model (IF, LIF, ParametricLIF, QIF, EIF, Izhikevich, ALIF, KLIF, CUBALIF, ComplementaryLIF, GatedLIF
+(layer-wise), LIAF, NonSpikingIF, NonSpikingLIF, and PSN when spikeops has it), with its SpikingJelly-compatible
+defaults, at T in {16, 64} and N neurons (default 64 x 4096), it times the forward without grad and the
+forward+backward of:
   - spikeops: the module with step_mode='m' (the fused kernel);
   - SpikingJelly: the same class of SpikingJelly (when ``import spikingjelly`` works; ALIF has none);
   - eager: the model's equations as a plain PyTorch step loop (below), whose spikes are checked equal to
@@ -187,6 +187,20 @@ def nonspiking_lif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # V = V
     return torch.stack(out)
 
 
+def glif_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # layer-wise, every parameter learnable, Sigmoid
+    a, b, g, tau, vth, ld, vsr = (p[n].sigmoid() for n in ("alpha", "beta", "gamma", "tau", "v_threshold",
+                                                            "linear_decay", "v_subreset"))
+    v, s, out = torch.zeros_like(x_seq[0]), torch.zeros_like(x_seq[0]), []
+    for t, x in enumerate(x_seq):
+        current = x * (1 - b * (1 - p["conduct"][t].sigmoid()))
+        h = ((1 - a * (1 - tau)) * v - (1 - a) * ld) + current
+        h = h - (1 - a * (1 - tau)) * v * g * s - (1 - g) * vsr * s
+        s = SigmoidSpike.apply(h - vth)
+        v = h
+        out.append(s)
+    return torch.stack(out)
+
+
 def psn_loop(x_seq: Tensor, p: Dict[str, Tensor]) -> Tensor:  # H = W X + B over T (one GEMM), ATan
     return ATanSpike.apply(torch.addmm(p["bias"], p["weight"], x_seq.flatten(1))).view(x_seq.shape)
 
@@ -218,6 +232,8 @@ MODELS = [
     Model("KLIF", "KLIFNode", klif_loop, "KLIF", "KLIFNode", ("k",)),
     Model("CUBALIF", "CUBALIFNode", cubalif_loop, "CUBALIF", "CUBALIFNode"),
     Model("ComplementaryLIF", "ComplementaryLIFNode", clif_loop, "ComplementaryLIF", "ComplementaryLIFNode"),
+    Model("GatedLIF", "GatedLIFNode", glif_loop, "GatedLIF", "GatedLIFNode",
+          ("alpha", "beta", "gamma", "tau", "v_threshold", "linear_decay", "v_subreset", "conduct")),
     Model("LIAF", "LIAFNode", liaf_loop, "LIF", "LIAFNode", args=(torch.relu, True), saved_output=True),
     Model("NonSpikingIF", "NonSpikingIFNode", nonspiking_if_loop, "NonSpikingIF", "NonSpikingIFNode",
           saved_output=True),
@@ -227,9 +243,12 @@ MODELS = [
 ]
 
 
+_TAKES_T = ("PSN", "GatedLIF")  # constructed for a fixed T (multi-step only)
+
+
 def make_spikeops(model: Model, T: int, device: torch.device) -> torch.nn.Module:
     cls = getattr(neuron, model.spikeops_class)
-    if model.name == "PSN":
+    if model.name in _TAKES_T:
         node = cls(T=T)
     elif model.name.startswith("NonSpiking"):
         node = cls()  # multi-step only
@@ -242,7 +261,7 @@ def make_sj(model: Model, T: int, ours: torch.nn.Module, device: torch.device) -
     if sj_neuron is None or model.sj_class is None:
         return None
     cls = getattr(sj_neuron, model.sj_class)
-    if model.name == "PSN":
+    if model.name in _TAKES_T:
         node = cls(T=T)
     elif model.name.startswith("NonSpiking"):
         node = cls()

@@ -99,6 +99,7 @@ struct BackwardKernelArgs {
 template <typename M, int V>
 __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const BackwardKernelArgs<M> a) {
   constexpr int S = M::kStates, K = M::kSaved, P = M::kLearnable > 0 ? M::kLearnable : 1;
+  constexpr int C = NeuronConstStates<M>::value;  // constant states: the last C rows of the state
   typename M::Consts c = a.c;
   M::bind(c, a.learnable);
   const int64_t plane = a.T * a.N;
@@ -136,6 +137,11 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
       if (!own_sg && !no_sg) load_vec<V>(DType::kFloat32, a.surrogate_grad_seq, i, sg_next);
     };
     if (a.T > 0) load_step((a.T - 1) * a.N + n0);
+    float prev[S][V];
+    if (M::kNeedsPrev) {
+#pragma unroll
+      for (int j = S - C; j < S; ++j) load_vec<V>(DType::kFloat32, a.state_init, j * a.N + n0, prev[j]);
+    }
     for (int64_t t = a.T - 1; t >= 0; --t) {
       const int64_t i = t * a.N + n0;
       float sv[K][V], gsv[K][V], gs[V], sg[V];
@@ -162,8 +168,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
         }
         surrogate_grad_vec<V>(a.surrogate, a.alpha, a.beta, u, 0.0f, sg);
       }
-      // The state before step t: rebuilt from step t-1's saved values, or the initial state at t = 0.
-      float prev[S][V];
+      // The state before step t: rebuilt from step t-1's saved values, or the initial state at t = 0. The
+      // constant states, the last C rows, keep their initial values, loaded before the time loop.
       if (M::kNeedsPrev) {
         if (t > 0) {
 #pragma unroll
@@ -173,11 +179,11 @@ __global__ void __launch_bounds__(kThreadsPerBlock) neuron_backward_kernel(const
             for (int k = 0; k < K; ++k) saved[k] = sv_next[k][e];
             M::state_after(c, saved, s);
 #pragma unroll
-            for (int j = 0; j < S; ++j) prev[j][e] = s[j];
+            for (int j = 0; j < S - C; ++j) prev[j][e] = s[j];
           }
         } else {
 #pragma unroll
-          for (int j = 0; j < S; ++j) load_vec<V>(DType::kFloat32, a.state_init, j * a.N + n0, prev[j]);
+          for (int j = 0; j < S - C; ++j) load_vec<V>(DType::kFloat32, a.state_init, j * a.N + n0, prev[j]);
         }
       }
       float gx[V];

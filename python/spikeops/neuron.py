@@ -86,6 +86,18 @@ def _kernel_surrogate(sg) -> bool:
     return known
 
 
+def _surrogate_fuses(sg) -> bool:
+    """Whether a neuron with surrogate ``sg`` can run its fused kernel in this call (its derivative from the
+    kernel's formula, or else given to the backward as a [T, N] tensor)."""
+    # spiking=False returns the primitive, and a class without a kernel formula (PoissonPass,
+    # MultiLevelSpikeCount) is not a Heaviside step: neither is what the kernel fires.
+    if isinstance(sg, SurrogateFunctionBase) and (not sg.spiking or not type(sg).has_kernel_formula):
+        return False
+    # Under torch.compile a surrogate without a kernel formula runs the step loop, which Dynamo traces: the
+    # fused path's check of its spikes is data-dependent and its derivative is taken by autograd.grad.
+    return not torch.compiler.is_compiling() or _kernel_surrogate(sg)
+
+
 # Surrogate class -> whether the kernels have its formula. Classes are not redefined in place, so no entry is stale.
 _SURROGATE_CLASSES: dict = {}
 
@@ -217,15 +229,7 @@ class BaseNode(MemoryModule):
     def _fused(self) -> bool:
         """Whether this call runs the fused kernel: built-in equations, and a surrogate in spiking mode (one
         without a kernel formula gives the backward its derivative as a [T, N] tensor; see _run)."""
-        sg = self.surrogate_function
-        # spiking=False returns the primitive, and a class without a kernel formula (PoissonPass,
-        # MultiLevelSpikeCount) is not a Heaviside step: neither is what the kernel fires.
-        not_heaviside = isinstance(sg, SurrogateFunctionBase) and (not sg.spiking or not type(sg).has_kernel_formula)
-        if not type(self)._fused_class or not_heaviside:
-            return False
-        # Under torch.compile a surrogate without a kernel formula runs the step loop, which Dynamo traces: the
-        # fused path's check of its spikes is data-dependent and its derivative is taken by autograd.grad.
-        return not torch.compiler.is_compiling() or _kernel_surrogate(sg)
+        return type(self)._fused_class and _surrogate_fuses(self.surrogate_function)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -3,26 +3,29 @@ ComplementaryLIFNode and GatedLIFNode, with SpikingJelly's names, constructor ar
 per-step equations (in SpikingJelly's operation order, so float32 results are the same bit for bit).
 
 KLIFNode, CUBALIFNode and ComplementaryLIFNode run the fused C++/CUDA kernels
-(cpp/include/spikeops/detail/neurons/lif_variants.hpp); LIAFNode runs :class:`~spikeops.neuron.BaseNode`'s
-PyTorch step loop (``neuronal_charge``, ``neuronal_fire``, ``neuronal_reset``), and GatedLIFNode, which is not a
-BaseNode in SpikingJelly either, its own multi-step loop.
+(cpp/include/spikeops/detail/neurons/lif_variants.hpp), GatedLIFNode (not a BaseNode in SpikingJelly either) too
+(gated_lif.hpp: its input current is computed in PyTorch, its per-channel parameters enter as constant states);
+LIAFNode runs :class:`~spikeops.neuron.BaseNode`'s PyTorch step loop (``neuronal_charge``, ``neuronal_fire``,
+``neuronal_reset``).
 State is kept in float32 whatever the input dtype, as for the other spikeops neurons. Every state variable is a
 memory (``_memories``): ``reset()`` restores it and ``detach()`` cuts its graph.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from . import _ops
 from ._ops import _checks
 from ._ops._common import _flag, _float32
 from .base import MemoryModule, check_step_mode
 from ._ops import NeuronKind
-from .neuron import BaseNode, LIFNode, spike_options
+from .neuron import BaseNode, LIFNode, _kernel_surrogate, _surrogate_fuses, spike_options
 from .surrogate import Rect, Sigmoid, SurrogateFunctionBase
 
 __all__ = ["KLIFNode", "CUBALIFNode", "LIAFNode", "ComplementaryLIFNode", "GatedLIFNode"]
@@ -378,6 +381,12 @@ class GatedLIFNode(MemoryModule):
 
     States: ``v`` (initially 0) and ``u`` (equal to ``v`` after a call, as in SpikingJelly).
 
+    It runs the fused kernel (8 bytes saved per neuron-step for the backward: H and u), with the gradient of every
+    parameter, and the spike S fed to the next step without detach, as SpikingJelly. SpikingJelly's step loop runs
+    instead only for a surrogate that is not a Heaviside step (``spiking=False``, PoissonPass, ...), for a
+    surrogate without a kernel formula under ``torch.compile``, and for a user's function that does not spike at
+    u >= 0.
+
     Args:
         T (int): number of time steps of every call.
         inplane (int or None): channels; None: layer-wise (scalar) parameters, else channel-wise ones, applied to
@@ -486,10 +495,64 @@ class GatedLIFNode(MemoryModule):
     def forward(self, x_seq: Tensor) -> Tensor:
         """x_seq [T, N, *] (channel-wise: [T, N, C, *]) -> spikes [T, N, *]."""
         self._check_input(x_seq)
+        if not _surrogate_fuses(self.surrogate_function):
+            return self._loop(x_seq)
+        return self._run(x_seq)
+
+    def _gates(self, d: int) -> tuple:
+        """sigmoid of alpha, beta, gamma, tau, v_threshold, linear_decay, v_subreset (see _gate)."""
+        return tuple(self._gate(p, d) for p in (self.alpha, self.beta, self.gamma, self.tau, self.v_threshold,
+                                                self.linear_decay, self.v_subreset))
+
+    def _current(self, x_seq: Tensor, beta: Tensor) -> Tensor:
+        """I = X (1 - b (1 - conduct[t])) for every step, computed as SpikingJelly's step does: layer-wise, a
+        0-dimensional factor keeps a float16/bfloat16 X's dtype, so that case goes step by step."""
+        conduct = self.conduct.sigmoid()
+        if self.inplane is None:
+            if x_seq.dtype != torch.float32:
+                return torch.stack([x_seq[t] * (1 - beta * (1 - conduct[t])) for t in range(self.T)])
+            conduct = conduct.view(-1, *([1] * (x_seq.dim() - 1)))
+        else:
+            conduct = conduct.view(self.T, 1, -1, *([1] * (x_seq.dim() - 3)))
+        return x_seq * (1 - beta * (1 - conduct))
+
+    def _run(self, x_seq: Tensor) -> Tensor:
+        """The fused kernel (cpp/include/spikeops/detail/neurons/gated_lif.hpp): I computed here feeds x_seq, and
+        the per-layer or per-channel K, D, G, R and v_threshold enter as constant states expanded to the
+        neurons, so autograd reaches every parameter. S starts at 0."""
+        T, step_shape = self.T, x_seq.shape[1:]
+        N = math.prod(step_shape)
+        a, b, g, tau, v_threshold, linear_decay, v_subreset = self._gates(x_seq.dim() - 1)
+        current = self._current(x_seq, b)
+        v = _materialize(self, "v", torch.empty(step_shape, dtype=torch.float32, device=x_seq.device))
+        consts = [1 - a * (1 - tau), (1 - a) * linear_decay, g, (1 - g) * v_subreset, v_threshold]
+        state_init = torch.stack([v.reshape(N), torch.zeros(N, dtype=torch.float32, device=x_seq.device)]
+                                 + [c.expand(step_shape).reshape(N) for c in consts])
+        needs_grad = torch.is_grad_enabled() and (current.requires_grad or state_init.requires_grad)
+        sg = self.surrogate_function
+        kernel_sg = _kernel_surrogate(sg)
+        # As BaseNode._run: a surrogate without a kernel formula gives the backward σ'(u) from the saved u.
+        surrogate_grad = None if kernel_sg or not needs_grad else functools.partial(BaseNode._surrogate_grad, self)
+        kind, alpha, beta = (sg.kind_id, sg.alpha, sg.beta) if kernel_sg else (int(Sigmoid.kind), 4.0, 0.0)
+        spike_seq, state_final, saved, _ = _ops.neuron_forward_ext(
+            current.reshape(T, N).contiguous(), state_init, None, NeuronKind.GatedLIF, 0.0, None, 2.0, True, [],
+            False, kind, alpha, beta, self.spike_dtype or x_seq.dtype, needs_grad or not kernel_sg, False,
+            spike_tensor=self.spike_tensor, surrogate_grad=surrogate_grad)
+        if not kernel_sg and not BaseNode._fires_heaviside(self, saved):
+            return self._loop(x_seq)  # the user's function spikes otherwise: the step loop, state untouched
+        self.v = state_final[0].view(step_shape)
+        self.u = self.v
+        return spike_seq.view(x_seq.shape)
+
+    def _fire_input(self, saved: Tensor) -> Tensor:
+        """u = H - v_threshold, the kernel's second saved value (BaseNode._surrogate_grad reads it)."""
+        return saved[1]
+
+    def _loop(self, x_seq: Tensor) -> Tensor:
+        """SpikingJelly's step loop, for the surrogates the kernel cannot run (see _surrogate_fuses) and a user's
+        function that does not spike as heaviside(u)."""
         d = x_seq.dim() - 1
-        alpha, beta, gamma = self._gate(self.alpha, d), self._gate(self.beta, d), self._gate(self.gamma, d)
-        tau, v_threshold = self._gate(self.tau, d), self._gate(self.v_threshold, d)
-        linear_decay, v_subreset = self._gate(self.linear_decay, d), self._gate(self.v_subreset, d)
+        alpha, beta, gamma, tau, v_threshold, linear_decay, v_subreset = self._gates(d)
         v = _materialize(self, "v", torch.empty(x_seq.shape[1:], dtype=torch.float32, device=x_seq.device))
         spike = torch.zeros(x_seq.shape[1:], dtype=torch.float32, device=x_seq.device)
         spikes = []

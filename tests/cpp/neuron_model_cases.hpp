@@ -102,6 +102,15 @@ inline ModelCase model_case(spikeops::NeuronKind kind) {
       m.x_lo = -1.0f, m.x_hi = 1.0f;
       m.state_range = {{-1.0f, 1.0f}};
       return m;
+    case NeuronKind::kGatedLIF:
+      // V, S (the previous spike: any value in [0, 1] is differentiable), then the constant states K in (0, 1),
+      // D, G, R and v_threshold; K <= 0.6 and X <= 0.15 keep V below 0.4, under thresholds from 0.8.
+      m.has_hard_reset = false;
+      m.reads_detach_reset = false;
+      m.x_lo = -0.2f, m.x_hi = 0.15f;
+      m.state_range = {{-0.2f, 0.5f}, {0.0f, 1.0f}, {0.3f, 0.6f}, {0.0f, 0.1f}, {0.2f, 0.8f}, {0.1f, 0.6f},
+                       {0.8f, 1.2f}};
+      return m;
   }
   ADD_FAILURE() << "no test parameters for neuron kind " << static_cast<int>(kind) << ": add its row to model_case";
   return m;

@@ -97,7 +97,8 @@ NeuronCase neuron_case(NeuronKind kind) {
   NeuronParams& p = c.p;
   p.kind = kind;
   p.v_threshold = 0.75f;
-  p.hard_reset = kind != NeuronKind::kComplementaryLIF;  // its only reset is the soft one
+  // ComplementaryLIF's only reset is the soft one; GatedLIF has none (V' = H), given as v_reset = None.
+  p.hard_reset = kind != NeuronKind::kComplementaryLIF && kind != NeuronKind::kGatedLIF;
   p.v_reset = p.hard_reset ? -0.125f : 0.0f;
   p.tau = 3.0;
   p.decay_input = false;

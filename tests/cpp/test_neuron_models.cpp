@@ -596,6 +596,31 @@ TEST_P(NeuronModel, TestParametersAreValid) {
   });
 }
 
+// GatedLIF keeps the spike as its state S for the next step, not detached (as SpikingJelly): a gradient reaching
+// the final S state must go through the surrogate exactly as the same gradient on the last step's spike does.
+// (The finite-difference tests cannot see this path: σ' is 0 wherever they compare.)
+TEST(GatedLIF, SpikeStateGradientIsTheLastSpikesGradient) {
+  const NeuronKind kind = NeuronKind::kGatedLIF;
+  const Dims d = dims_of(kind, 4, 13);
+  std::mt19937 rng(21);
+  const Operands o = operands(model_case(kind), d, true, rng);
+  const NeuronParams p = model_params(kind, false, true, false, 0, default_surrogate(SurrogateKind::kSigmoid));
+  const Forward f = run_forward(p, d, o.x, o.state_init, o.learnable);
+  const std::vector<float> c = normal(rng, d.N);
+  Grads on_spike{std::vector<float>(d.T * d.N, 0.0f), std::vector<float>(d.T * d.N, 0.0f),
+                 std::vector<float>(d.S * d.N, 0.0f)};
+  Grads on_state = on_spike;
+  for (int64_t n = 0; n < d.N; ++n) {
+    on_spike.spikes[(d.T - 1) * d.N + n] = c[n];
+    on_state.state_final[1 * d.N + n] = c[n];  // state 1: S
+  }
+  const Backward a = run_backward(p, d, f.saved, o.state_init, o.learnable, on_spike);
+  const Backward b = run_backward(p, d, f.saved, o.state_init, o.learnable, on_state);
+  EXPECT_EQ(a.x, b.x);
+  EXPECT_EQ(a.state_init, b.state_init);
+  EXPECT_NE(a.x, std::vector<float>(d.T * d.N, 0.0f));
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryKind, NeuronModel, ::testing::ValuesIn(spikeops_test::all_neuron_kinds()),
                          [](const ::testing::TestParamInfo<NeuronKind>& info) {
                            return std::string(neuron_name(info.param));

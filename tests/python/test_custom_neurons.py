@@ -402,7 +402,7 @@ def test_builtins_call_the_fused_op_and_custom_neurons_do_not(monkeypatch):
                  neuron.LIFNode(surrogate_function=SquareSpike.apply),
                  neuron.QIFNode(step_mode="m"), neuron.EIFNode(step_mode="m"), neuron.IzhikevichNode(step_mode="m"),
                  neuron.ALIFNode(step_mode="m"), neuron.KLIFNode(step_mode="m"), neuron.CUBALIFNode(step_mode="m"),
-                 neuron.ComplementaryLIFNode(step_mode="m")):
+                 neuron.ComplementaryLIFNode(step_mode="m"), neuron.GatedLIFNode(3)):
         calls.clear()
         node(x)
         assert calls == [1], type(node).__name__

@@ -315,6 +315,99 @@ def test_glif_errors():
         GatedLIFNode(4, spike_dtype=torch.int32)
 
 
+
+def _glif_twins(T, inplane, seed=1, **kw):
+    """A GLIF with random parameters, and a copy of it."""
+    node = GatedLIFNode(T, inplane, **kw)
+    _glif_randomize(node, seed)
+    twin = GatedLIFNode(T, inplane, **kw)
+    twin.load_state_dict(node.state_dict())
+    return node, twin
+
+
+def test_glif_runs_the_fused_op(monkeypatch):
+    """GatedLIFNode calls the fused op once per call (kind GatedLIF), for layer- and channel-wise parameters and a
+    surrogate without a kernel formula; a surrogate that is not a Heaviside step (spiking=False) runs the loop."""
+    from spikeops import _ops
+    from custom_surrogates import SquareSpike
+    kinds = []
+    fused = _ops.neuron.neuron_forward
+
+    def counting(*args, **kw):
+        kinds.append(args[3])
+        return fused(*args, **kw)
+
+    monkeypatch.setattr(_ops.neuron, "neuron_forward", counting)
+    x = _x(T=4, shape=(2, 3))
+    for node in (GatedLIFNode(4), GatedLIFNode(4, 3), GatedLIFNode(4, surrogate_function=SquareSpike.apply)):
+        kinds.clear()
+        node(x)
+        assert kinds == [int(_ops.NeuronKind.GatedLIF)]
+    kinds.clear()
+    GatedLIFNode(4, surrogate_function=surrogate.Sigmoid(spiking=False))(x)
+    assert kinds == []
+
+
+@pytest.mark.parametrize("inplane, T, shape", [(None, 1, (5,)), (3, 1, (2, 3)), (None, 3, (7, 3, 1, 5)),
+                                                (5, 4, (3, 5, 3, 1)), (3, 2, (1, 3, 2)), (None, 5, (0, 3))],
+                         ids=str)
+def test_glif_shapes_and_every_parameters_gradient(inplane, T, shape):
+    """T = 1, odd and empty shapes: spikes and V exact, gradients of x, V and alpha..conduct as the reference."""
+    node = GatedLIFNode(T, inplane)
+    _glif_randomize(node, seed=T)
+    x = _x(T=T, shape=shape, shift=0.3, seed=T).requires_grad_(True)
+    out = node(x)
+    x_ref = x.detach().clone().requires_grad_(True)
+    p_ref = {n: p.detach().clone().requires_grad_(True) for n, p in node.named_parameters()}
+    s_ref, _, v_ref = ref.gated_lif_reference(x_ref, p_ref, channel_wise=inplane is not None)
+    assert out.shape == x.shape and torch.equal(out, s_ref)
+    torch.testing.assert_close(node.v, v_ref, **EXACT)
+    _check_grads(out, s_ref, [node.v], [v_ref], [x], [x_ref], list(node.parameters()),
+                 [p_ref[n] for n in GLIF_PARAMS])
+
+
+@pytest.mark.parametrize("inplane", [None, 3])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_glif_half_inputs_as_the_step_loop(inplane, dtype):
+    """A float16/bfloat16 x_seq gives the spikes and V of SpikingJelly's step loop (layer-wise, its input current
+    keeps x's dtype), and its gradients within half precision."""
+    node, twin = _glif_twins(6, inplane)
+    x = _x(T=6, shape=(4, 3, 5), shift=0.3).to(dtype).requires_grad_(True)
+    x_loop = x.detach().clone().requires_grad_(True)
+    out, out_loop = node(x), twin._loop(x_loop)
+    assert out.dtype == dtype and torch.equal(out, out_loop)
+    assert node.v.dtype == torch.float32 and torch.equal(node.v, twin.v)
+    g = torch.randn(out.shape)
+    grads = torch.autograd.grad((out.float() * g).sum() + node.v.sum(), [x] + list(node.parameters()))
+    grads_loop = torch.autograd.grad((out_loop.float() * g).sum() + twin.v.sum(), [x_loop] + list(twin.parameters()))
+    for a, b in zip(grads, grads_loop):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("inplane", [None, 3])
+def test_glif_custom_surrogate_as_the_step_loop(inplane, monkeypatch):
+    """A user's autograd.Function: the fused op runs, its backward takes the function's derivative, and the
+    gradients are those of the step loop calling that function."""
+    from spikeops import _ops
+    from custom_surrogates import SquareSpike
+    sgs = []
+    backward = _ops.neuron.neuron_backward
+
+    def spy(*args, **kw):
+        sgs.append(args[6])  # surrogate_grad_seq
+        return backward(*args, **kw)
+
+    monkeypatch.setattr(_ops.neuron, "neuron_backward", spy)
+    node, twin = _glif_twins(6, inplane, surrogate_function=SquareSpike.apply)
+    x = _x(T=6, shape=(2, 3, 4), shift=0.3).requires_grad_(True)
+    x_loop = x.detach().clone().requires_grad_(True)
+    out, out_loop = node(x), twin._loop(x_loop)
+    assert torch.equal(out, out_loop) and torch.equal(node.v, twin.v)
+    _check_grads(out, out_loop, [node.v], [twin.v], [x], [x_loop], list(node.parameters()), list(twin.parameters()))
+    assert len(sgs) == 1 and sgs[0] is not None
+
+
 # ---- all models: the shared behaviour ----
 
 def _make(name, step_mode="m", **kw):
@@ -601,8 +694,9 @@ def test_gc_container_reruns_from_every_state(name):
 
 
 def test_export_refuses_the_step_loop_models(tmp_path):
-    """LIAF (its output is act(H), not spikes) and GatedLIF (a PyTorch step loop) are not exportable. KLIF, CUBALIF and ComplementaryLIF have fused
-    kernels and export as the generic neuron layer (test_export.py and test_runtime.py check their results)."""
+    """LIAF (its output is act(H), not spikes) and GatedLIF (per-channel parameters and a per-step input gate the
+    runtime's neuron layer does not hold) are not exportable. KLIF, CUBALIF and ComplementaryLIF export as the
+    generic neuron layer (test_export.py and test_runtime.py check their results)."""
     import spikeops
     from spikeops import layer
     for name in ALL:

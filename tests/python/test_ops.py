@@ -176,7 +176,7 @@ def test_cpu_kernels_follow_torch_set_num_threads():
 # model has the hard reset.
 MODEL_EXTRA = {"QIF": [0.8, 1.0, 0.0], "EIF": [1.0, 0.8, 0.0], "Izhikevich": [0.8, 1.0, -0.1, 2.0, 0.3, 0.2],
                "ALIF": [0.9, 0.2], "KLIF": [1.0], "CUBALIF": [0.5, 0.75]}
-SOFT_ONLY = {"ComplementaryLIF"}
+SOFT_ONLY = {"ComplementaryLIF", "GatedLIF"}
 
 
 def model_args(kind, T=5, N=19, v_reset=0.0):

@@ -36,7 +36,8 @@ namespace spikeops {
   X(8, CUBALIF)                          \
   X(9, ComplementaryLIF)                 \
   X(10, NonSpikingIF)                    \
-  X(11, NonSpikingLIF)
+  X(11, NonSpikingLIF)                   \
+  X(12, GatedLIF)
 
 enum class NeuronKind : int {
 #define SPIKEOPS_NEURON_ENUM(ID, NAME) k##NAME = ID,

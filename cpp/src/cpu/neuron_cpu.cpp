@@ -104,6 +104,7 @@ SPIKEOPS_CPU_INLINE void prefetch_backward_rows(const BackwardBlockArgs<M>& b, i
 template <typename M>
 SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n0, int n) {
   constexpr int S = M::kStates, K = M::kSaved, P = M::kLearnable > 0 ? M::kLearnable : 1;
+  constexpr int C = NeuronConstStates<M>::value;  // constant states: the last C rows of the state
   alignas(64) float g[S][kBlock], gl[P][kBlock], prev[S][kBlock], u[kBlock], sg_buf[kBlock], gs_buf[kBlock],
       gx_buf[kBlock];
   const NeuronBackwardArgs& a = *b.a;
@@ -120,6 +121,9 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n
     }
   }
   for (int k = 0; k < M::kLearnable; ++k) std::fill(gl[k], gl[k] + n, 0.0f);
+  if (M::kNeedsPrev) {
+    for (int j = S - C; j < S; ++j) load_row(DType::kFloat32, a.state_init.data, j * b.N + n0, n, prev[j]);
+  }
 
   for (int64_t t = b.T - 1; t >= 0; --t) {
     const int64_t row = t * b.N + n0;
@@ -154,16 +158,17 @@ SPIKEOPS_CPU_CLONES void backward_block(const BackwardBlockArgs<M>& b, int64_t n
       sg = sg_buf;
     }
     if (M::kNeedsPrev) {
-      // The state before step t: rebuilt from step t-1's saved values, or the initial state at t = 0.
+      // The state before step t: rebuilt from step t-1's saved values, or the initial state at t = 0. The
+      // constant states, the last C rows, keep their initial values from the first load.
       if (t > 0) {
         for (int i = 0; i < n; ++i) {
           float saved[K], s[S] = {};  // state_after may rebuild only what backward reads
           for (int k = 0; k < K; ++k) saved[k] = sv[k][i - b.N];
           M::state_after(c, saved, s);
-          for (int j = 0; j < S; ++j) prev[j][i] = s[j];
+          for (int j = 0; j < S - C; ++j) prev[j][i] = s[j];
         }
       } else {
-        for (int j = 0; j < S; ++j) load_row(DType::kFloat32, a.state_init.data, j * b.N + n0, n, prev[j]);
+        for (int j = 0; j < S - C; ++j) load_row(DType::kFloat32, a.state_init.data, j * b.N + n0, n, prev[j]);
       }
     }
     for (int i = 0; i < n; ++i) {

@@ -9,6 +9,10 @@
 //                                 reset mode, charge variant, ..., so the kernels branch once, not per element)
 // and step types, with the same kStates/kSaved/kLearnable plus:
 //   kNeedsPrev                    whether backward() reads the state before the step
+//   kConstStates (optional, 0)    the last kConstStates states are per-neuron constants (per-channel
+//                                 parameters expanded to the neurons): step() reads them and never writes
+//                                 them, and with kNeedsPrev the kernels give backward() their values in `prev`
+//                                 at every step; backward() adds its dL/d(constant) to their rows of g
 //   Consts consts(params)         host: the step's constants
 //   bind(consts, learnable)       host/device: put the learnable scalars (device memory on CUDA) into consts
 //   step(c, s, x, saved)          one forward step: advances the state s[kStates] with input x, writes
@@ -62,5 +66,11 @@ SPIKEOPS_HD float model_backward(const typename M::Consts& c, const float* saved
     return M::backward(c, saved, prev, sg, gs, through_spike, g, gl);
   }
 }
+
+// M::kConstStates, or 0 for a model without constant states.
+template <typename M, typename = void>
+struct NeuronConstStates : std::integral_constant<int, 0> {};
+template <typename M>
+struct NeuronConstStates<M, std::void_t<decltype(M::kConstStates)>> : std::integral_constant<int, M::kConstStates> {};
 
 }  // namespace spikeops

@@ -5,6 +5,7 @@
 
 #include "spikeops/detail/neuron_model.hpp"
 #include "spikeops/detail/neurons/alif.hpp"
+#include "spikeops/detail/neurons/gated_lif.hpp"
 #include "spikeops/detail/neurons/lif_family.hpp"
 #include "spikeops/detail/neurons/lif_variants.hpp"
 #include "spikeops/detail/neurons/non_spiking.hpp"
