@@ -328,7 +328,8 @@ def with_reset(node: torch.nn.Module, reset_net: Callable, over_steps: Optional[
     def run(x):
         reset_net(node)
         out = over_steps(x, node) if over_steps is not None else node(x)
-        return torch.stack(out) if isinstance(out, list) else out
+        # SpikingJelly's layer-wise GatedLIFNode broadcasts its [1, 1, 1] parameters into [T, 1, 1, 1, N].
+        return (torch.stack(out) if isinstance(out, list) else out).reshape(x.shape)
     return run
 
 
