@@ -50,6 +50,7 @@ SPIKEOPS_CPU_INLINE void prefetch_forward_rows(const ForwardBlockArgs<M>& b, int
 template <typename M>
 SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs<M>& b, int64_t n0, int n) {
   constexpr int S = M::kStates, K = M::kSaved;
+  constexpr int C = NeuronConstStates<M>::value;  // constant states (the last C): read, never written back
   alignas(64) float st[S][kBlock], x_buf[kBlock], s_buf[kBlock], saved_buf[K][kBlock];
   const NeuronForwardArgs& a = *b.a;
   const typename M::Consts c = b.c;
@@ -70,7 +71,7 @@ SPIKEOPS_CPU_CLONES void forward_block(const ForwardBlockArgs<M>& b, int64_t n0,
       float s[S], saved[K];
       for (int j = 0; j < S; ++j) s[j] = st[j][i];
       sp[i] = M::step(c, s, x[i], saved);
-      for (int j = 0; j < S; ++j) st[j][i] = s[j];
+      for (int j = 0; j < S - C; ++j) st[j][i] = s[j];
       for (int k = 0; k < K; ++k) sv[k][i] = saved[k];
     }
     finish_row(spike_dtype, a.spike_seq.data, row, n, sp);
