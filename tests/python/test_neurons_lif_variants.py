@@ -11,13 +11,13 @@ import math
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from spikeops import SpikeTensor, functional, neuron, surrogate
 from spikeops.neuron_lif_variants import (ComplementaryLIFNode, CUBALIFNode, GatedLIFNode, KLIFNode,
                                           LIAFNode)
 
 import reference as ref
+from op_log import OpLog
 
 GRAD_TOL = dict(rtol=1e-5, atol=1e-6)
 PARAM_GRAD_TOL = dict(rtol=1e-4, atol=1e-5)  # a parameter's gradient sums T * N terms
@@ -712,21 +712,11 @@ def test_export_refuses_the_step_loop_models(tmp_path):
 
 # ---- LIAFNode: the fused LIF kernel, its output made from the saved H ----
 
-class _OpLog(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("step_mode", ["s", "m"])
 def test_liaf_runs_the_fused_kernel_both_ways(step_mode):
     node = LIAFNode(torch.relu, True, step_mode=step_mode)
     x = _x(T=4).requires_grad_(True)
-    with _OpLog() as log:
+    with OpLog() as log:
         out = _run(node, x, step_mode)
         out.sum().backward()
     assert any("spikeops.neuron_forward" in op for op in log.ops)

@@ -6,11 +6,11 @@ torch.compile and errors."""
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from spikeops import functional, neuron, layer
 
 import reference as ref
+from op_log import OpLog
 
 EXACT = dict(rtol=0, atol=0)
 DECODES = [None, "max-mem", "max-abs-mem", "mean-mem", "last_mem"]
@@ -152,21 +152,11 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(out_g.cpu(), out_c, rtol=1e-6, atol=1e-6)
 
 
-class _OpLog(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_built_in_models_run_the_fused_kernel(name):
     make, _ = MODELS[name]
     x = _input((6, 4), seed=2).requires_grad_(True)
-    with _OpLog() as log:
+    with OpLog() as log:
         make(decode="last_mem")(x).sum().backward()
     assert "spikeops.neuron_forward.default" in log.ops and "spikeops.neuron_backward.default" in log.ops
     assert not any(op.startswith("aten.add") for op in log.ops)  # no step loop
@@ -178,7 +168,7 @@ def test_a_subclass_with_its_own_charge_runs_its_loop():
             self.v = self.v * 0.5 + x
 
     x = _input((5, 3), seed=4)
-    with _OpLog() as log:
+    with OpLog() as log:
         out = Halving(decode="last_mem")(x)
     assert not any("spikeops" in op for op in log.ops)
     v = torch.zeros(3)

@@ -45,32 +45,26 @@ struct NonSpikingModel {
   }
 };
 
-template <>
-struct NeuronDef<NeuronKind::kNonSpikingIF> {
+// The host side of both: they differ in the leak only (NonSpikingLIF reads tau).
+template <bool kLeaky>
+struct NonSpikingDef {
   static constexpr int kStates = 1, kSaved = 1, kLearnable = 0;
   static constexpr const char* kExtraNames[] = {nullptr};
   static constexpr int kExtra = 0;
   static constexpr bool kSavedGrad = true;  // V', the output
   static constexpr bool kSpiking = false;
-  static void validate(const NeuronParams&) {}
+  static void validate(const NeuronParams& p) {
+    if (kLeaky) detail::validate_tau(p);
+  }
   template <typename F>
   static void dispatch(const NeuronParams&, F&& f) {
-    f(NonSpikingModel<false>{});
+    f(NonSpikingModel<kLeaky>{});
   }
 };
 
 template <>
-struct NeuronDef<NeuronKind::kNonSpikingLIF> {
-  static constexpr int kStates = 1, kSaved = 1, kLearnable = 0;
-  static constexpr const char* kExtraNames[] = {nullptr};
-  static constexpr int kExtra = 0;
-  static constexpr bool kSavedGrad = true;  // V', the output
-  static constexpr bool kSpiking = false;
-  static void validate(const NeuronParams& p) { detail::validate_tau(p); }
-  template <typename F>
-  static void dispatch(const NeuronParams&, F&& f) {
-    f(NonSpikingModel<true>{});
-  }
-};
+struct NeuronDef<NeuronKind::kNonSpikingIF> : NonSpikingDef<false> {};
+template <>
+struct NeuronDef<NeuronKind::kNonSpikingLIF> : NonSpikingDef<true> {};
 
 }  // namespace spikeops
