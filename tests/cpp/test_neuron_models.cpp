@@ -87,6 +87,13 @@ struct Backward {
   std::vector<float> x, state_init, learnable;
 };
 
+// Two backwards that must agree bit for bit: every result.
+void expect_same_backward(const Backward& a, const Backward& b) {
+  EXPECT_EQ(a.x, b.x);
+  EXPECT_EQ(a.state_init, b.state_init);
+  EXPECT_EQ(a.learnable, b.learnable);
+}
+
 Backward run_backward(const NeuronParams& p, const Dims& d, std::vector<float> saved, std::vector<float> state_init,
                       std::vector<float> learnable, Grads g, const std::vector<float>* surrogate_grad = nullptr,
                       bool drop = false) {
@@ -421,9 +428,7 @@ TEST_P(NeuronModel, SurrogateGradSeqGivesTheSameBackward) {
       for (std::size_t i = 0; i < u.size(); ++i) sg[i] = surrogate_grad(p.surrogate, u[i]);
       const Backward own = run_backward(p, d, f.saved, o.state_init, o.learnable, o.g);
       const Backward given = run_backward(p, d, f.saved, o.state_init, o.learnable, o.g, &sg);
-      EXPECT_EQ(own.x, given.x);
-      EXPECT_EQ(own.state_init, given.state_init);
-      EXPECT_EQ(own.learnable, given.learnable);
+      expect_same_backward(own, given);
     });
   }
 }
@@ -440,9 +445,7 @@ TEST_P(NeuronModel, AbsentSpikeGradientIsZero) {
   const Backward zero = run_backward(p, d, f.saved, o.state_init, o.learnable, o.g);
   o.g.spikes.clear();
   const Backward absent = run_backward(p, d, f.saved, o.state_init, o.learnable, o.g);
-  EXPECT_EQ(zero.x, absent.x);
-  EXPECT_EQ(zero.state_init, absent.state_init);
-  EXPECT_EQ(zero.learnable, absent.learnable);
+  expect_same_backward(zero, absent);
 }
 
 // [S, N] and, for S == 1, [N]; [K, T, N] and, for K == 1, [T, N]; [P, N] and, for P == 1, [N]: the same
@@ -461,9 +464,7 @@ TEST_P(NeuronModel, OneStateOrSavedValueMayDropItsDimension) {
   EXPECT_EQ(full.saved, dropped.saved);
   const Backward bf = run_backward(p, d, full.saved, o.state_init, o.learnable, o.g, nullptr, false);
   const Backward bd = run_backward(p, d, full.saved, o.state_init, o.learnable, o.g, nullptr, true);
-  EXPECT_EQ(bf.x, bd.x);
-  EXPECT_EQ(bf.state_init, bd.state_init);
-  EXPECT_EQ(bf.learnable, bd.learnable);
+  expect_same_backward(bf, bd);
 }
 
 std::string shape_text(std::initializer_list<int64_t> shape) {
