@@ -62,12 +62,12 @@ def _defining_class(cls: type, attr: str) -> Optional[type]:
     return next((c for c in cls.__mro__ if attr in c.__dict__), None)
 
 
-def _fused_equations(cls: type) -> bool:
+def _fused_equations(cls: type, methods: tuple = _STEP_METHODS) -> bool:
     """Whether cls runs the equations of the built-in kind it inherits (none of the step methods overridden)."""
     owner = _defining_class(cls, "_neuron_kind")
     if owner is None or owner.__dict__["_neuron_kind"] is None:
         return False
-    return all(getattr(cls, m) is getattr(owner, m) for m in _STEP_METHODS)
+    return all(getattr(cls, m) is getattr(owner, m) for m in methods)
 
 
 def _kernel_surrogate(sg) -> bool:

@@ -21,6 +21,8 @@ from . import _ops
 from ._ops import NeuronKind, _checks
 from ._ops._common import _float32
 from .base import MemoryModule
+# neuron.py imports this module after defining _fused_equations (at its end, to re-export these classes).
+from .neuron import _fused_equations
 from .surrogate import Sigmoid
 
 __all__ = ["NonSpikingBaseNode", "NonSpikingIFNode", "NonSpikingLIFNode"]
@@ -45,8 +47,14 @@ class NonSpikingBaseNode(MemoryModule):
     A sequence with T = 0 has no potential to decode: a decode other than None raises.
     """
 
-    # The core's model for this class's own neuronal_charge (None: no kernel, a step loop).
+    # The core's model for this class's own neuronal_charge (None: no kernel, a step loop), and whether this class
+    # runs it (neuronal_charge not overridden), decided once per class.
     _neuron_kind: Optional[NeuronKind] = None
+    _fused_class = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._fused_class = _fused_equations(cls, ("neuronal_charge",))
 
     def __init__(self, decode: Optional[str] = None):
         super().__init__()
@@ -85,9 +93,8 @@ class NonSpikingBaseNode(MemoryModule):
         if T == 0 and self.decode is not None:
             raise ValueError(f"{name}: decode={self.decode!r} needs at least one time step, got x_seq of shape "
                              f"{tuple(x_seq.shape)}")
-        kind = self._kernel_kind()
-        if kind is not None:
-            v_stack = self._fused(x_seq, kind)
+        if type(self)._fused_class:
+            v_stack = self._fused(x_seq, self._neuron_kind)
         else:
             self.v = torch.zeros(x_seq.shape[1:], dtype=torch.float32, device=x_seq.device)
             v_seq = []
@@ -99,14 +106,6 @@ class NonSpikingBaseNode(MemoryModule):
         if self.decode is None:
             return [v.to(x_seq.dtype) for v in v_stack.unbind(0)]
         return self._decoded(v_stack).to(x_seq.dtype)
-
-    def _kernel_kind(self) -> Optional[NeuronKind]:
-        """The core's model for this module: the class that set _neuron_kind, if neuronal_charge is its own."""
-        for cls in type(self).__mro__:
-            if "_neuron_kind" in cls.__dict__:
-                kind = cls.__dict__["_neuron_kind"]
-                return kind if kind is not None and type(self).neuronal_charge is cls.neuronal_charge else None
-        return None
 
     def _fused(self, x_seq: Tensor, kind: NeuronKind) -> Tensor:
         """V after every step [T, N, *] (float32) from the fused kernel, which saves it as its output; the spikes
